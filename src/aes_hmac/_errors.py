@@ -31,3 +31,7 @@ class StreamDamaged(DecryptionError):
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(message)
         self.offset = offset
+
+
+class ArmorError(DecryptionError):
+    """Armored (text) input is malformed: missing begin/end line, bad line length or character."""

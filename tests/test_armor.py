@@ -1,0 +1,238 @@
+"""Tests of the armor text form: vectors, round trips, streaming, and every strictness rule."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aes_hmac import DecryptionError
+from aes_hmac._armor import (
+    BEGIN_LINE,
+    END_LINE,
+    ArmorReader,
+    ArmorWriter,
+    looks_armored,
+    sniff,
+)
+from aes_hmac._errors import ArmorError
+
+VECTORS: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "vectors" / "armor_v1.json").read_text()
+)["vectors"]
+
+
+def armor(data: bytes, pieces: int = 1) -> bytes:
+    out = io.BytesIO()
+    writer = ArmorWriter(out)
+    step = max(1, len(data) // pieces)
+    for i in range(0, len(data), step):
+        writer.write(data[i : i + step])
+    writer.close()
+    return out.getvalue()
+
+
+def dearmor(text: bytes) -> bytes:
+    return ArmorReader(io.BytesIO(text)).read()
+
+
+def reference_armor(data: bytes) -> bytes:
+    """The armor rules restated independently of the module: base64 cut at 64 characters."""
+    encoded = base64.b64encode(data)
+    lines = [encoded[i : i + 64] for i in range(0, len(encoded), 64)]
+    return b"\n".join([BEGIN_LINE, *lines, END_LINE]) + b"\n"
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
+def test_vectors(vector: dict[str, Any]) -> None:
+    data = bytes.fromhex(vector["data_hex"])
+    text = vector["armor"].encode("ascii")
+    assert armor(data) == text
+    assert reference_armor(data) == text
+    assert dearmor(text) == data
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=3000), st.integers(min_value=1, max_value=7))
+def test_round_trip_any_write_pattern(data: bytes, pieces: int) -> None:
+    text = armor(data, pieces)
+    assert text == reference_armor(data)
+    assert dearmor(text) == data
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.binary(max_size=2000), st.integers(min_value=1, max_value=100))
+def test_reader_small_reads(data: bytes, size: int) -> None:
+    reader = ArmorReader(io.BytesIO(armor(data)))
+    got = bytearray()
+    while chunk := reader.read(size):
+        got += chunk
+    assert bytes(got) == data
+
+
+def test_large_streams_in_batches() -> None:
+    data = bytes(range(256)) * 2000 + b"tail"
+    text = armor(data, pieces=13)
+    assert text == reference_armor(data)
+    assert dearmor(text) == data
+
+
+def test_crlf_leading_blank_lines_and_trailing_whitespace_accepted() -> None:
+    data = bytes(range(100))
+    text = armor(data).replace(b"\n", b"\r\n")
+    assert dearmor(b"\n  \r\n" + text + b"\n\t \n") == data
+
+
+def test_end_line_without_newline_accepted() -> None:
+    assert dearmor(armor(b"abc").rstrip(b"\n")) == b"abc"
+
+
+def test_writer_does_not_close_destination() -> None:
+    out = io.BytesIO()
+    writer = ArmorWriter(out)
+    writer.write(b"x")
+    writer.close()
+    writer.close()
+    assert not out.closed
+    with pytest.raises(ValueError):
+        writer.write(b"y")
+
+
+def lines_of(data: bytes) -> list[bytes]:
+    return armor(data).split(b"\n")
+
+
+def join(lines: list[bytes]) -> bytes:
+    return b"\n".join(lines)
+
+
+BAD_CASES: dict[str, tuple[bytes, str]] = {
+    "empty input": (b"", "missing begin line"),
+    "text before begin": (b"hello\n" + armor(b"abc"), "missing begin line"),
+    "wrong label": (armor(b"abc").replace(b"BEGIN AES-HMAC", b"BEGIN PGP"), "missing begin line"),
+    "no end line": (join(lines_of(bytes(100))[:-2]) + b"\n", "truncated: no end line"),
+    "short line in the middle": (
+        join([*lines_of(bytes(200))[:1], b"AAAA", *lines_of(bytes(200))[2:]]),
+        "data after the last (short) line",
+    ),
+    "long line": (
+        join([lines_of(bytes(200))[0], lines_of(bytes(200))[1] + b"A", *lines_of(bytes(200))[2:]]),
+        "line 2 is 65 characters long, expected 64",
+    ),
+    "very long line": (BEGIN_LINE + b"\n" + b"A" * 5000 + b"\n" + END_LINE, "line 2 is too long"),
+    "bad character": (armor(bytes(100)).replace(b"AAAA", b"AA*A", 1), "bad base64 character"),
+    "url-safe alphabet": (armor(b"\xfb\xff" * 40).replace(b"+", b"-"), "bad base64 character"),
+    "length not multiple of 4": (armor(b"abcd").replace(b"YWJjZA==", b"YWJjZA="), "multiple of 4"),
+    "padding in a full line": (
+        join([lines_of(bytes(200))[0], b"A" * 62 + b"==", *lines_of(bytes(200))[2:]]),
+        "data after the last (short) line",
+    ),
+    "non-canonical padding bits": (armor(b"a").replace(b"YQ==", b"YR=="), "non-canonical"),
+    "data after end line": (armor(b"abc") + b"junk\n", "data after the end line"),
+    "second armor after end": (armor(b"abc") + armor(b"def"), "data after the end line"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CASES, ids=list(BAD_CASES))
+def test_strictness(case: str) -> None:
+    text, message = BAD_CASES[case]
+    with pytest.raises(ArmorError) as info:
+        dearmor(text)
+    assert str(info.value).startswith("invalid armor: ")
+    assert message in str(info.value)
+    assert isinstance(info.value, DecryptionError)
+
+
+def test_reader_keeps_raising_the_first_error() -> None:
+    reader = ArmorReader(io.BytesIO(armor(bytes(500)) + b"junk"))
+    with pytest.raises(ArmorError) as first:
+        reader.read()
+    with pytest.raises(ArmorError) as second:
+        reader.read(10)
+    assert second.value is first.value
+
+
+def test_reader_constant_memory_on_huge_line() -> None:
+    """A single endless line is refused after a bounded read, not buffered whole."""
+
+    class Endless(io.RawIOBase):
+        def __init__(self) -> None:
+            self.served = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: Any) -> int:
+            view = memoryview(buffer)
+            if self.served == 0:
+                head = BEGIN_LINE + b"\n"
+                view[: len(head)] = head
+                self.served = len(head)
+                return len(head)
+            view[:] = b"A" * len(view)
+            self.served += len(view)
+            return len(view)
+
+    src = Endless()
+    with pytest.raises(ArmorError, match="too long"):
+        ArmorReader(src).read()  # type: ignore[arg-type]
+    assert src.served < 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        (BEGIN_LINE, True),
+        (b"\n\n  " + BEGIN_LINE, True),
+        (b"-----BEGIN SOMETHING ELSE", True),
+        (b"AESHMAC\x00\x01", False),
+        (b"", False),
+        (b"\xa5abc", False),
+    ],
+)
+def test_looks_armored(prefix: bytes, expected: bool) -> None:
+    assert looks_armored(prefix) is expected
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 10_000])
+def test_sniff_binary_passes_every_byte_through(size: int) -> None:
+    data = bytes((i * 7 + 1) % 256 for i in range(size))
+    stream, armored = sniff(io.BytesIO(data))
+    assert armored is False
+    assert stream.read() == data
+
+
+class Trickle(io.RawIOBase):
+    """A pipe-like source returning at most 3 bytes per read and no seek."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(3, len(buffer), len(self._data))
+        buffer[:n] = self._data[:n]
+        self._data = self._data[n:]
+        return n
+
+
+def test_sniff_armor_from_a_trickling_pipe() -> None:
+    data = bytes(range(256)) * 3
+    stream, armored = sniff(Trickle(armor(data)))  # type: ignore[arg-type]
+    assert armored is True
+    assert stream.read() == data
+
+
+def test_sniff_binary_from_a_trickling_pipe() -> None:
+    data = b"AESHMAC\x00" + bytes(300)
+    stream, armored = sniff(Trickle(data))  # type: ignore[arg-type]
+    assert armored is False
+    assert stream.read() == data
