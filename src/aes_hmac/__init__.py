@@ -6,8 +6,15 @@ This module only re-exports the public API; see README.md and docs/FORMAT.md.
 from ._errors import AesHmacError, DecryptionError, HeaderError, InvalidToken, StreamDamaged
 from ._kdf import PBKDF2, Argon2id, KdfLimits, Scrypt
 
+# isort: split
 # --- token format and design-note API (issue 2) ---
+from ._compat import aes_decrypt, aes_encrypt, convert_legacy, decrypt_legacy_insecure
+from ._keys import Key, PasswordKey, generate_key
+from ._token import decrypt, encrypt, token_to_bytes
+
+# isort: split
 # --- streams and files (issue 3) ---
+# isort: split
 # --- keyring and migration (issue 6) ---
 
 __version__ = "0.1.0"
@@ -20,7 +27,17 @@ __all__ = [
     "HeaderError",
     "InvalidToken",
     "KdfLimits",
+    "Key",
+    "PasswordKey",
     "Scrypt",
     "StreamDamaged",
     "__version__",
+    "aes_decrypt",
+    "aes_encrypt",
+    "convert_legacy",
+    "decrypt",
+    "decrypt_legacy_insecure",
+    "encrypt",
+    "generate_key",
+    "token_to_bytes",
 ]

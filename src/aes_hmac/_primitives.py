@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac as _hmac
 import os
+import threading
 
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives import hmac as _chmac
@@ -139,3 +140,88 @@ class CbcHmac:
     def verify(self, tag: bytes, *parts: bytes) -> bool:
         """True when ``tag`` is the HMAC of ``parts``; compared in constant time."""
         return constant_time_equal(self.tag(*parts), tag)
+
+
+_PKCS7_PADS = tuple(bytes((n,)) * n for n in range(BLOCK_SIZE + 1))
+"""``_PKCS7_PADS[n]`` is the PKCS7 padding of n bytes; ``_PKCS7_PADS[0]`` is unused."""
+
+
+def pkcs7_padding_for(length: int) -> bytes:
+    """The PKCS7 padding (1..16 bytes) that completes ``length`` bytes to whole AES blocks."""
+    return _PKCS7_PADS[BLOCK_SIZE - length % BLOCK_SIZE]
+
+
+class ChainedCbcHmac:
+    """Encrypt-then-MAC for many small messages under one key pair, without per-message contexts.
+
+    Building a CBC context costs more than encrypting a 100-byte message, so this class keeps one
+    encryptor and one decryptor open for its lifetime (under a lock) and reuses a keyed HMAC state.
+
+    - Encryption feeds ``R || padded`` to the open encryptor, R being 16 fresh random bytes. The
+      first output block ``AES(R xor previous block)`` is uniformly random (R is) and unpredictable;
+      it is the message's IV, and the following blocks are exactly AES-CBC(key, IV, padded).
+    - Decryption feeds ``IV || ciphertext`` to the open decryptor: the first output block is junk
+      and dropped, the rest is exactly AES-CBC-decrypt(key, IV, ciphertext).
+    Both contexts only ever see whole blocks, so no state leaks from one message into another's
+    output. After ``fork`` both processes share the chain, harmlessly: R is drawn per message.
+    """
+
+    __slots__ = ("_aes", "_dec", "_enc", "_lock", "_mac")
+
+    def __init__(self, enc_key: bytes, mac_key: bytes) -> None:
+        if len(enc_key) != KEY_SIZE or len(mac_key) != KEY_SIZE:
+            raise ValueError(f"keys must be {KEY_SIZE} bytes each")
+        self._aes = aes = algorithms.AES(enc_key)
+        self._enc = Cipher(aes, modes.CBC(os.urandom(IV_SIZE))).encryptor()
+        self._dec = Cipher(aes, modes.CBC(bytes(IV_SIZE))).decryptor()
+        self._mac = _chmac.HMAC(mac_key, _SHA256)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return "<ChainedCbcHmac (keys hidden)>"
+
+    def seal(self, header: bytes, padded: bytes, trailer: bytes) -> bytes:
+        """``header || iv || ct || tag``: fresh IV, ct = AES-CBC(padded), tag over all but itself.
+
+        The tag is HMAC(header || iv || ct || trailer); ``trailer`` is authenticated, not returned.
+        ``padded`` must be whole blocks (see ``pkcs7_padding_for``).
+        """
+        if len(padded) % BLOCK_SIZE:
+            raise ValueError("padded must be a whole number of blocks")
+        block = os.urandom(IV_SIZE) + padded
+        with self._lock:
+            iv_ct = self._enc.update(block)
+        body = header + iv_ct
+        h = self._mac.copy()
+        h.update(body)
+        h.update(trailer)
+        return body + h.finalize()
+
+    def seal_with_iv(self, header: bytes, iv: bytes, padded: bytes, trailer: bytes) -> bytes:
+        """``seal`` with a caller-chosen IV: only for test vectors that must be reproducible."""
+        if len(iv) != IV_SIZE:
+            raise ValueError(f"iv must be {IV_SIZE} bytes, got {len(iv)}")
+        enc = Cipher(self._aes, modes.CBC(iv)).encryptor()
+        body = header + iv + enc.update(padded) + enc.finalize()
+        h = self._mac.copy()
+        h.update(body)
+        h.update(trailer)
+        return body + h.finalize()
+
+    def open(self, sealed: bytes, header_len: int, trailer: bytes) -> bytes | None:
+        """Verify then decrypt what ``seal`` made; returns the padded plaintext, None on a bad tag.
+
+        The tag (last 32 bytes) is checked in constant time before anything is decrypted.
+        ``sealed[header_len:-32]`` must be the IV and whole ciphertext blocks.
+        """
+        end = len(sealed) - TAG_SIZE
+        if end - header_len < IV_SIZE + BLOCK_SIZE or (end - header_len) % BLOCK_SIZE:
+            raise ValueError("sealed must hold an iv and whole ciphertext blocks")
+        h = self._mac.copy()
+        h.update(sealed[:end])
+        h.update(trailer)
+        if not _hmac.compare_digest(h.finalize(), sealed[end:]):
+            return None
+        with self._lock:
+            out = self._dec.update(sealed[header_len:end])
+        return out[IV_SIZE:]

@@ -1,0 +1,195 @@
+"""Key objects for many tokens: a raw 32-byte key (no KDF), or a password derived once.
+
+Both build their ciphers once and reuse them, so a small message costs a few microseconds; both
+are safe to share between threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Final
+
+from ._errors import InvalidToken
+from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Kdf, KdfLimits, derive_master, encode_password
+from ._primitives import (
+    BLOCK_SIZE,
+    IV_SIZE,
+    KEY_SIZE,
+    SALT_SIZE,
+    TAG_SIZE,
+    constant_time_equal,
+    hkdf_sha256,
+    random_bytes,
+)
+from ._token import (
+    RAW_HEADER,
+    BytesLike,
+    TokenKeys,
+    _check_kdf,
+    check_limits,
+    header_for,
+    parse,
+    token_to_bytes,
+    token_to_text,
+)
+
+_RAW_HEADER_LEN: Final = len(RAW_HEADER)
+_RAW_OVERHEAD: Final = _RAW_HEADER_LEN + IV_SIZE + TAG_SIZE
+_KEY_ID_LABEL: Final = b"aes-hmac key id"
+DEFAULT_CACHE_SIZE: Final = 16
+
+
+def generate_key() -> bytes:
+    """A new random 32-byte key for ``Key`` (store it like a password: whoever has it reads all)."""
+    return random_bytes(KEY_SIZE)
+
+
+class Key:
+    """Raw-key mode: tokens under a 32-byte key, no KDF; the fast path for many small messages.
+
+    Tokens record KDF id 0x00 and no salt. ``repr`` hides the key; two ``Key`` objects compare
+    equal when their keys are equal (compared in constant time); the hash is of a derived key id.
+    """
+
+    __slots__ = ("__weakref__", "_header", "_key", "_key_id", "_keys")
+
+    def __init__(self, key: BytesLike) -> None:
+        if not isinstance(key, bytes | bytearray | memoryview):
+            raise TypeError(f"key must be bytes, not {type(key).__name__}")
+        key = bytes(key)
+        if len(key) != KEY_SIZE:
+            raise ValueError(f"key must be {KEY_SIZE} bytes, got {len(key)}")
+        self._key = key
+        self._keys = TokenKeys(key)
+        self._key_id = hkdf_sha256(key, _KEY_ID_LABEL, 8)
+
+    @classmethod
+    def generate(cls) -> Key:
+        """A ``Key`` holding a new random key."""
+        return cls(generate_key())
+
+    def __repr__(self) -> str:
+        return "<aes_hmac.Key (hidden)>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Key):
+            return NotImplemented
+        return constant_time_equal(self._key, other._key)
+
+    def __hash__(self) -> int:
+        return hash(self._key_id)
+
+    def encrypt(self, data: bytes | str, *, associated_data: BytesLike | None = None) -> str:
+        """Text token of ``data``; ``str`` comes back as ``str``, ``bytes`` as ``bytes``."""
+        return token_to_text(self._keys.seal(RAW_HEADER, data, associated_data))
+
+    def decrypt(
+        self, token: str | BytesLike, *, associated_data: BytesLike | None = None
+    ) -> bytes | str:
+        """Verify and decrypt a raw-key token (either form); ``InvalidToken`` on any failure."""
+        raw = token_to_bytes(token)
+        body = len(raw) - _RAW_OVERHEAD
+        if raw[:_RAW_HEADER_LEN] != RAW_HEADER or body < BLOCK_SIZE or body % BLOCK_SIZE:
+            # Slow path only to name the failure precisely.
+            if parse(raw).kdf is not None:
+                raise InvalidToken("token needs a password, not a raw key")
+        return self._keys.open(raw, _RAW_HEADER_LEN, associated_data)
+
+
+class PasswordKey:
+    """Derive-once bulk mode: one KDF run for all tokens this object encrypts.
+
+    The object draws one random salt at creation and derives its key on first use; every token it
+    makes shares that salt (so tokens made by one object are linkable as "same password, same
+    object", and one derivation opens them all). Decrypting tokens from any ``PasswordKey`` or
+    ``encrypt`` call works too: derived keys are kept in a small LRU cache keyed by (salt, KDF),
+    so tokens from the same object cost one KDF for all of them. Thread-safe.
+    """
+
+    __slots__ = (
+        "_cache",
+        "_cache_lock",
+        "_cache_size",
+        "_derive_lock",
+        "_kdf",
+        "_limits",
+        "_own",
+        "_password",
+        "_salt",
+    )
+
+    def __init__(
+        self,
+        password: str | bytes,
+        *,
+        kdf: Kdf = DEFAULT_KDF,
+        limits: KdfLimits = DEFAULT_LIMITS,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        self._password = encode_password(password)
+        self._kdf = _check_kdf(kdf)
+        if not isinstance(limits, KdfLimits):
+            raise TypeError(f"limits must be KdfLimits, not {type(limits).__name__}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int):
+            raise TypeError(f"cache_size must be an int, not {type(cache_size).__name__}")
+        if cache_size < 1:
+            raise ValueError(f"cache_size must be at least 1, got {cache_size}")
+        self._limits = limits
+        self._cache_size = cache_size
+        self._salt = random_bytes(SALT_SIZE)
+        self._own: tuple[bytes, TokenKeys] | None = None
+        self._cache: OrderedDict[tuple[bytes, Kdf], TokenKeys] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._derive_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<aes_hmac.PasswordKey kdf={self._kdf!r} (password hidden)>"
+
+    @property
+    def kdf(self) -> Kdf:
+        """The KDF and parameters this object encrypts with."""
+        return self._kdf
+
+    def _keys_for(self, salt: bytes, kdf: Kdf) -> TokenKeys:
+        cache_key = (salt, kdf)
+        with self._cache_lock:
+            keys = self._cache.get(cache_key)
+            if keys is not None:
+                self._cache.move_to_end(cache_key)
+                return keys
+        # One derivation at a time: eight threads asking for the same salt pay one KDF, not eight.
+        with self._derive_lock:
+            with self._cache_lock:
+                keys = self._cache.get(cache_key)
+            if keys is None:
+                keys = TokenKeys(derive_master(self._password, salt, kdf))
+                with self._cache_lock:
+                    self._cache[cache_key] = keys
+                    while len(self._cache) > self._cache_size:
+                        self._cache.popitem(last=False)
+        return keys
+
+    def encrypt(self, data: bytes | str, *, associated_data: BytesLike | None = None) -> str:
+        """Text token of ``data`` under the password; derives the key on the first call only."""
+        own = self._own
+        if own is None:
+            keys = self._keys_for(self._salt, self._kdf)
+            own = self._own = (header_for(self._kdf, self._salt), keys)
+        return token_to_text(own[1].seal(own[0], data, associated_data))
+
+    def decrypt(
+        self, token: str | BytesLike, *, associated_data: BytesLike | None = None
+    ) -> bytes | str:
+        """Verify and decrypt a password token; one KDF per new (salt, KDF), then cached."""
+        parts = parse(token)
+        if parts.kdf is None:
+            raise InvalidToken("token needs a raw key, not a password")
+        own = self._own
+        if own is not None and parts.header == own[0]:
+            keys = own[1]
+        else:
+            check_limits(parts.kdf, self._limits)
+            keys = self._keys_for(parts.salt, parts.kdf)
+        return keys.open(parts.raw, len(parts.header), associated_data)
+
