@@ -14,12 +14,27 @@ from ._token import decrypt, encrypt, token_to_bytes
 
 # isort: split
 # --- streams and files (issue 3) ---
+from ._fileio import (
+    StreamReader,
+    StreamWriter,
+    add_password,
+    change_password,
+    decrypt_file,
+    encrypt_file,
+    inspect_stream,
+    open,
+    remove_password,
+)
+from ._pipeline import decrypt_stream, encrypt_stream
+from ._stream import DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo
+
 # isort: split
 # --- keyring and migration (issue 6) ---
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_CHUNK_SIZE",
     "PBKDF2",
     "AesHmacError",
     "Argon2id",
@@ -30,14 +45,27 @@ __all__ = [
     "Key",
     "PasswordKey",
     "Scrypt",
+    "SlotInfo",
     "StreamDamaged",
+    "StreamInfo",
+    "StreamReader",
+    "StreamWriter",
     "__version__",
+    "add_password",
     "aes_decrypt",
     "aes_encrypt",
+    "change_password",
     "convert_legacy",
     "decrypt",
+    "decrypt_file",
     "decrypt_legacy_insecure",
+    "decrypt_stream",
     "encrypt",
+    "encrypt_file",
+    "encrypt_stream",
     "generate_key",
+    "inspect_stream",
+    "open",
+    "remove_password",
     "token_to_bytes",
 ]

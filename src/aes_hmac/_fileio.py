@@ -1,0 +1,462 @@
+"""File-level API: ``open()`` objects, atomic whole-file helpers, key-slot edits, inspection.
+
+Every helper that writes a named file writes a temporary file beside it, fsyncs it, renames it
+into place and fsyncs the folder; on any failure the temporary file is removed, so no partial
+output (and no unauthenticated plaintext) ever appears under the destination name.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import BinaryIO, Final, Literal
+
+from ._errors import DecryptionError, StreamDamaged
+from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Kdf, KdfLimits, encode_password
+from ._pipeline import (
+    Progress,
+    decrypt_stream,
+    encrypt_stream,
+    make_credential,
+    read_full,
+    write_all,
+)
+from ._primitives import BLOCK_SIZE, IV_SIZE, KEY_SIZE, SALT_SIZE, random_bytes
+from ._stream import (
+    CHUNK_OVERHEAD,
+    DEFAULT_CHUNK_SIZE,
+    MAX_SLOTS,
+    STREAM_ID_SIZE,
+    ChunkCodec,
+    Credential,
+    Header,
+    StreamInfo,
+    chunk_log2_of,
+    encode_prefix,
+    open_header,
+    read_header,
+    seal_header,
+    seal_slot,
+)
+
+StrPath = str | os.PathLike[str]
+_COPY_SIZE: Final = 1 << 20
+_TMP_MARK: Final = ".aes-hmac-tmp-"
+
+
+class StreamWriter(io.BufferedIOBase):
+    """Write side of ``open(..., "wb")``: buffers one chunk, seals each full chunk as it fills.
+
+    ``close()`` seals the final chunk (last-chunk flag). Leaving a ``with`` block by an exception
+    does NOT finalize: the output then reads as truncated instead of as a complete stream.
+    """
+
+    def __init__(
+        self, dst: BinaryIO, credential: Credential, chunk_size: int, close_dst: bool
+    ) -> None:
+        super().__init__()
+        chunk_log2 = chunk_log2_of(chunk_size)
+        stream_id, file_key = random_bytes(STREAM_ID_SIZE), random_bytes(KEY_SIZE)
+        prefix = encode_prefix(chunk_log2, stream_id)
+        slot = seal_slot(
+            prefix, credential, file_key, random_bytes(SALT_SIZE), random_bytes(IV_SIZE)
+        )
+        self._dst = dst
+        self._close_dst = close_dst
+        self._codec = ChunkCodec(file_key, prefix, chunk_size)
+        self._buf = bytearray(chunk_size)
+        self._out = bytearray(chunk_size + CHUNK_OVERHEAD + BLOCK_SIZE - 1)
+        self._fill = 0
+        self._index = 0
+        self._aborted = False
+        write_all(dst, seal_header(chunk_log2, stream_id, file_key, [slot]))
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        """Take every byte of ``b``; full chunks are sealed and written at once."""
+        if self.closed:
+            raise ValueError("write to a closed stream")
+        view = memoryview(b).cast("B")
+        size = len(self._buf)
+        taken = 0
+        while taken < len(view):
+            n = min(size - self._fill, len(view) - taken)
+            self._buf[self._fill : self._fill + n] = view[taken : taken + n]
+            self._fill += n
+            taken += n
+            if self._fill == size:
+                m = self._codec.seal_into(self._index, random_bytes(IV_SIZE), self._buf, self._out)
+                write_all(self._dst, memoryview(self._out)[:m])
+                self._index += 1
+                self._fill = 0
+        return taken
+
+    def flush(self) -> None:
+        """Flush the underlying file; a partial chunk stays buffered until it fills or close."""
+        if not self.closed:
+            self._dst.flush()
+
+    def abort(self) -> None:
+        """Close without the final chunk, so the output is detected as truncated."""
+        self._aborted = True
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if not self._aborted:
+                final = self._codec.seal_final(
+                    self._index, random_bytes(IV_SIZE), self._buf[: self._fill]
+                )
+                write_all(self._dst, final)
+                self._dst.flush()
+        finally:
+            self._buf[:] = bytes(len(self._buf))
+            if self._close_dst:
+                self._dst.close()
+            super().close()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+
+class StreamReader(io.RawIOBase):
+    """Read side of ``open(..., "rb")``: releases a chunk's plaintext only after its tag verified.
+
+    The header is opened by the constructor (``HeaderError`` there). The first chunk failure is
+    stored and raised again by every later read, so no caller can read past damage.
+    """
+
+    def __init__(
+        self, src: BinaryIO, credential: Credential, limits: KdfLimits, close_src: bool
+    ) -> None:
+        super().__init__()
+        self._src = src
+        self._close_src = close_src
+        header = read_header(src)
+        file_key, _ = open_header(header, credential, limits)
+        self._codec = ChunkCodec(file_key, header.prefix, header.chunk_size)
+        full = header.chunk_size + CHUNK_OVERHEAD
+        self._cur = memoryview(bytearray(full))
+        self._nxt = memoryview(bytearray(full))
+        self._out = bytearray(header.chunk_size + BLOCK_SIZE - 1)
+        self._plain: memoryview = memoryview(b"")
+        self._offset = header.size
+        self._index = 0
+        self._error: DecryptionError | None = None
+        self._eof = False
+        self._have = read_full(src, self._cur)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        """Copy verified plaintext into ``b``; 0 only at the authenticated end of the stream."""
+        if self.closed:
+            raise ValueError("read from a closed stream")
+        if self._error is not None:
+            raise self._error
+        while not self._plain and not self._eof:
+            try:
+                self._next_chunk()
+            except DecryptionError as exc:
+                self._error = exc
+                raise
+        view = memoryview(b).cast("B")
+        n = min(len(view), len(self._plain))
+        view[:n] = self._plain[:n]
+        self._plain = self._plain[n:]
+        return n
+
+    def _next_chunk(self) -> None:
+        full = len(self._cur)
+        n = self._have
+        m = read_full(self._src, self._nxt) if n == full else 0
+        if m == 0:
+            if n == 0:
+                raise StreamDamaged(f"data truncated at byte {self._offset}", self._offset)
+            self._plain = memoryview(
+                self._codec.open_final(self._index, self._offset, self._cur[:n])
+            )
+            self._eof = True
+            return
+        p = self._codec.open_into(self._index, self._offset, self._cur, self._out)
+        self._plain = memoryview(self._out)[:p]
+        self._offset += full
+        self._index += 1
+        self._cur, self._nxt, self._have = self._nxt, self._cur, m
+
+    def close(self) -> None:
+        if not self.closed and self._close_src:
+            self._src.close()
+        super().close()
+
+
+def open(
+    file: StrPath | BinaryIO,
+    mode: Literal["rb", "wb"] = "rb",
+    *,
+    password: str | bytes | None = None,
+    key: bytes | None = None,
+    kdf: Kdf = DEFAULT_KDF,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    limits: KdfLimits = DEFAULT_LIMITS,
+) -> StreamWriter | StreamReader:
+    """Open an encrypted stream as a file object: "wb" encrypts what is written, "rb" decrypts.
+
+    ``file`` is a path (opened and closed here; "wb" writes it directly, not atomically: use
+    ``encrypt_file`` for that) or a binary file object (left open). Give ``password`` or ``key``.
+    """
+    if mode not in ("rb", "wb"):
+        raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")
+    credential = make_credential(password, key, kdf)
+    if mode == "wb":
+        chunk_log2_of(chunk_size)
+    owned = isinstance(file, str | os.PathLike)
+    fileobj: BinaryIO = builtins.open(file, mode) if owned else file  # type: ignore[arg-type,assignment]
+    try:
+        if mode == "wb":
+            return StreamWriter(fileobj, credential, chunk_size, owned)
+        return StreamReader(fileobj, credential, limits, owned)
+    except BaseException:
+        if owned:
+            fileobj.close()
+        raise
+
+
+def inspect_stream(file: StrPath | BinaryIO) -> StreamInfo:
+    """Read a stream's header without a password: version, chunk size, header size, slot KDFs.
+
+    ``HeaderError`` when the header is malformed. Nothing here is authenticated.
+    """
+    if isinstance(file, str | os.PathLike):
+        with builtins.open(file, "rb") as f:
+            return read_header(f).info()
+    return read_header(file).info()
+
+
+def _fsync_dir(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # platforms without directory handles (Windows): rename is as durable as it gets
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _atomic_output(dst_path: StrPath, overwrite: bool) -> Iterator[BinaryIO]:
+    """Yield a temp file beside ``dst_path``; on success fsync + rename it there, else delete it."""
+    dst = os.fspath(dst_path)
+    folder = os.path.dirname(os.path.abspath(dst))
+    if not overwrite and os.path.lexists(dst):
+        raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)")
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dst)}{_TMP_MARK}", dir=folder)
+    try:
+        with builtins.open(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        if overwrite:
+            os.replace(tmp, dst)
+        else:
+            _link_no_clobber(tmp, dst)
+        _fsync_dir(folder)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _link_no_clobber(tmp: str, dst: str) -> None:
+    """Move ``tmp`` to ``dst`` unless ``dst`` appeared meanwhile (a hard link never replaces)."""
+    try:
+        os.link(tmp, dst)
+    except FileExistsError:
+        raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)") from None
+    except OSError:
+        # File systems without hard links: re-check, then rename (a narrow race remains).
+        if os.path.lexists(dst):
+            raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)") from None
+        os.replace(tmp, dst)
+        return
+    os.unlink(tmp)
+
+
+def _check_paths(src_path: StrPath, dst_path: StrPath) -> None:
+    src, dst = os.fspath(src_path), os.fspath(dst_path)
+    same = os.path.realpath(src) == os.path.realpath(dst)
+    if not same and os.path.exists(dst):
+        same = os.path.samefile(src, dst)
+    if same:
+        raise ValueError("src_path and dst_path must be different files")
+
+
+def encrypt_file(
+    src_path: StrPath,
+    dst_path: StrPath,
+    password: str | bytes | None = None,
+    *,
+    key: bytes | None = None,
+    kdf: Kdf = DEFAULT_KDF,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    workers: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> None:
+    """Encrypt the file ``src_path`` to ``dst_path`` atomically (temp file, fsync, rename).
+
+    ``FileExistsError`` if ``dst_path`` exists and not ``overwrite``; ``ValueError`` if both name
+    the same file. On any failure no output remains; the source is only ever read.
+    """
+    make_credential(password, key, kdf)
+    chunk_log2_of(chunk_size)
+    _check_paths(src_path, dst_path)
+    with builtins.open(src_path, "rb") as src, _atomic_output(dst_path, overwrite) as out:
+        encrypt_stream(
+            src,
+            out,
+            password,
+            key=key,
+            kdf=kdf,
+            chunk_size=chunk_size,
+            workers=workers,
+            progress=progress,
+            total=os.fstat(src.fileno()).st_size,
+        )
+
+
+def decrypt_file(
+    src_path: StrPath,
+    dst_path: StrPath,
+    password: str | bytes | None = None,
+    *,
+    key: bytes | None = None,
+    limits: KdfLimits = DEFAULT_LIMITS,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> None:
+    """Decrypt ``src_path`` to ``dst_path`` atomically; plaintext appears only once all verified.
+
+    Wrong password, damage, truncation or any exception: the temporary file is removed and
+    ``dst_path`` is left as it was.
+    """
+    make_credential(password, key)
+    _check_paths(src_path, dst_path)
+    with builtins.open(src_path, "rb") as src, _atomic_output(dst_path, overwrite) as out:
+        decrypt_stream(
+            src,
+            out,
+            password,
+            key=key,
+            limits=limits,
+            workers=workers,
+            progress=progress,
+            total=os.fstat(src.fileno()).st_size,
+        )
+
+
+def _rewrite_slots(
+    path: StrPath,
+    password: str | bytes,
+    limits: KdfLimits,
+    edit: Callable[[Header, int, bytes], list[bytes]],
+) -> None:
+    """Open ``path``'s header with ``password``, let ``edit`` build the new slot list, then
+    atomically write new header + the payload bytes copied unchanged (never re-encrypted)."""
+    credential = make_credential(password, None)
+    target = os.fspath(path)
+    with builtins.open(target, "rb") as src:
+        header = read_header(src)
+        file_key, index = open_header(header, credential, limits)
+        slots = edit(header, index, file_key)
+        new_header = seal_header(header.chunk_log2, header.stream_id, file_key, slots)
+        mode = os.fstat(src.fileno()).st_mode & 0o7777
+        with _atomic_output(target, overwrite=True) as out:
+            os.chmod(out.fileno(), mode)
+            write_all(out, new_header)
+            shutil.copyfileobj(src, out, _COPY_SIZE)
+
+
+def _new_slot(header: Header, password: str | bytes, name: str, kdf: Kdf, file_key: bytes) -> bytes:
+    credential = Credential(encode_password(password, name), kdf)
+    return seal_slot(
+        header.prefix, credential, file_key, random_bytes(SALT_SIZE), random_bytes(IV_SIZE)
+    )
+
+
+def change_password(
+    path: StrPath,
+    old_password: str | bytes,
+    new_password: str | bytes,
+    *,
+    kdf: Kdf = DEFAULT_KDF,
+    limits: KdfLimits = DEFAULT_LIMITS,
+) -> None:
+    """Replace the key slot ``old_password`` opens by one for ``new_password``; the payload bytes
+    are copied unchanged, so this costs a KDF run and a file copy, never a re-encryption."""
+    encode_password(new_password, "new_password")
+
+    def edit(header: Header, index: int, file_key: bytes) -> list[bytes]:
+        slots = [s.encoded for s in header.slots]
+        slots[index] = _new_slot(header, new_password, "new_password", kdf, file_key)
+        return slots
+
+    _rewrite_slots(path, old_password, limits, edit)
+
+
+def add_password(
+    path: StrPath,
+    password: str | bytes,
+    new_password: str | bytes,
+    *,
+    kdf: Kdf = DEFAULT_KDF,
+    limits: KdfLimits = DEFAULT_LIMITS,
+) -> None:
+    """Add a key slot for ``new_password``, authorized by an existing ``password``."""
+    encode_password(new_password, "new_password")
+
+    def edit(header: Header, index: int, file_key: bytes) -> list[bytes]:
+        if len(header.slots) >= MAX_SLOTS:
+            raise ValueError(f"a stream holds at most {MAX_SLOTS} key slots")
+        new = _new_slot(header, new_password, "new_password", kdf, file_key)
+        return [s.encoded for s in header.slots] + [new]
+
+    _rewrite_slots(path, password, limits, edit)
+
+
+def remove_password(
+    path: StrPath, password: str | bytes, *, limits: KdfLimits = DEFAULT_LIMITS
+) -> None:
+    """Remove the key slot ``password`` opens; ``ValueError`` if it is the last slot."""
+
+    def edit(header: Header, index: int, file_key: bytes) -> list[bytes]:
+        if len(header.slots) == 1:
+            raise ValueError("cannot remove the last key slot")
+        return [s.encoded for i, s in enumerate(header.slots) if i != index]
+
+    _rewrite_slots(path, password, limits, edit)

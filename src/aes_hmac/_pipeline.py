@@ -1,0 +1,363 @@
+"""encrypt_stream / decrypt_stream: chunks through a bounded thread pool, written out in order.
+
+Chunks are independent (own IV, own tag), so several can be sealed or opened at once; the
+``cryptography`` calls release the GIL, so threads use every core. The calling thread reads,
+hands chunks to the workers, and writes results in stream order; at most ``_inflight`` chunks
+(each one input and one output buffer, reused) exist at a time, so memory does not grow with the
+stream.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import BinaryIO, Final
+
+from ._errors import StreamDamaged
+from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Kdf, KdfLimits, encode_password
+from ._primitives import BLOCK_SIZE, IV_SIZE, KEY_SIZE, SALT_SIZE, BytesLike, random_bytes
+from ._stream import (
+    CHUNK_OVERHEAD,
+    DEFAULT_CHUNK_SIZE,
+    STREAM_ID_SIZE,
+    ChunkCodec,
+    Credential,
+    chunk_log2_of,
+    encode_prefix,
+    open_header,
+    read_header,
+    seal_header,
+    seal_slot,
+)
+
+Progress = Callable[[int, int | None], None]
+"""progress(bytes of input consumed so far, total or None)."""
+
+_MAX_WORKERS: Final = 8
+_BUFFER_BUDGET: Final = 32 << 20
+"""Bytes of chunk buffers in flight at most (beyond two chunks): bounds peak memory."""
+
+
+def make_credential(
+    password: str | bytes | None, key: bytes | None, kdf: Kdf = DEFAULT_KDF
+) -> Credential:
+    """Exactly one of ``password`` and ``key``; checks types and sizes, naming the argument.
+
+    On decryption ``kdf`` is only a marker that this is a password: each slot names its own KDF.
+    """
+    if password is not None and key is not None:
+        raise TypeError("give a password or a key, not both")
+    if key is not None:
+        if not isinstance(key, bytes | bytearray | memoryview):
+            raise TypeError(f"key must be bytes, not {type(key).__name__}")
+        if len(key) != KEY_SIZE:
+            raise ValueError(f"key must be {KEY_SIZE} bytes, got {len(key)}")
+        return Credential(bytes(key), None)
+    if password is None:
+        raise TypeError("give a password or a key")
+    return Credential(encode_password(password), kdf)
+
+
+def resolve_workers(workers: int | None) -> int:
+    """``None`` means one per CPU (capped); 1 means no threads at all."""
+    if workers is None:
+        return max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
+    if isinstance(workers, bool) or not isinstance(workers, int):
+        raise TypeError(f"workers must be an int or None, not {type(workers).__name__}")
+    if not 1 <= workers <= 64:
+        raise ValueError(f"workers must be between 1 and 64, got {workers}")
+    return workers
+
+
+def read_full(src: BinaryIO, buf: memoryview) -> int:
+    """Fill ``buf`` from ``src``, looping over short reads; fewer bytes only at end of input."""
+    got = 0
+    size = len(buf)
+    readinto = getattr(src, "readinto", None)
+    while got < size:
+        if readinto is not None:
+            n = readinto(buf[got:])
+        else:
+            data = src.read(size - got)
+            n = len(data)
+            buf[got : got + n] = data
+        if not n:
+            break
+        got += n
+    return got
+
+
+def write_all(dst: BinaryIO, data: BytesLike) -> None:
+    """Write every byte of ``data``; raw files and sockets may accept only part per call."""
+    view = memoryview(data)
+    while view:
+        n = dst.write(view)
+        if n is None:
+            raise BlockingIOError("dst would block: non-blocking outputs are not supported")
+        view = view[n:]
+
+
+def _inflight(workers: int, chunk_size: int) -> int:
+    return max(2, min(2 * workers, _BUFFER_BUDGET // (2 * chunk_size)))
+
+
+class _Counter:
+    """Reports progress after each chunk; keeps the running totals in one place."""
+
+    __slots__ = ("done", "progress", "total")
+
+    def __init__(self, progress: Progress | None, total: int | None) -> None:
+        self.progress = progress
+        self.total = total
+        self.done = 0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def seal_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    credentials: Sequence[Credential],
+    *,
+    chunk_log2: int,
+    stream_id: bytes,
+    file_key: bytes,
+    salts: Sequence[bytes],
+    slot_ivs: Sequence[bytes],
+    next_iv: Callable[[], bytes],
+    workers: int,
+    progress: Progress | None,
+    total: int | None,
+) -> int:
+    """The encryption engine with every random value supplied (the vectors' private hook)."""
+    prefix = encode_prefix(chunk_log2, stream_id)
+    slots = [
+        seal_slot(prefix, c, file_key, salt, iv)
+        for c, salt, iv in zip(credentials, salts, slot_ivs, strict=True)
+    ]
+    write_all(dst, seal_header(chunk_log2, stream_id, file_key, slots))
+    codec = ChunkCodec(file_key, prefix, 1 << chunk_log2)
+    counter = _Counter(progress, total)
+    if workers == 1:
+        _seal_serial(src, dst, codec, next_iv, counter)
+    else:
+        _seal_parallel(src, dst, codec, next_iv, counter, workers)
+    return counter.done
+
+
+def _out_buffer(chunk_size: int) -> bytearray:
+    # update_into wants block_size - 1 bytes of slack after the ciphertext.
+    return bytearray(chunk_size + CHUNK_OVERHEAD + BLOCK_SIZE - 1)
+
+
+def _seal_serial(
+    src: BinaryIO, dst: BinaryIO, codec: ChunkCodec, next_iv: Callable[[], bytes], c: _Counter
+) -> None:
+    size = codec.chunk_size
+    inbuf = memoryview(bytearray(size))
+    out = _out_buffer(size)
+    index = 0
+    while True:
+        n = read_full(src, inbuf)
+        if n < size:
+            write_all(dst, codec.seal_final(index, next_iv(), inbuf[:n]))
+            c.add(n)
+            return
+        m = codec.seal_into(index, next_iv(), inbuf, out)
+        write_all(dst, memoryview(out)[:m])
+        c.add(n)
+        index += 1
+
+
+def _seal_parallel(
+    src: BinaryIO,
+    dst: BinaryIO,
+    codec: ChunkCodec,
+    next_iv: Callable[[], bytes],
+    c: _Counter,
+    workers: int,
+) -> None:
+    size = codec.chunk_size
+    free = [
+        (memoryview(bytearray(size)), _out_buffer(size)) for _ in range(_inflight(workers, size))
+    ]
+    pending: deque[tuple[Future[int], tuple[memoryview, bytearray]]] = deque()
+
+    def retire() -> None:
+        future, pair = pending.popleft()
+        m = future.result()
+        write_all(dst, memoryview(pair[1])[:m])
+        c.add(size)
+        free.append(pair)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="aes-hmac") as pool:
+        try:
+            index = 0
+            while True:
+                if not free:
+                    retire()
+                pair = free.pop()
+                n = read_full(src, pair[0])
+                if n < size:
+                    while pending:
+                        retire()
+                    write_all(dst, codec.seal_final(index, next_iv(), pair[0][:n]))
+                    c.add(n)
+                    return
+                pending.append((pool.submit(codec.seal_into, index, next_iv(), *pair), pair))
+                index += 1
+        finally:
+            for future, _ in pending:
+                future.cancel()
+
+
+def encrypt_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    password: str | bytes | None = None,
+    *,
+    key: bytes | None = None,
+    kdf: Kdf = DEFAULT_KDF,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    total: int | None = None,
+) -> int:
+    """Encrypt everything ``src`` yields into ``dst`` as one stream; returns plaintext bytes.
+
+    Works on pipes and sockets (never seeks). Give a ``password`` (stretched by ``kdf``) or a raw
+    32-byte ``key``. ``workers`` threads seal chunks in parallel (1: no threads). ``progress`` is
+    called after each chunk with (bytes read so far, ``total``).
+    """
+    credential = make_credential(password, key, kdf)
+    chunk_log2 = chunk_log2_of(chunk_size)
+    n_workers = resolve_workers(workers)
+    return seal_stream(
+        src,
+        dst,
+        [credential],
+        chunk_log2=chunk_log2,
+        stream_id=random_bytes(STREAM_ID_SIZE),
+        file_key=random_bytes(KEY_SIZE),
+        salts=[random_bytes(SALT_SIZE)],
+        slot_ivs=[random_bytes(IV_SIZE)],
+        next_iv=lambda: random_bytes(IV_SIZE),
+        workers=n_workers,
+        progress=progress,
+        total=total,
+    )
+
+
+def decrypt_stream(
+    src: BinaryIO,
+    dst: BinaryIO,
+    password: str | bytes | None = None,
+    *,
+    key: bytes | None = None,
+    limits: KdfLimits = DEFAULT_LIMITS,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    total: int | None = None,
+) -> int:
+    """Decrypt a stream from ``src`` into ``dst``; returns plaintext bytes written.
+
+    ``HeaderError`` before any payload byte is read when no slot opens (wrong password or damaged
+    header). ``StreamDamaged(offset)`` at the first chunk that fails; every byte written before it
+    belongs to chunks that verified. Plaintext of a chunk is written only after its tag verified.
+    ``progress`` gets (bytes of ``src`` consumed so far, ``total``).
+    """
+    credential = make_credential(password, key)
+    n_workers = resolve_workers(workers)
+    header = read_header(src)
+    file_key, _ = open_header(header, credential, limits)
+    codec = ChunkCodec(file_key, header.prefix, header.chunk_size)
+    counter = _Counter(progress, total)
+    counter.add(header.size)
+    if n_workers == 1:
+        return _open_serial(src, dst, codec, header.size, counter)
+    return _open_parallel(src, dst, codec, header.size, counter, n_workers)
+
+
+def _open_serial(src: BinaryIO, dst: BinaryIO, codec: ChunkCodec, offset: int, c: _Counter) -> int:
+    full = codec.chunk_size + CHUNK_OVERHEAD
+    cur, nxt = memoryview(bytearray(full)), memoryview(bytearray(full))
+    out = _out_buffer(codec.chunk_size)
+    written = 0
+    index = 0
+    n = read_full(src, cur)
+    while True:
+        if n < full:
+            break
+        m = read_full(src, nxt)
+        if m == 0:
+            break
+        p = codec.open_into(index, offset, cur, out)
+        write_all(dst, memoryview(out)[:p])
+        written += p
+        c.add(full)
+        offset += full
+        index += 1
+        cur, nxt, n = nxt, cur, m
+    if n == 0:
+        raise StreamDamaged(f"data truncated at byte {offset}", offset)
+    plain = codec.open_final(index, offset, cur[:n])
+    write_all(dst, plain)
+    c.add(n)
+    return written + len(plain)
+
+
+def _open_parallel(
+    src: BinaryIO, dst: BinaryIO, codec: ChunkCodec, offset: int, c: _Counter, workers: int
+) -> int:
+    full = codec.chunk_size + CHUNK_OVERHEAD
+    # One extra buffer pair: the chunk held back until the next read shows it is not the last.
+    free = [
+        (memoryview(bytearray(full)), _out_buffer(codec.chunk_size))
+        for _ in range(_inflight(workers, codec.chunk_size) + 1)
+    ]
+    pending: deque[tuple[Future[int], tuple[memoryview, bytearray]]] = deque()
+    written = 0
+
+    def retire() -> None:
+        nonlocal written
+        future, pair = pending.popleft()
+        p = future.result()
+        write_all(dst, memoryview(pair[1])[:p])
+        written += p
+        c.add(full)
+        free.append(pair)
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="aes-hmac") as pool:
+        try:
+            index = 0
+            held = free.pop()
+            n = read_full(src, held[0])
+            while n == full:
+                if not free:
+                    retire()
+                nxt = free.pop()
+                m = read_full(src, nxt[0])
+                if m == 0:
+                    free.append(nxt)
+                    break
+                job = pool.submit(codec.open_into, index, offset, held[0], held[1])
+                pending.append((job, held))
+                offset += full
+                index += 1
+                held, n = nxt, m
+            while pending:
+                retire()
+        finally:
+            for future, _ in pending:
+                future.cancel()
+    if n == 0:
+        raise StreamDamaged(f"data truncated at byte {offset}", offset)
+    plain = codec.open_final(index, offset, held[0][:n])
+    write_all(dst, plain)
+    c.add(n)
+    return written + len(plain)

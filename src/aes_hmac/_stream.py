@@ -1,0 +1,363 @@
+"""The stream format: header, key slots and chunk seal/open (docs/FORMAT.md, "stream format").
+
+Only bytes in, bytes out: no file policy and no threads here (see ``_pipeline`` and ``_fileio``).
+A random 32-byte file key protects the payload; each key slot wraps it under a key derived from
+one password or one raw key, so changing a password rewrites the header and never the payload.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import BinaryIO, Final
+
+from ._errors import HeaderError, StreamDamaged
+from ._kdf import KDF_RAW, PARAMS_SIZE, Kdf, KdfLimits, decode_kdf, derive_master
+from ._primitives import (
+    BLOCK_SIZE,
+    IV_SIZE,
+    KEY_SIZE,
+    SALT_SIZE,
+    TAG_SIZE,
+    BytesLike,
+    CbcHmac,
+    CbcHmacInto,
+    constant_time_equal,
+    hkdf_sha256,
+    hmac_sha256,
+    split_key,
+)
+
+MAGIC: Final = b"AESHMAC\x00"
+"""First 8 bytes of every stream; distinct from the token's first byte 0xA5."""
+VERSION: Final = 0x01
+MIN_CHUNK_LOG2: Final = 12
+MAX_CHUNK_LOG2: Final = 24
+DEFAULT_CHUNK_SIZE: Final = 1 << 20
+"""Plaintext bytes per chunk: large enough to amortize per-chunk costs, small for memory."""
+MAX_SLOTS: Final = 16
+STREAM_ID_SIZE: Final = 32
+PREFIX_SIZE: Final = len(MAGIC) + 1 + 1 + STREAM_ID_SIZE
+"""magic || version || chunk_log2 || stream_id: the part of the header chunks are bound to."""
+CHUNK_OVERHEAD: Final = IV_SIZE + TAG_SIZE
+"""Bytes a chunk adds to its ciphertext: IV before, tag after."""
+MIN_FINAL_CHUNK: Final = CHUNK_OVERHEAD + BLOCK_SIZE
+"""An encrypted final chunk holds at least one padding block."""
+
+_SLOT_LABEL: Final = b"aes-hmac stream v1 slot"
+_CHUNK_LABEL: Final = b"aes-hmac stream v1 chunk"
+_HEADER_INFO: Final = b"aes-hmac stream v1 header authentication"
+_WRONG: Final = "wrong password or damaged header"
+_LAST_FLAG: Final = {False: 0x00, True: 0x01}
+
+
+@dataclass(frozen=True, repr=False)
+class Credential:
+    """One password (with the KDF to stretch it) or one raw 32-byte key; ``repr`` hides it."""
+
+    secret: bytes
+    kdf: Kdf | None
+    """``None`` for a raw key (KDF id 0x00, no salt)."""
+
+    def __repr__(self) -> str:
+        kind = "raw key" if self.kdf is None else type(self.kdf).__name__
+        return f"<Credential {kind} (secret hidden)>"
+
+    def master(self, salt: bytes) -> bytes:
+        """The slot master key: the raw key itself, or the KDF over the password and ``salt``."""
+        if self.kdf is None:
+            return self.secret
+        return derive_master(self.secret, salt, self.kdf)
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    """What ``inspect_stream`` tells about one key slot without any password."""
+
+    kdf: Kdf | None
+    """The slot's KDF and parameters; ``None`` for a raw-key slot."""
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What ``inspect_stream`` tells about a stream's header without any password."""
+
+    version: int
+    chunk_size: int
+    header_size: int
+    slots: tuple[SlotInfo, ...]
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One parsed key slot; ``encoded`` is its exact bytes, covered by the header tag."""
+
+    kdf: Kdf | None
+    salt: bytes
+    iv: bytes
+    wrapped: bytes
+    tag: bytes
+    encoded: bytes
+
+
+@dataclass(frozen=True)
+class Header:
+    """A parsed, not yet authenticated, stream header."""
+
+    chunk_log2: int
+    stream_id: bytes
+    slots: tuple[Slot, ...]
+    tag: bytes
+    size: int
+
+    @property
+    def chunk_size(self) -> int:
+        return 1 << self.chunk_log2
+
+    @property
+    def prefix(self) -> bytes:
+        return encode_prefix(self.chunk_log2, self.stream_id)
+
+    def info(self) -> StreamInfo:
+        return StreamInfo(
+            VERSION, self.chunk_size, self.size, tuple(SlotInfo(s.kdf) for s in self.slots)
+        )
+
+
+def chunk_log2_of(chunk_size: int) -> int:
+    """The header's encoding of ``chunk_size``; ``ValueError`` unless a power of two in range."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int):
+        raise TypeError(f"chunk_size must be an int, not {type(chunk_size).__name__}")
+    log2 = chunk_size.bit_length() - 1
+    if chunk_size <= 0 or chunk_size != 1 << log2 or not MIN_CHUNK_LOG2 <= log2 <= MAX_CHUNK_LOG2:
+        raise ValueError(
+            f"chunk_size must be a power of two from {1 << MIN_CHUNK_LOG2} to "
+            f"{1 << MAX_CHUNK_LOG2}, got {chunk_size}"
+        )
+    return log2
+
+
+def encode_prefix(chunk_log2: int, stream_id: bytes) -> bytes:
+    """magic || version || chunk_log2 || stream_id."""
+    if len(stream_id) != STREAM_ID_SIZE:
+        raise ValueError(f"stream_id must be {STREAM_ID_SIZE} bytes, got {len(stream_id)}")
+    return MAGIC + bytes((VERSION, chunk_log2)) + stream_id
+
+
+def seal_slot(
+    prefix: bytes, credential: Credential, file_key: bytes, salt: bytes, iv: bytes
+) -> bytes:
+    """Wrap ``file_key`` for ``credential``: kdf_id || params || [salt] || iv || wrapped || tag."""
+    if len(file_key) != KEY_SIZE:
+        raise ValueError(f"file_key must be {KEY_SIZE} bytes, got {len(file_key)}")
+    if len(iv) != IV_SIZE:
+        raise ValueError(f"iv must be {IV_SIZE} bytes, got {len(iv)}")
+    if credential.kdf is None:
+        head = bytes((KDF_RAW,))
+    else:
+        if len(salt) != SALT_SIZE:
+            raise ValueError(f"salt must be {SALT_SIZE} bytes, got {len(salt)}")
+        head = bytes((credential.kdf.kdf_id,)) + credential.kdf.encode() + salt
+    cipher = CbcHmac(*split_key(credential.master(salt), _SLOT_LABEL))
+    body = head + iv + cipher.encrypt_unpadded(iv, file_key)
+    return body + cipher.tag(prefix, body)
+
+
+def seal_header(chunk_log2: int, stream_id: bytes, file_key: bytes, slots: list[bytes]) -> bytes:
+    """The whole header: prefix || slot_count || slots || HMAC(header key, all bytes before)."""
+    if not 1 <= len(slots) <= MAX_SLOTS:
+        raise ValueError(f"a stream has 1 to {MAX_SLOTS} key slots, got {len(slots)}")
+    body = encode_prefix(chunk_log2, stream_id) + bytes((len(slots),)) + b"".join(slots)
+    return body + hmac_sha256(hkdf_sha256(file_key, _HEADER_INFO), body)
+
+
+def _read_exact(src: BinaryIO, n: int) -> bytes:
+    data = read_full_bytes(src, n)
+    if len(data) != n:
+        raise HeaderError("failed to read header: truncated")
+    return data
+
+
+def read_full_bytes(src: BinaryIO, n: int) -> bytes:
+    """Read up to ``n`` bytes, looping over short reads (pipes); fewer only at end of input."""
+    parts: list[bytes] = []
+    got = 0
+    while got < n:
+        part = src.read(n - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def read_header(src: BinaryIO) -> Header:
+    """Parse a header from ``src``, reading exactly its bytes; every length is checked first.
+
+    ``HeaderError`` for a bad magic, version, chunk size, slot count or KDF block: nothing larger
+    than one slot (at most 109 bytes) is ever read on the strength of an unchecked field.
+    """
+    fixed = _read_exact(src, PREFIX_SIZE + 1)
+    if fixed[: len(MAGIC)] != MAGIC:
+        raise HeaderError("failed to read header: not an aes-hmac stream")
+    version, chunk_log2 = fixed[len(MAGIC)], fixed[len(MAGIC) + 1]
+    if version != VERSION:
+        raise HeaderError(f"failed to read header: unsupported version {version}")
+    if not MIN_CHUNK_LOG2 <= chunk_log2 <= MAX_CHUNK_LOG2:
+        raise HeaderError(f"failed to read header: bad chunk size exponent {chunk_log2}")
+    count = fixed[PREFIX_SIZE]
+    if not 1 <= count <= MAX_SLOTS:
+        raise HeaderError(f"failed to read header: bad slot count {count}")
+    slots = []
+    size = len(fixed)
+    for _ in range(count):
+        kdf_id = _read_exact(src, 1)[0]
+        if kdf_id not in PARAMS_SIZE:
+            raise HeaderError(f"failed to read header: unknown kdf id {kdf_id}")
+        salt_size = 0 if kdf_id == KDF_RAW else SALT_SIZE
+        rest = _read_exact(src, PARAMS_SIZE[kdf_id] + salt_size + IV_SIZE + KEY_SIZE + TAG_SIZE)
+        params = rest[: PARAMS_SIZE[kdf_id]]
+        kdf: Kdf | None = None
+        if kdf_id != KDF_RAW:
+            try:
+                kdf = decode_kdf(kdf_id, params)
+            except (TypeError, ValueError) as exc:
+                raise HeaderError(f"failed to read header: {exc}") from None
+        pos = PARAMS_SIZE[kdf_id]
+        salt = rest[pos : pos + salt_size]
+        pos += salt_size
+        iv, wrapped, tag = (
+            rest[pos : pos + IV_SIZE],
+            rest[pos + IV_SIZE : pos + IV_SIZE + KEY_SIZE],
+            rest[pos + IV_SIZE + KEY_SIZE :],
+        )
+        encoded = bytes((kdf_id,)) + rest
+        slots.append(Slot(kdf, salt, iv, wrapped, tag, encoded))
+        size += len(encoded)
+    tag = _read_exact(src, TAG_SIZE)
+    return Header(
+        chunk_log2, fixed[len(MAGIC) + 2 : PREFIX_SIZE], tuple(slots), tag, size + TAG_SIZE
+    )
+
+
+def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tuple[bytes, int]:
+    """Unwrap the file key with ``credential``; returns (file key, index of the slot it opened).
+
+    Only slots of the credential's kind are tried (password slots for a password, raw slots for a
+    key). A slot whose KDF exceeds ``limits`` is skipped before any KDF work; if nothing opens and
+    such a slot was skipped, the error names the limit. Otherwise, any failure (no slot opens, or
+    the header tag fails under the unwrapped key) is ``HeaderError("wrong password or damaged
+    header")``.
+    """
+    prefix = header.prefix
+    over_limit: str | None = None
+    for index, slot in enumerate(header.slots):
+        if (slot.kdf is None) != (credential.kdf is None):
+            continue
+        if slot.kdf is not None:
+            try:
+                limits.check(slot.kdf)
+            except ValueError as exc:
+                over_limit = str(exc)
+                continue
+            slot_credential = Credential(credential.secret, slot.kdf)
+        else:
+            slot_credential = credential
+        cipher = CbcHmac(*split_key(slot_credential.master(slot.salt), _SLOT_LABEL))
+        if not cipher.verify(slot.tag, prefix, slot.encoded[:-TAG_SIZE]):
+            continue
+        file_key = cipher.decrypt_unpadded(slot.iv, slot.wrapped)
+        body = prefix + bytes((len(header.slots),)) + b"".join(s.encoded for s in header.slots)
+        expected = hmac_sha256(hkdf_sha256(file_key, _HEADER_INFO), body)
+        if not constant_time_equal(expected, header.tag):
+            break
+        return file_key, index
+    if over_limit is not None:
+        raise HeaderError(f"failed to read header: {over_limit}")
+    raise HeaderError(_WRONG)
+
+
+def chunk_counter(index: int, last: bool) -> bytes:
+    """u64 chunk index || last flag: the per-chunk part of the tag input."""
+    if not 0 <= index < 1 << 64:
+        raise ValueError(f"chunk index must fit in 64 bits, got {index}")
+    return struct.pack(">QB", index, _LAST_FLAG[last])
+
+
+class ChunkCodec:
+    """Seals and opens chunks of one stream: iv || AES-CBC(chunk key, iv, data) || tag.
+
+    tag = HMAC(chunk mac key, prefix || u64 index || last flag || iv || ciphertext); the prefix
+    (magic, version, chunk size, stream id) excludes the slots, so a re-key keeps chunks valid.
+    Thread-safe: each call builds its own cipher context and copies the keyed HMAC state.
+    """
+
+    __slots__ = ("_cipher", "_prefix", "chunk_size")
+
+    def __init__(self, file_key: bytes, prefix: bytes, chunk_size: int) -> None:
+        self._cipher = CbcHmacInto(*split_key(file_key, _CHUNK_LABEL))
+        self._prefix = prefix
+        self.chunk_size = chunk_size
+
+    def __repr__(self) -> str:
+        return "<ChunkCodec (keys hidden)>"
+
+    def seal_into(self, index: int, iv: bytes, data: BytesLike, out: bytearray) -> int:
+        """Seal a full (non-final) chunk of exactly ``chunk_size`` bytes into ``out``.
+
+        ``out`` needs ``chunk_size + CHUNK_OVERHEAD + 15`` bytes; returns the bytes written.
+        """
+        n = len(data)
+        view = memoryview(out)
+        view[:IV_SIZE] = iv
+        self._cipher.encrypt_into(iv, data, view[IV_SIZE : IV_SIZE + n + BLOCK_SIZE - 1])
+        end = IV_SIZE + n
+        view[end : end + TAG_SIZE] = self._cipher.tag_of(
+            self._prefix, chunk_counter(index, False), view[:end]
+        )
+        return end + TAG_SIZE
+
+    def seal_final(self, index: int, iv: bytes, data: BytesLike) -> bytes:
+        """Seal the final chunk (0 to chunk_size - 1 bytes, PKCS7-padded)."""
+        body = iv + self._cipher.encrypt(iv, bytes(data))
+        return body + self._cipher.tag_of(self._prefix, chunk_counter(index, True), body)
+
+    def verifies(self, index: int, last: bool, chunk: BytesLike) -> bool:
+        """True when ``chunk`` (iv || ct || tag) carries the right tag for (index, last)."""
+        view = memoryview(chunk)
+        return self._cipher.verify_of(
+            view[-TAG_SIZE:], self._prefix, chunk_counter(index, last), view[:-TAG_SIZE]
+        )
+
+    def open_into(self, index: int, offset: int, chunk: BytesLike, out: bytearray) -> int:
+        """Verify then decrypt a full (non-final) chunk into ``out``; returns plaintext bytes.
+
+        ``StreamDamaged`` at ``offset`` when the tag fails; nothing is decrypted before that.
+        """
+        view = memoryview(chunk)
+        if not self.verifies(index, False, view):
+            if self.verifies(index, True, view):
+                raise StreamDamaged(f"trailing data after the final chunk at byte {offset}", offset)
+            raise StreamDamaged(f"data damaged at byte {offset}", offset)
+        iv = bytes(view[:IV_SIZE])
+        ct = view[IV_SIZE:-TAG_SIZE]
+        return self._cipher.decrypt_into(iv, ct, memoryview(out)[: len(ct) + BLOCK_SIZE - 1])
+
+    def open_final(self, index: int, offset: int, chunk: BytesLike) -> bytes:
+        """Verify, decrypt and unpad the final chunk; ``StreamDamaged`` on any failure.
+
+        A chunk that verifies as a non-final one means the stream was cut after it: truncated.
+        """
+        view = memoryview(chunk)
+        n = len(view)
+        if n < MIN_FINAL_CHUNK or (n - CHUNK_OVERHEAD) % BLOCK_SIZE:
+            raise StreamDamaged(f"data truncated at byte {offset}", offset)
+        if not self.verifies(index, True, view):
+            if self.verifies(index, False, view):
+                raise StreamDamaged(f"data truncated after byte {offset + n}", offset + n)
+            raise StreamDamaged(f"data damaged at byte {offset}", offset)
+        try:
+            return self._cipher.decrypt(bytes(view[:IV_SIZE]), bytes(view[IV_SIZE:-TAG_SIZE]))
+        except ValueError:
+            # Unreachable without the key: the tag verified, so only a writer bug gets here.
+            raise StreamDamaged(f"data damaged at byte {offset}", offset) from None
