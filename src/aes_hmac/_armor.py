@@ -146,6 +146,9 @@ class ArmorReader(io.RawIOBase):
             if line == END_LINE:
                 self._finish()
                 break
+            if self._eof and not self._buf:
+                # Only the end line may lack its line end: this is a cut-off copy.
+                raise self._fail("truncated: no end line")
             if self._last_line_seen:
                 raise self._fail(f"line {self._line_no}: data after the last (short) line")
             if len(line) > LINE_CHARS:

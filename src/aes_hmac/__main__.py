@@ -1,0 +1,6 @@
+"""``python -m aes_hmac``: the same command line as the ``aes-hmac`` script."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,802 @@
+"""The ``aes-hmac`` command: argument parsing, password sources and I/O policy, no cryptography.
+
+Every byte of cryptography happens in the public ``aes_hmac`` API; this module decides where
+input comes from, where output goes, how passwords are asked for, and how failures are told:
+one line ``aes-hmac: error: ...`` on stderr, exit status 0 success, 1 failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import getpass
+import importlib
+import math
+import os
+import secrets
+import stat
+import string
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO, Final, NoReturn
+
+import aes_hmac
+
+from . import _armor
+from ._errors import AesHmacError, ArmorError, HeaderError, StreamDamaged
+from ._fileio import _atomic_output
+
+PROG: Final = "aes-hmac"
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+
+PROGRESS_MIN_BYTES: Final = 4 << 20
+"""Inputs at least this big (or of unknown size) get a progress bar on a terminal."""
+MAX_PASSWORD_BYTES: Final = 64 << 10
+"""A password file or descriptor is read up to its first line, and no further than this."""
+GENERATED_GROUPS: Final = 6
+"""Groups of 4 base32 characters in a generated passphrase: 6 x 20 = 120 bits from ``secrets``."""
+MIN_FALLBACK_BITS: Final = 60
+"""Without zxcvbn, passwords under this length x charset estimate get a warning."""
+ZXCVBN_MIN_SCORE: Final = 3
+"""zxcvbn score 3 ("safely unguessable") and up is not warned about."""
+ZXCVBN_MAX_CHARS: Final = 100
+"""zxcvbn gets slow on long inputs; past this many characters a password is strong anyway."""
+KDF_NAMES: Final = ("pbkdf2", "scrypt", "argon2id")
+
+EXIT_HELP: Final = (
+    "exit status: 0 success, 1 failure (wrong password, damaged or truncated data, I/O error),"
+    " 2 usage error"
+)
+
+
+class CliError(Exception):
+    """A failure to report as one ``aes-hmac: error:`` line; exit status 1."""
+
+
+class UsageError(CliError):
+    """A mistake in the command line; exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as the tool's single error line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# --- passwords ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PasswordSource:
+    """Where one password comes from; all ``None`` means the interactive prompt."""
+
+    file: str | None = None
+    fd: int | None = None
+    env: str | None = None
+    option: str = "--password"
+
+
+def _first_line(data: bytes, origin: str) -> str | bytes:
+    """The first line of ``data`` without its line end; text when it is UTF-8, else bytes."""
+    line = data.split(b"\n", 1)[0]
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    if not line:
+        raise CliError(f"the password from {origin} is empty")
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line
+
+
+def _read_bounded(fd: int, origin: str) -> bytes:
+    """Read from ``fd`` until a line end or EOF, refusing more than MAX_PASSWORD_BYTES."""
+    data = bytearray()
+    while b"\n" not in data:
+        piece = os.read(fd, 4096)
+        if not piece:
+            break
+        data += piece
+        if len(data) > MAX_PASSWORD_BYTES and b"\n" not in data[:MAX_PASSWORD_BYTES]:
+            raise CliError(f"the password from {origin} is longer than {MAX_PASSWORD_BYTES} bytes")
+    return bytes(data)
+
+
+def _password_from_source(source: PasswordSource) -> str | bytes | None:
+    """The password named by ``source``, or ``None`` when it says to prompt."""
+    if source.file is not None:
+        origin = f"{source.option}-file {source.file}"
+        try:
+            fd = os.open(source.file, os.O_RDONLY)
+        except OSError as exc:
+            raise CliError(f"cannot read {origin}: {exc.strerror}") from None
+        try:
+            return _first_line(_read_bounded(fd, origin), origin)
+        finally:
+            os.close(fd)
+    if source.fd is not None:
+        origin = f"{source.option}-fd {source.fd}"
+        try:
+            return _first_line(_read_bounded(source.fd, origin), origin)
+        except OSError as exc:
+            raise CliError(f"cannot read {origin}: {exc.strerror}") from None
+    if source.env is not None:
+        origin = f"environment variable {source.env}"
+        value = os.environb.get(os.fsencode(source.env))
+        if value is None:
+            raise CliError(f"{origin} is not set")
+        return _first_line(value, origin)
+    return None
+
+
+def _require_terminal() -> None:
+    """Fail clearly instead of letting getpass fall back to reading the data on stdin."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        raise CliError(
+            "no terminal to ask for the password: use --password-file, --password-fd or "
+            "--password-env"
+        ) from None
+    os.close(fd)
+
+
+def _prompt(text: str) -> str:
+    return getpass.getpass(text, stream=sys.stderr)
+
+
+def generate_passphrase() -> str:
+    """A random passphrase from ``secrets``: 120 bits as lowercase base32 groups of four."""
+    raw = base64.b32encode(secrets.token_bytes(GENERATED_GROUPS * 20 // 8)).decode("ascii").lower()
+    return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
+
+
+def strength_warning(password: str | bytes) -> str | None:
+    """A warning for a weak password, with an estimate; ``None`` when it looks strong enough."""
+    text = password if isinstance(password, str) else password.decode("utf-8", "replace")
+    try:
+        zxcvbn: Any = importlib.import_module("zxcvbn")
+    except ImportError:
+        return _fallback_warning(text)
+    result = zxcvbn.zxcvbn(text[:ZXCVBN_MAX_CHARS])
+    if result["score"] >= ZXCVBN_MIN_SCORE:
+        return None
+    crack = result["crack_times_display"]["offline_slow_hashing_1e4_per_second"]
+    exponent = math.log10(max(float(result["guesses"]), 1.0))
+    return (
+        f"weak password: about 10^{exponent:.0f} guesses, found in {crack} at 10^4 guesses per "
+        f"second (zxcvbn score {result['score']}/4); leave the password empty to generate one"
+    )
+
+
+def _fallback_warning(text: str) -> str | None:
+    """Length x log2(character pool): a crude upper bound used when zxcvbn is not installed."""
+    pools = (
+        (string.ascii_lowercase, 26),
+        (string.ascii_uppercase, 26),
+        (string.digits, 10),
+        (string.punctuation + " ", 33),
+    )
+    pool = sum(size for chars, size in pools if any(c in chars for c in text))
+    if any(ord(c) > 127 for c in text):
+        pool += 100
+    bits = len(text) * math.log2(max(pool, 2))
+    if bits >= MIN_FALLBACK_BITS:
+        return None
+    return (
+        f"weak password: at most about {bits:.0f} bits by a length and character-set estimate "
+        f"(install zxcvbn for a better one); leave the password empty to generate one"
+    )
+
+
+def read_old_password(source: PasswordSource, prompt: str = "Password: ") -> str | bytes:
+    """A password that must open existing data: from its source, else asked once."""
+    password = _password_from_source(source)
+    if password is not None:
+        return password
+    _require_terminal()
+    answer = _prompt(prompt)
+    if not answer:
+        raise CliError("no password given")
+    return answer
+
+
+def read_new_password(
+    source: PasswordSource, *, quiet: bool, what: str = "Password"
+) -> str | bytes:
+    """A password for new data: asked twice (empty offers a generated one), weak ones warned."""
+    password = _password_from_source(source)
+    if password is None:
+        _require_terminal()
+        answer = _prompt(f"{what} (leave empty to generate one): ")
+        if not answer:
+            generated = generate_passphrase()
+            _note(f"generated passphrase, shown only this once, keep it safe: {generated}")
+            return generated
+        if _prompt(f"Confirm {what.lower()}: ") != answer:
+            raise CliError("passwords do not match")
+        password = answer
+    if not quiet:
+        warning = strength_warning(password)
+        if warning is not None:
+            _note(f"warning: {warning}")
+    return password
+
+
+# --- output helpers -----------------------------------------------------------------------
+
+
+def _note(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+class _Progress:
+    """Progress callback for the library: a tqdm bar on stderr, or nothing."""
+
+    def __init__(self, *, quiet: bool, total: int | None, label: str) -> None:
+        self._bar: Any = None
+        self._done = 0
+        if quiet or not sys.stderr.isatty():
+            return
+        if total is not None and total < PROGRESS_MIN_BYTES:
+            return
+        try:
+            tqdm: Any = importlib.import_module("tqdm")
+        except ImportError:
+            return
+        self._bar = tqdm.tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            leave=False,
+            desc=label,
+        )
+
+    @property
+    def callback(self) -> Callable[[int, int | None], None] | None:
+        return self._update if self._bar is not None else None
+
+    def _update(self, done: int, total: int | None) -> None:
+        if total is not None and self._bar.total != total:
+            self._bar.total = total
+        self._bar.update(done - self._done)
+        self._done = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class _CountingWriter:
+    """Wraps stdout to know whether any plaintext already left when decryption fails."""
+
+    def __init__(self, dst: BinaryIO) -> None:
+        self._dst = dst
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        n = self._dst.write(data)
+        self.written += len(data)
+        return n
+
+    def flush(self) -> None:
+        self._dst.flush()
+
+
+def _path(arg: str | None) -> str | None:
+    """A path argument, or ``None`` for stdin/stdout (nothing or ``-``)."""
+    return None if arg is None or arg == "-" else arg
+
+
+def _input_stat(path: str | None) -> os.stat_result:
+    try:
+        return os.fstat(0) if path is None else os.stat(path)
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _check_paths(src: str | None, dst: str | None, *, force: bool) -> os.stat_result:
+    """Refuse same input and output, an existing output without --force; return the input stat."""
+    src_stat = _input_stat(src)
+    try:
+        dst_stat: os.stat_result | None = os.fstat(1) if dst is None else os.stat(dst)
+    except FileNotFoundError:
+        dst_stat = None
+    if (
+        dst_stat is not None
+        and stat.S_ISREG(src_stat.st_mode)
+        and (src_stat.st_dev, src_stat.st_ino) == (dst_stat.st_dev, dst_stat.st_ino)
+    ):
+        raise CliError("input and output are the same file")
+    if dst is not None and dst_stat is not None and not force:
+        raise CliError(f"output file {dst} exists: use --force to overwrite it")
+    return src_stat
+
+
+@contextlib.contextmanager
+def _open_input(path: str | None) -> Iterator[BinaryIO]:
+    if path is None:
+        yield sys.stdin.buffer
+        return
+    try:
+        src = open(path, "rb")
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+    with src:
+        yield src
+
+
+def _size_of(src_stat: os.stat_result) -> int | None:
+    return src_stat.st_size if stat.S_ISREG(src_stat.st_mode) else None
+
+
+# --- KDF and limits options ---------------------------------------------------------------
+
+
+def _kdf_from_args(
+    args: argparse.Namespace,
+) -> aes_hmac.PBKDF2 | aes_hmac.Scrypt | aes_hmac.Argon2id | None:
+    """The KDF the options ask for, or ``None`` to use the library's default."""
+    costs: dict[str, dict[str, tuple[str, int | None]]] = {
+        "pbkdf2": {"--iterations": ("iterations", args.iterations)},
+        "scrypt": {
+            "--scrypt-log2n": ("log2_n", args.scrypt_log2n),
+            "--scrypt-r": ("r", args.scrypt_r),
+            "--scrypt-p": ("p", args.scrypt_p),
+        },
+        "argon2id": {
+            "--argon2-memory-kib": ("memory_kib", args.argon2_memory_kib),
+            "--argon2-iterations": ("iterations", args.argon2_iterations),
+            "--argon2-lanes": ("lanes", args.argon2_lanes),
+        },
+    }
+    name = args.kdf or "pbkdf2"
+    for other, options in costs.items():
+        for flag, (_, value) in options.items():
+            if other != name and value is not None:
+                raise UsageError(f"{flag} needs --kdf {other}")
+    given = {field: value for field, value in costs[name].values() if value is not None}
+    if args.kdf is None and not given:
+        return None
+    kind = {"pbkdf2": aes_hmac.PBKDF2, "scrypt": aes_hmac.Scrypt, "argon2id": aes_hmac.Argon2id}
+    try:
+        return kind[name](**given)  # type: ignore[no-any-return]
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _limits_from_args(args: argparse.Namespace) -> aes_hmac.KdfLimits:
+    base = aes_hmac.KdfLimits()
+    values = {
+        "max_pbkdf2_iterations": args.max_pbkdf2_iterations,
+        "max_memory_bytes": None
+        if args.max_kdf_memory_mib is None
+        else args.max_kdf_memory_mib << 20,
+        "max_scrypt_p": args.max_scrypt_p,
+        "max_argon2_iterations": args.max_argon2_iterations,
+        "max_argon2_lanes": args.max_argon2_lanes,
+    }
+    return aes_hmac.KdfLimits(
+        **{k: (getattr(base, k) if v is None else v) for k, v in values.items()}
+    )
+
+
+def _chunk_size(text: str) -> int:
+    """``--chunk-size`` value: bytes, or with a K or M suffix (powers of 1024)."""
+    scale = {"k": 1 << 10, "m": 1 << 20}.get(text[-1:].lower(), 1)
+    digits = text[:-1] if scale > 1 else text
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (e.g. 65536, 64K, 1M)")
+    return int(digits) * scale
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _fd_number(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a file descriptor number, got {text!r}")
+    return int(text)
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def _source(args: argparse.Namespace, prefix: str = "") -> PasswordSource:
+    option = f"--{prefix.replace('_', '-')}password"
+    return PasswordSource(
+        file=getattr(args, f"{prefix}password_file"),
+        fd=getattr(args, f"{prefix}password_fd"),
+        env=getattr(args, f"{prefix}password_env"),
+        option=option,
+    )
+
+
+def cmd_encrypt(args: argparse.Namespace) -> int:
+    """Encrypt a file or stdin to a file or stdout, binary or armored."""
+    src, dst = _path(args.input), _path(args.output)
+    if dst is None and not args.armor and sys.stdout.isatty():
+        raise CliError("refusing to write binary ciphertext to a terminal: use --armor or -o FILE")
+    if args.password_fd == 0 and src is None:
+        raise UsageError("--password-fd 0 is stdin, which is also the input: give an input file")
+    src_stat = _check_paths(src, dst, force=args.force)
+    kdf = _kdf_from_args(args)
+    password = read_new_password(_source(args), quiet=args.quiet)
+    options: dict[str, Any] = {"workers": args.workers}
+    if kdf is not None:
+        options["kdf"] = kdf
+    if args.chunk_size is not None:
+        options["chunk_size"] = args.chunk_size
+    progress = _Progress(quiet=args.quiet, total=_size_of(src_stat), label="encrypt")
+    try:
+        if src is not None and dst is not None and not args.armor:
+            aes_hmac.encrypt_file(
+                src, dst, password, overwrite=args.force, progress=progress.callback, **options
+            )
+            return EXIT_OK
+        with _open_input(src) as fin, contextlib.ExitStack() as stack:
+            out: BinaryIO = (
+                sys.stdout.buffer
+                if dst is None
+                else stack.enter_context(_atomic_output(dst, overwrite=args.force))
+            )
+            sink: BinaryIO = _armor.ArmorWriter(out) if args.armor else out  # type: ignore[assignment]
+            aes_hmac.encrypt_stream(
+                fin,
+                sink,
+                password,
+                progress=progress.callback,
+                total=_size_of(src_stat),
+                **options,
+            )
+            if args.armor:
+                sink.close()
+            out.flush()
+    finally:
+        progress.close()
+    return EXIT_OK
+
+
+def cmd_decrypt(args: argparse.Namespace) -> int:
+    """Decrypt binary or armored input (detected) to a file or stdout."""
+    src, dst = _path(args.input), _path(args.output)
+    if args.password_fd == 0 and src is None:
+        raise UsageError("--password-fd 0 is stdin, which is also the input: give an input file")
+    src_stat = _check_paths(src, dst, force=args.force)
+    limits = _limits_from_args(args)
+    progress = _Progress(quiet=args.quiet, total=_size_of(src_stat), label="decrypt")
+    counter: _CountingWriter | None = None
+    try:
+        with _open_input(src) as fin:
+            stream, armored = _armor.sniff(fin)
+            password = read_old_password(_source(args))
+            if src is not None and dst is not None and not armored:
+                aes_hmac.decrypt_file(
+                    src,
+                    dst,
+                    password,
+                    limits=limits,
+                    overwrite=args.force,
+                    progress=progress.callback,
+                    workers=args.workers,
+                )
+                return EXIT_OK
+            total = None if armored else _size_of(src_stat)
+            with contextlib.ExitStack() as stack:
+                if dst is None:
+                    counter = _CountingWriter(sys.stdout.buffer)
+                    out: Any = counter
+                else:
+                    out = stack.enter_context(_atomic_output(dst, overwrite=args.force))
+                aes_hmac.decrypt_stream(
+                    stream,
+                    out,
+                    password,
+                    limits=limits,
+                    workers=args.workers,
+                    progress=progress.callback,
+                    total=total,
+                )
+                out.flush()
+    except (AesHmacError, OSError) as exc:
+        if counter is not None and counter.written and not isinstance(exc, BrokenPipeError):
+            raise CliError(
+                f"{_describe(exc)}; the {counter.written} bytes already written to stdout are "
+                "incomplete and must be discarded"
+            ) from None
+        raise
+    finally:
+        progress.close()
+    return EXIT_OK
+
+
+def _kdf_text(kdf: object) -> str:
+    if kdf is None:
+        return "raw key (no KDF)"
+    if isinstance(kdf, aes_hmac.PBKDF2):
+        return f"pbkdf2-hmac-sha256 iterations={kdf.iterations}"
+    if isinstance(kdf, aes_hmac.Scrypt):
+        return (
+            f"scrypt log2n={kdf.log2_n} r={kdf.r} p={kdf.p} (memory {kdf.memory_bytes() >> 20} MiB)"
+        )
+    if isinstance(kdf, aes_hmac.Argon2id):
+        return f"argon2id memory={kdf.memory_kib} KiB iterations={kdf.iterations} lanes={kdf.lanes}"
+    return repr(kdf)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print what the header says, without any password."""
+    with _open_input(_path(args.input)) as fin:
+        stream, armored = _armor.sniff(fin)
+        info = aes_hmac.inspect_stream(stream)
+    lines = [
+        f"format: aes-hmac stream, version {info.version}",
+        f"armor: {'yes' if armored else 'no'}",
+        f"chunk size: {info.chunk_size} bytes",
+        f"header size: {info.header_size} bytes",
+        f"password slots: {len(info.slots)}",
+    ]
+    lines += [f"slot {i}: {_kdf_text(slot.kdf)}" for i, slot in enumerate(info.slots, 1)]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def cmd_rekey(args: argparse.Namespace) -> int:
+    """Change, add or remove a password slot of a binary file; the payload is not re-encrypted."""
+    path = args.file
+    if path == "-":
+        raise UsageError("rekey needs a file path, not stdin")
+    with _open_input(path) as fin:
+        _, armored = _armor.sniff(fin)
+    if armored:
+        raise CliError(
+            f"{path} is armored: rekey works on binary files (decrypt it and encrypt it again)"
+        )
+    new_source = _source(args, "new_")
+    if args.remove and any(v is not None for v in (new_source.file, new_source.fd, new_source.env)):
+        raise UsageError("--remove takes no new password")
+    if args.remove and (args.kdf is not None or args.iterations is not None):
+        raise UsageError("--remove takes no KDF options")
+    kdf = _kdf_from_args(args)
+    limits = _limits_from_args(args)
+    old = read_old_password(_source(args), "Current password: ")
+    if args.remove:
+        aes_hmac.remove_password(path, old, limits=limits)
+        return EXIT_OK
+    new = read_new_password(new_source, quiet=args.quiet, what="New password")
+    options: dict[str, Any] = {"limits": limits}
+    if kdf is not None:
+        options["kdf"] = kdf
+    edit = aes_hmac.add_password if args.add else aes_hmac.change_password
+    edit(path, old, new, **options)
+    return EXIT_OK
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def _add_password_options(
+    parser: argparse.ArgumentParser, prefix: str = "", what: str = ""
+) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        f"--{prefix}password-file",
+        metavar="PATH",
+        help=f"read the {what}password from the first line of PATH",
+    )
+    group.add_argument(
+        f"--{prefix}password-fd",
+        metavar="N",
+        type=_fd_number,
+        help=f"read the {what}password from the first line of open file descriptor N",
+    )
+    group.add_argument(
+        f"--{prefix}password-env",
+        metavar="NAME",
+        help=f"take the {what}password from the environment variable NAME",
+    )
+
+
+def _add_kdf_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("key derivation (default pbkdf2, 600000 iterations)")
+    group.add_argument("--kdf", choices=KDF_NAMES, help="password KDF for the new password slot")
+    group.add_argument("--iterations", type=_positive, metavar="N", help="pbkdf2 iterations")
+    group.add_argument("--scrypt-log2n", type=_positive, metavar="N", help="scrypt log2(N)")
+    group.add_argument("--scrypt-r", type=_positive, metavar="R", help="scrypt block size r")
+    group.add_argument("--scrypt-p", type=_positive, metavar="P", help="scrypt parallelism p")
+    group.add_argument("--argon2-memory-kib", type=_positive, metavar="KIB", help="argon2id memory")
+    group.add_argument(
+        "--argon2-iterations", type=_positive, metavar="T", help="argon2id iterations (passes)"
+    )
+    group.add_argument("--argon2-lanes", type=_positive, metavar="P", help="argon2id lanes")
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    base = aes_hmac.KdfLimits()
+    group = parser.add_argument_group(
+        "limits on the KDF cost a file may ask for (checked before any work)"
+    )
+    group.add_argument(
+        "--max-kdf-memory-mib",
+        type=_positive,
+        metavar="MIB",
+        help=f"scrypt/argon2id memory (default {base.max_memory_bytes >> 20})",
+    )
+    group.add_argument(
+        "--max-pbkdf2-iterations",
+        type=_positive,
+        metavar="N",
+        help=f"default {base.max_pbkdf2_iterations}",
+    )
+    group.add_argument(
+        "--max-scrypt-p", type=_positive, metavar="P", help=f"default {base.max_scrypt_p}"
+    )
+    group.add_argument(
+        "--max-argon2-iterations",
+        type=_positive,
+        metavar="T",
+        help=f"default {base.max_argon2_iterations}",
+    )
+    group.add_argument(
+        "--max-argon2-lanes", type=_positive, metavar="P", help=f"default {base.max_argon2_lanes}"
+    )
+
+
+def _add_io_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", nargs="?", default="-", help="input file (default or '-': stdin)")
+    parser.add_argument(
+        "-o", "--output", metavar="PATH", help="output file (default or '-': stdout)"
+    )
+    parser.add_argument(
+        "-f", "--force", action="store_true", help="overwrite an existing output file"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar, no password warnings"
+    )
+    parser.add_argument(
+        "--workers", type=_positive, metavar="N", help="parallel chunk workers (default: CPUs)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar; ``--help`` of each command documents it."""
+    parser = _Parser(
+        prog=PROG,
+        description=(
+            "Password-based authenticated encryption of files and pipes "
+            "(AES-256-CBC + HMAC-SHA256, encrypt-then-MAC)."
+        ),
+        epilog=EXIT_HELP
+        + ". Passwords are never command-line values: use a prompt, a file, a descriptor or an"
+        " environment variable.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {aes_hmac.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str, epilog: str = "") -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=(epilog + " " if epilog else "") + EXIT_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    enc = command(
+        "encrypt",
+        "Encrypt a file or stdin.",
+        "Without a password option, asks twice on the terminal; an empty answer generates a"
+        " passphrase and shows it once. Example: tar cz DIR | aes-hmac encrypt > DIR.tgz.ahm",
+    )
+    _add_io_options(enc)
+    enc.add_argument("-a", "--armor", action="store_true", help="write the PEM-like text form")
+    enc.add_argument(
+        "--chunk-size",
+        type=_chunk_size,
+        metavar="SIZE",
+        help="plaintext bytes per chunk, a power of two from 4K to 16M (default 1M)",
+    )
+    _add_password_options(enc)
+    _add_kdf_options(enc)
+    enc.set_defaults(func=cmd_encrypt)
+
+    dec = command(
+        "decrypt",
+        "Decrypt a file or stdin (binary or armored, detected).",
+        "Example: aes-hmac decrypt DIR.tgz.ahm | tar xz",
+    )
+    _add_io_options(dec)
+    _add_password_options(dec)
+    _add_limit_options(dec)
+    dec.set_defaults(func=cmd_decrypt)
+
+    ins = command(
+        "inspect",
+        "Show format version, chunk size and each password slot's KDF; needs no password.",
+    )
+    ins.add_argument("input", nargs="?", default="-", help="input file (default or '-': stdin)")
+    ins.set_defaults(func=cmd_inspect)
+
+    rek = command(
+        "rekey",
+        "Change, add (--add) or remove (--remove) a password of a binary file in place.",
+        "The payload is not re-encrypted: only the header is rewritten, atomically.",
+    )
+    rek.add_argument("file", help="encrypted file (binary form)")
+    mode = rek.add_mutually_exclusive_group()
+    mode.add_argument("--add", action="store_true", help="add the new password, keep the old")
+    mode.add_argument(
+        "--remove", action="store_true", help="remove the password given (not the last one)"
+    )
+    rek.add_argument("-q", "--quiet", action="store_true", help="no password warnings")
+    _add_password_options(rek, "", "current ")
+    _add_password_options(rek, "new-", "new ")
+    _add_kdf_options(rek)
+    _add_limit_options(rek)
+    rek.set_defaults(func=cmd_rekey)
+    return parser
+
+
+# --- entry point --------------------------------------------------------------------------
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for a failure; library messages are written to be shown and hold no secret."""
+    if isinstance(exc, HeaderError | StreamDamaged | ArmorError | CliError):
+        return str(exc)
+    if isinstance(exc, AesHmacError):
+        return str(exc) or "decryption failed"
+    if isinstance(exc, FileExistsError):
+        name = f" {exc.filename}" if exc.filename else ""
+        return f"output file{name} exists: use --force to overwrite it"
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return str(exc)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 failure, 2 usage)."""
+    parser = build_parser()
+    stream: IO[str] = sys.stderr
+    try:
+        args = parser.parse_args(argv)
+        status: int = args.func(args)
+        return status
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=stream)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: error: interrupted", file=stream)
+        return EXIT_FAILURE
+    except (CliError, AesHmacError, OSError) as exc:
+        print(f"{PROG}: error: {_describe(exc)}", file=stream)
+        return EXIT_FAILURE
+    except (TypeError, ValueError) as exc:
+        # The library's caller-mistake errors (KDF limits, chunk size, last slot): they name the
+        # argument, never a secret.
+        print(f"{PROG}: error: {exc}", file=stream)
+        return EXIT_FAILURE
