@@ -1,0 +1,343 @@
+"""Tests of encrypt_stream / decrypt_stream: round trips, pipes, every kind of damage, workers."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aes_hmac import PBKDF2, HeaderError, StreamDamaged, decrypt_stream, encrypt_stream
+from aes_hmac._stream import CHUNK_OVERHEAD, read_header
+
+CHEAP = PBKDF2(iterations=1000)
+CHUNK = 4096
+FULL = CHUNK + CHUNK_OVERHEAD
+KEY = bytes(range(32))
+WORKERS = [1, 2, 3]
+
+
+def seal(data: bytes, workers: int = 1, chunk_size: int = CHUNK, password: str = "pw") -> bytes:
+    out = io.BytesIO()
+    n = encrypt_stream(
+        io.BytesIO(data), out, password, kdf=CHEAP, chunk_size=chunk_size, workers=workers
+    )
+    assert n == len(data)
+    return out.getvalue()
+
+
+def unseal(blob: bytes, workers: int = 1, password: str = "pw") -> bytes:
+    out = io.BytesIO()
+    n = decrypt_stream(io.BytesIO(blob), out, password, workers=workers)
+    assert n == len(out.getvalue())
+    return out.getvalue()
+
+
+def header_size(blob: bytes) -> int:
+    return read_header(io.BytesIO(blob)).size
+
+
+SIZES = [0, 1, 15, 16, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 7 * CHUNK + 100]
+
+
+@pytest.mark.parametrize("workers", WORKERS)
+@pytest.mark.parametrize("size", SIZES)
+def test_round_trip(size: int, workers: int) -> None:
+    data = os.urandom(size)
+    blob = seal(data, workers)
+    assert unseal(blob, workers) == data
+    assert unseal(blob, 1 if workers > 1 else 2) == data
+
+
+def test_layout_sizes() -> None:
+    """Full chunks are chunk_size + 48 bytes; the final one holds < chunk_size, padded."""
+    for size, chunks in [
+        (0, [64]),
+        (CHUNK - 1, [FULL]),
+        (CHUNK, [FULL, 64]),
+        (CHUNK + 1, [FULL, 64]),
+    ]:
+        blob = seal(bytes(size))
+        assert len(blob) - header_size(blob) == sum(chunks)
+
+
+def test_parallel_output_is_identical_in_layout_and_opens_serially() -> None:
+    data = os.urandom(40 * CHUNK + 3)
+    a, b = seal(data, 1), seal(data, 3)
+    assert len(a) == len(b) and a != b  # random IVs and keys differ, the layout does not
+    assert unseal(b, 1) == unseal(a, 3) == data
+
+
+def test_key_instead_of_password() -> None:
+    out = io.BytesIO()
+    encrypt_stream(io.BytesIO(b"data"), out, key=KEY, chunk_size=CHUNK)
+    back = io.BytesIO()
+    decrypt_stream(io.BytesIO(out.getvalue()), back, key=KEY)
+    assert back.getvalue() == b"data"
+    with pytest.raises(HeaderError, match="wrong password or damaged header"):
+        decrypt_stream(io.BytesIO(out.getvalue()), io.BytesIO(), "pw")
+    with pytest.raises(HeaderError, match="wrong password or damaged header"):
+        decrypt_stream(io.BytesIO(out.getvalue()), io.BytesIO(), key=bytes(32))
+
+
+def test_argument_errors_name_the_argument() -> None:
+    src, dst = io.BytesIO(b""), io.BytesIO()
+    with pytest.raises(TypeError, match="password or a key"):
+        encrypt_stream(src, dst)
+    with pytest.raises(TypeError, match="not both"):
+        encrypt_stream(src, dst, "pw", key=KEY)
+    with pytest.raises(ValueError, match="key must be 32 bytes, got 16"):
+        encrypt_stream(src, dst, key=bytes(16))
+    with pytest.raises(ValueError, match="password must not be empty"):
+        encrypt_stream(src, dst, "")
+    with pytest.raises(ValueError, match="chunk_size"):
+        encrypt_stream(src, dst, "pw", chunk_size=1000)
+    with pytest.raises(ValueError, match="workers must be between 1 and 64, got 0"):
+        encrypt_stream(src, dst, "pw", kdf=CHEAP, workers=0)
+    with pytest.raises(TypeError, match="workers must be an int"):
+        decrypt_stream(src, dst, "pw", workers="2")  # type: ignore[arg-type]
+    assert dst.getvalue() == b"", "nothing written before arguments are checked"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pipes_both_ways(workers: int) -> None:
+    """Non-seekable input and output: os.pipe with a feeder thread on each side."""
+    data = os.urandom(5 * CHUNK + 77)
+
+    def through_pipes(run: Callable[[io.RawIOBase, io.BytesIO], object], payload: bytes) -> bytes:
+        r, w = os.pipe()
+        feeder = threading.Thread(target=lambda: (os.write(w, payload), os.close(w)))
+        feeder.start()
+        out = io.BytesIO()
+        with os.fdopen(r, "rb", buffering=0) as src:
+            run(src, out)
+        feeder.join()
+        return out.getvalue()
+
+    def enc(src: io.RawIOBase, out: io.BytesIO) -> object:
+        return encrypt_stream(src, out, "pw", kdf=CHEAP, chunk_size=CHUNK, workers=workers)  # type: ignore[arg-type]
+
+    def dec(src: io.RawIOBase, out: io.BytesIO) -> object:
+        return decrypt_stream(src, out, "pw", workers=workers)  # type: ignore[arg-type]
+
+    blob = through_pipes(enc, data)
+    assert through_pipes(dec, blob) == data
+
+    # Output into a pipe too, read back by a drain thread.
+    r, w = os.pipe()
+    got: list[bytes] = []
+    drain = threading.Thread(target=lambda: got.append(os.fdopen(r, "rb").read()))
+    drain.start()
+    with os.fdopen(w, "wb", buffering=0) as dst:
+        decrypt_stream(io.BytesIO(blob), dst, "pw", workers=workers)  # type: ignore[arg-type]
+    drain.join()
+    assert got == [data]
+
+
+class ShortWrites(io.RawIOBase):
+    """A raw sink that takes at most 1000 bytes per write, like a socket."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        take = bytes(b[:1000])
+        self.data += take
+        return len(take)
+
+
+def test_short_writes_are_completed() -> None:
+    data = os.urandom(3 * CHUNK + 5)
+    sink = ShortWrites()
+    encrypt_stream(io.BytesIO(data), sink, "pw", kdf=CHEAP, chunk_size=CHUNK, workers=2)  # type: ignore[arg-type]
+    assert unseal(bytes(sink.data)) == data
+
+
+def test_progress_reports_input_bytes() -> None:
+    data = bytes(3 * CHUNK + 10)
+    calls: list[tuple[int, int | None]] = []
+    out = io.BytesIO()
+    encrypt_stream(
+        io.BytesIO(data),
+        out,
+        "pw",
+        kdf=CHEAP,
+        chunk_size=CHUNK,
+        progress=lambda d, t: calls.append((d, t)),
+        total=len(data),
+    )
+    assert calls == [
+        (CHUNK, len(data)),
+        (2 * CHUNK, len(data)),
+        (3 * CHUNK, len(data)),
+        (len(data), len(data)),
+    ]
+    calls.clear()
+    blob = out.getvalue()
+    decrypt_stream(io.BytesIO(blob), io.BytesIO(), "pw", progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (len(blob), None)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+# --- damage: every case must raise StreamDamaged, with or without workers ---
+
+
+def damaged(blob: bytes, workers: int) -> StreamDamaged:
+    out = io.BytesIO()
+    with pytest.raises(StreamDamaged) as info:
+        decrypt_stream(io.BytesIO(blob), out, "pw", workers=workers)
+    # Whatever was written is a verified prefix of whole chunks.
+    assert len(out.getvalue()) % CHUNK == 0
+    return info.value
+
+
+def chunks_of(blob: bytes) -> tuple[bytes, list[bytes]]:
+    h = header_size(blob)
+    body = blob[h:]
+    return blob[:h], [body[i : i + FULL] for i in range(0, len(body), FULL)]
+
+
+BLOB_DATA = bytes(range(256)) * (4 * CHUNK // 256) + b"tail"
+BLOB = seal(BLOB_DATA)  # 4 full chunks and a final one of 4 bytes
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_truncation_at_every_chunk_boundary(workers: int) -> None:
+    head, chunks = chunks_of(BLOB)
+    for keep in range(len(chunks)):
+        err = damaged(head + b"".join(chunks[:keep]), workers)
+        assert "truncated" in str(err)
+        assert err.offset == len(head) + keep * FULL
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_truncation_inside_chunks(workers: int) -> None:
+    h = header_size(BLOB)
+    for cut in sorted(
+        {h + 1, h + 100, h + FULL - 1, h + FULL + 17, len(BLOB) - 1, len(BLOB) - 16, len(BLOB) - 33}
+    ):
+        damaged(BLOB[:cut], workers)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_dropped_repeated_reordered_chunks(workers: int) -> None:
+    head, chunks = chunks_of(BLOB)
+    cases = {
+        "dropped": chunks[:1] + chunks[2:],
+        "repeated": chunks[:2] + chunks[1:],
+        "reordered": [chunks[1], chunks[0], *chunks[2:]],
+        "final repeated": [*chunks, chunks[-1]],
+        "final moved": [*chunks[:2], chunks[-1], *chunks[2:]],
+    }
+    for name, parts in cases.items():
+        err = damaged(head + b"".join(parts), workers)
+        assert err.offset >= len(head), name
+    err = damaged(head + b"".join(cases["dropped"]), workers)
+    assert err.offset == len(head) + FULL and str(err) == f"data damaged at byte {err.offset}"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_chunk_spliced_from_another_stream_with_the_same_password(workers: int) -> None:
+    other = seal(BLOB_DATA)
+    head, chunks = chunks_of(BLOB)
+    _, foreign = chunks_of(other)
+    for i in range(len(chunks)):
+        spliced = [*chunks[:i], foreign[i], *chunks[i + 1 :]]
+        assert damaged(head + b"".join(spliced), workers).offset == len(head) + i * FULL
+    # The other stream's header with this stream's chunks: header opens, chunks fail.
+    other_head, _ = chunks_of(other)
+    damaged(other_head + b"".join(chunks), workers)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("extra", [b"\x00", b"x" * 16, b"y" * 64, b"z" * FULL])
+def test_trailing_bytes_after_the_final_chunk(workers: int, extra: bytes) -> None:
+    damaged(BLOB + extra, workers)
+
+
+def test_trailing_bytes_after_a_full_size_final_chunk_are_named() -> None:
+    data = bytes(CHUNK - 1)  # final chunk encrypts to exactly a full chunk's size
+    blob = seal(data)
+    err = damaged(blob + os.urandom(FULL), 1)
+    assert "trailing data" in str(err)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_bit_flips_sampled_over_header_and_chunks(workers: int) -> None:
+    h = header_size(BLOB)
+    positions = list(range(0, h, 7)) + list(range(h, len(BLOB), 613)) + [len(BLOB) - 1]
+    for pos in positions:
+        blob = bytearray(BLOB)
+        blob[pos] ^= 0x01 << (pos % 8)
+        with pytest.raises((HeaderError, StreamDamaged)) as info:
+            decrypt_stream(io.BytesIO(bytes(blob)), io.BytesIO(), "pw", workers=workers)
+        if pos < h:
+            assert isinstance(info.value, HeaderError)
+        else:
+            assert isinstance(info.value, StreamDamaged)
+            assert info.value.offset == h + (pos - h) // FULL * FULL
+
+
+def test_bit_flips_exhaustive_on_a_tiny_stream() -> None:
+    tiny = seal(b"hi", password="pw")
+    h = header_size(tiny)
+    for bit in range(h * 8, len(tiny) * 8):  # header bits are covered in test_stream
+        blob = bytearray(tiny)
+        blob[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(StreamDamaged) as info:
+            decrypt_stream(io.BytesIO(bytes(blob)), io.BytesIO(), "pw", workers=1)
+        assert info.value.offset == h
+
+
+class RecordingReader(io.BytesIO):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.read_bytes = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        self.read_bytes += len(data)
+        return data
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = super().readinto(b)
+        self.read_bytes += n
+        return n
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_wrong_password_raises_before_any_payload_is_read(workers: int) -> None:
+    src = RecordingReader(BLOB)
+    out = io.BytesIO()
+    with pytest.raises(HeaderError, match=r"^wrong password or damaged header$"):
+        decrypt_stream(src, out, "not pw", workers=workers)
+    assert src.read_bytes == header_size(BLOB)
+    assert out.getvalue() == b""
+
+
+def test_plaintext_of_a_failing_chunk_is_never_written() -> None:
+    head, chunks = chunks_of(BLOB)
+    bad = bytearray(chunks[2])
+    bad[-1] ^= 1  # only the tag: ciphertext intact, so decrypting would "work"
+    out = io.BytesIO()
+    with pytest.raises(StreamDamaged):
+        decrypt_stream(
+            io.BytesIO(head + b"".join([*chunks[:2], bytes(bad), *chunks[3:]])),
+            out,
+            "pw",
+            workers=2,
+        )
+    assert out.getvalue() == BLOB_DATA[: 2 * CHUNK]
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.binary(max_size=3 * CHUNK + 50), workers=st.sampled_from([1, 2]))
+def test_round_trip_property(data: bytes, workers: int) -> None:
+    assert unseal(seal(data, workers), 3 - workers) == data
