@@ -30,6 +30,8 @@ from ._stream import DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo
 
 # isort: split
 # --- keyring and migration (issue 6) ---
+from ._keyring import Keyring
+from ._migrate import import_aescrypt, import_aescrypt_file, import_fernet
 
 __version__ = "0.1.0"
 
@@ -43,6 +45,7 @@ __all__ = [
     "InvalidToken",
     "KdfLimits",
     "Key",
+    "Keyring",
     "PasswordKey",
     "Scrypt",
     "SlotInfo",
@@ -64,6 +67,9 @@ __all__ = [
     "encrypt_file",
     "encrypt_stream",
     "generate_key",
+    "import_aescrypt",
+    "import_aescrypt_file",
+    "import_fernet",
     "inspect_stream",
     "open",
     "remove_password",

@@ -264,3 +264,20 @@ class ChainedCbcHmac:
         with self._lock:
             out = self._dec.update(sealed[header_len:end])
         return out[IV_SIZE:]
+
+
+LEGACY_AES128_KEY_SIZE = 16
+"""Bytes in an AES-128 key: only Fernet tokens (read for migration) use AES-128."""
+
+
+def aes128_cbc_decrypt_raw(key: bytes, iv: bytes, data: bytes) -> bytes:
+    """AES-128-CBC decryption of block-aligned ``data``, no unpadding; for reading Fernet tokens."""
+    if len(key) != LEGACY_AES128_KEY_SIZE:
+        raise ValueError(f"key must be {LEGACY_AES128_KEY_SIZE} bytes, got {len(key)}")
+    dec = Cipher(algorithms.AES128(key), modes.CBC(iv)).decryptor()
+    return dec.update(data) + dec.finalize()
+
+
+def hmac_sha256_stream(key: bytes) -> _chmac.HMAC:
+    """An incremental HMAC-SHA256 (``update``/``finalize``) for a MAC over data read in pieces."""
+    return _chmac.HMAC(key, _SHA256)

@@ -1,0 +1,198 @@
+"""Keyring: several passwords and raw keys; decrypt with any, encrypt and rotate to the primary.
+
+Tokens name the kind of key they need (KDF id 0x00 = raw key, else a password KDF), so a keyring
+tries only the entries of that kind: a raw-key token never costs a KDF, and a password token
+never tries raw keys. Password entries are ``PasswordKey`` objects, so each derived key is cached
+per (salt, KDF) and repeated decrypts do not repeat KDFs.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._errors import InvalidToken
+from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, PBKDF2, Argon2id, Kdf, KdfLimits, Scrypt
+from ._keys import DEFAULT_CACHE_SIZE, Key, PasswordKey
+from ._primitives import KEY_SIZE
+from ._token import (
+    MAGIC,
+    VERSION,
+    BytesLike,
+    TokenParts,
+    _check_kdf,
+    check_limits,
+    parse,
+    token_to_bytes,
+)
+
+__all__ = ["Keyring", "needs_stronger_kdf"]
+
+Entry = str | PasswordKey | Key | bytes
+"""A keyring entry: a password (``str``, or a ``PasswordKey`` for byte passwords or its own KDF),
+or a raw key (``Key`` or 32 ``bytes``)."""
+
+# The keyring checks the caller's limits itself before any PasswordKey derives, so the limits
+# built into its own PasswordKey entries must never be the stricter ones.
+_LIMITS_CHECKED_BY_KEYRING: Final = KdfLimits(
+    max_pbkdf2_iterations=1 << 32,
+    max_memory_bytes=1 << 64,
+    max_scrypt_p=1 << 32,
+    max_argon2_iterations=1 << 32,
+    max_argon2_lanes=1 << 24,
+)
+
+
+def needs_stronger_kdf(kdf: Kdf, target: Kdf) -> bool:
+    """True when ``kdf`` is a different algorithm from ``target`` or any of its costs is lower.
+
+    A different algorithm counts as weaker on purpose: rotation converges on the one KDF the
+    primary entry uses, and costs of different algorithms are not comparable.
+    """
+    if type(kdf) is not type(target):
+        return True
+    if isinstance(kdf, PBKDF2) and isinstance(target, PBKDF2):
+        return kdf.iterations < target.iterations
+    if isinstance(kdf, Scrypt) and isinstance(target, Scrypt):
+        return kdf.log2_n < target.log2_n or kdf.r < target.r or kdf.p < target.p
+    if isinstance(kdf, Argon2id) and isinstance(target, Argon2id):
+        return (
+            kdf.iterations < target.iterations
+            or kdf.memory_kib < target.memory_kib
+            or kdf.lanes < target.lanes
+        )
+    return True  # pragma: no cover - the three KDFs above are the whole Kdf union
+
+
+def _entry(value: object, index: int, kdf: Kdf, cache_size: int) -> PasswordKey | Key:
+    if isinstance(value, PasswordKey | Key):
+        return value
+    if isinstance(value, str):
+        return PasswordKey(value, kdf=kdf, limits=_LIMITS_CHECKED_BY_KEYRING, cache_size=cache_size)
+    if isinstance(value, bytes | bytearray | memoryview):
+        if len(value) != KEY_SIZE:
+            raise ValueError(
+                f"entry {index}: bytes are a raw key and must be {KEY_SIZE} bytes, "
+                f"got {len(value)} (wrap a byte password in PasswordKey)"
+            )
+        return Key(value)
+    raise TypeError(
+        f"entry {index} must be str, bytes, Key or PasswordKey, not {type(value).__name__}"
+    )
+
+
+class Keyring:
+    """Several passwords and raw keys; decrypts with whichever opens a token, encrypts with one.
+
+    ``Keyring(primary, *others, kdf=...)``: ``str`` entries are passwords (``kdf`` is what the
+    primary encrypts with), ``PasswordKey`` entries bring their own KDF, ``Key`` or 32 ``bytes``
+    are raw keys. A password primary derives its key once per keyring (one salt for all its
+    tokens, like ``PasswordKey``). Thread-safe; ``repr`` shows only counts.
+    """
+
+    __slots__ = ("_keys", "_passwords", "_primary")
+
+    def __init__(
+        self,
+        primary: Entry,
+        *others: Entry,
+        kdf: Kdf = DEFAULT_KDF,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        kdf = _check_kdf(kdf)
+        entries = [_entry(e, i, kdf, cache_size) for i, e in enumerate((primary, *others))]
+        self._primary: PasswordKey | Key = entries[0]
+        self._passwords = tuple(e for e in entries if isinstance(e, PasswordKey))
+        self._keys = tuple(e for e in entries if isinstance(e, Key))
+
+    def __repr__(self) -> str:
+        kind = "password" if isinstance(self._primary, PasswordKey) else "raw key"
+        return (
+            f"<aes_hmac.Keyring {len(self._passwords)} password(s), {len(self._keys)} raw key(s), "
+            f"primary: {kind} (secrets hidden)>"
+        )
+
+    @property
+    def primary_kdf(self) -> Kdf | None:
+        """The KDF new tokens use; None when the primary entry is a raw key."""
+        return self._primary.kdf if isinstance(self._primary, PasswordKey) else None
+
+    def encrypt(self, data: bytes | str, *, associated_data: BytesLike | None = None) -> str:
+        """Text token of ``data`` under the primary entry (``str`` in, ``str`` out on decrypt)."""
+        return self._primary.encrypt(data, associated_data=associated_data)
+
+    def _open(
+        self,
+        parts: TokenParts,
+        candidates: tuple[PasswordKey | Key, ...],
+        associated_data: BytesLike | None,
+    ) -> bytes | str:
+        for entry in candidates:
+            try:
+                return entry.decrypt(parts.raw, associated_data=associated_data)
+            except InvalidToken:
+                continue
+        raise InvalidToken("no keyring entry opens this token (wrong keys or tampered)")
+
+    def decrypt(
+        self,
+        token: str | BytesLike,
+        *,
+        associated_data: BytesLike | None = None,
+        limits: KdfLimits = DEFAULT_LIMITS,
+    ) -> bytes | str:
+        """Decrypt with the first entry of the token's kind that opens it; else ``InvalidToken``.
+
+        Raw-key tokens try raw keys only (no KDF); password tokens are checked against
+        ``limits`` first, then try passwords in order, each derivation cached.
+        """
+        parts = parse(token)
+        if parts.kdf is None:
+            return self._open(parts, self._keys, associated_data)
+        check_limits(parts.kdf, limits)
+        return self._open(parts, self._passwords, associated_data)
+
+    def rotate(
+        self,
+        token: str | BytesLike,
+        *,
+        associated_data: BytesLike | None = None,
+        limits: KdfLimits = DEFAULT_LIMITS,
+    ) -> str:
+        """Re-encrypt ``token`` under the primary entry, same data type and associated data.
+
+        The new token uses the primary's KDF (by default the current default parameters), so
+        rotating also upgrades tokens made with weaker KDF settings.
+        """
+        data = self.decrypt(token, associated_data=associated_data, limits=limits)
+        return self.encrypt(data, associated_data=associated_data)
+
+    def needs_rotation(
+        self,
+        token: str | BytesLike,
+        *,
+        associated_data: BytesLike | None = None,
+        limits: KdfLimits = DEFAULT_LIMITS,
+    ) -> bool:
+        """True when ``token`` has an older format version, a weaker KDF, or another key.
+
+        Version and KDF come from the header alone. Whether the primary entry made the token is
+        decided by checking the tag with the primary (tokens carry no key id): free for a raw
+        key or a token this keyring made, one cached KDF run otherwise. A wrong
+        ``associated_data`` therefore reads as "needs rotation". Malformed -> ``InvalidToken``.
+        """
+        raw = token_to_bytes(token)
+        if len(raw) > 1 and raw[0] == MAGIC and raw[1] < VERSION:
+            return True
+        parts = parse(raw)
+        primary_kdf = self.primary_kdf
+        if (parts.kdf is None) != (primary_kdf is None):
+            return True
+        if parts.kdf is not None and primary_kdf is not None:
+            if needs_stronger_kdf(parts.kdf, primary_kdf):
+                return True
+            check_limits(parts.kdf, limits)
+        try:
+            self._open(parts, (self._primary,), associated_data)
+        except InvalidToken:
+            return True
+        return False
