@@ -1,0 +1,241 @@
+"""The design note's tuple API (hardened) and the original script's tuples (legacy, opt-in).
+
+Regenerate the JSON vectors with ``python tests/test_compat.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from typing import Any
+
+import pytest
+from _vectors import VECTORS, cases, unhex
+
+from aes_hmac import (
+    InvalidToken,
+    aes_decrypt,
+    aes_encrypt,
+    convert_legacy,
+    decrypt,
+    decrypt_legacy_insecure,
+    token_to_bytes,
+)
+from aes_hmac._kdf import PBKDF2
+from aes_hmac._primitives import aes_cbc_encrypt_raw, hmac_sha256, pkcs7_pad
+from aes_hmac._token import _encrypt_from_parts, token_to_text
+
+CHEAP = 1000  # test setting: cheap iteration count passed explicitly, the default is untouched
+SALT = bytes(range(100, 116))
+IV = bytes(range(200, 216))
+
+
+def original_encrypt(plaintext: str, password: str, salt: bytes, iv: bytes) -> tuple[str, bytes]:
+    """The ORIGINAL script's encryption (test helper only): one key for AES and HMAC, and a MAC
+    over the base64 text alone. Returns (ciphertext, mac)."""
+    key = PBKDF2(200_000).derive(password.encode("utf-8"), salt)
+    ct = aes_cbc_encrypt_raw(key, iv, pkcs7_pad(plaintext.encode("utf-8")))
+    text = base64.b64encode(ct).decode("ascii")
+    return text, hmac_sha256(key, text.encode("ascii"))
+
+
+def tuple_from_parts(
+    plaintext: str | bytes, password: str, iterations: int, ad: bytes | None
+) -> tuple[str, bytes, bytes, bytes]:
+    """``aes_encrypt``'s tuple with the fixed salt and IV (through the token's private hook)."""
+    raw = token_to_bytes(_encrypt_from_parts(plaintext, password, PBKDF2(iterations), SALT, IV, ad))
+    return base64.b64encode(raw[39:-32]).decode(), raw[23:39], raw[7:23], raw[-32:]
+
+
+# --- the design note, verbatim ------------------------------------------------------------------
+
+
+def test_design_note_example_verbatim() -> None:
+    from aes_hmac import aes_decrypt, aes_encrypt
+
+    plaintext = "secret delicious message"
+    password = "password"
+
+    encrypted_data = aes_encrypt(plaintext, password)
+    ciphertext, iv, salt, mac = encrypted_data
+
+    decrypted_data = aes_decrypt(ciphertext, password, iv, salt, mac)
+    plaintext = decrypted_data
+    assert plaintext == "secret delicious message"
+    assert isinstance(ciphertext, str) and base64.b64decode(ciphertext, validate=True)
+    assert (len(iv), len(salt), len(mac)) == (16, 16, 32)
+
+
+# --- the hardened tuple --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("group", "case"), cases("compat_tuple.json"))
+def test_tuple_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
+    data: str | bytes = case["text"] if "text" in case else unhex(case["data_hex"])
+    ad = None if case["associated_data"] is None else unhex(case["associated_data"])
+    made = tuple_from_parts(data, case["password"], case["iterations"], ad)
+    expected = (case["ciphertext"], unhex(case["iv"]), unhex(case["salt"]), unhex(case["mac"]))
+    assert made == expected
+    opened = aes_decrypt(
+        *expected[:1], case["password"], *expected[1:],
+        iterations=case["iterations"], associated_data=ad,
+    )
+    assert opened == data and type(opened) is type(data)
+
+
+def test_tuple_is_a_split_pbkdf2_token() -> None:
+    ct, iv, salt, mac = aes_encrypt(b"bytes in", "pw", iterations=CHEAP)
+    token = b"\xa5\x01\x01" + PBKDF2(CHEAP).encode() + salt + iv + base64.b64decode(ct) + mac
+    assert decrypt(token_to_text(token), "pw") == b"bytes in"
+    assert aes_decrypt(ct, "pw", iv, salt, mac, iterations=CHEAP) == b"bytes in"
+
+
+def test_iterations_keyword_reads_tuples_made_under_another_default() -> None:
+    parts = aes_encrypt("old", "pw", iterations=CHEAP)
+    with pytest.raises(InvalidToken, match="authentication failed"):
+        aes_decrypt(*parts[:1], "pw", *parts[1:], iterations=CHEAP + 1)
+    assert aes_decrypt(parts[0], "pw", *parts[1:], iterations=CHEAP) == "old"
+
+
+def test_associated_data_binds_the_tuple() -> None:
+    ct, iv, salt, mac = aes_encrypt("v", "pw", iterations=CHEAP, associated_data=b"row 1")
+    assert aes_decrypt(ct, "pw", iv, salt, mac, iterations=CHEAP, associated_data=b"row 1") == "v"
+    with pytest.raises(InvalidToken):
+        aes_decrypt(ct, "pw", iv, salt, mac, iterations=CHEAP, associated_data=b"row 2")
+
+
+@pytest.mark.parametrize("field", ["ciphertext", "iv", "salt", "mac", "password"])
+def test_tampering_and_wrong_password_raise_the_same_error(field: str) -> None:
+    ct, iv, salt, mac = aes_encrypt("secret", "pw", iterations=CHEAP)
+    args: dict[str, Any] = {"ciphertext": ct, "iv": iv, "salt": salt, "mac": mac, "password": "pw"}
+    if field == "ciphertext":
+        raw = bytearray(base64.b64decode(ct))
+        raw[0] ^= 1
+        args[field] = base64.b64encode(raw).decode()
+    elif field == "password":
+        args[field] = "pW"
+    else:
+        value = bytearray(args[field])
+        value[-1] ^= 0x80
+        args[field] = bytes(value)
+    with pytest.raises(InvalidToken, match=r"^authentication failed$"):
+        aes_decrypt(
+            args["ciphertext"], args["password"], args["iv"], args["salt"], args["mac"],
+            iterations=CHEAP,
+        )
+
+
+def test_iv_alteration_attack_works_on_the_original_and_fails_now() -> None:
+    """Regression: the original MACs only the ciphertext text, so flipping IV bits flips the same
+    bits of the first plaintext block undetected. The hardened MAC covers the IV."""
+    plaintext = "pay 100 EUR to alice, thanks"
+    ct, mac = original_encrypt(plaintext, "password", SALT, IV)
+    evil_iv = bytearray(IV)
+    for i, (a, b) in enumerate(zip(b"100", b"999", strict=True)):
+        evil_iv[4 + i] ^= a ^ b
+    forged = decrypt_legacy_insecure(ct, "password", bytes(evil_iv), SALT, mac)
+    assert forged == "pay 999 EUR to alice, thanks"  # the attack works on the original design
+
+    h_ct, h_iv, h_salt, h_mac = aes_encrypt(plaintext, "password", iterations=CHEAP)
+    evil = bytes(a ^ b for a, b in zip(h_iv, bytes(evil_iv), strict=True))
+    evil = bytes(x ^ y for x, y in zip(evil, IV, strict=True))  # same bit flips on the new IV
+    assert evil != h_iv
+    with pytest.raises(InvalidToken, match="authentication failed"):
+        aes_decrypt(h_ct, "password", evil, h_salt, h_mac, iterations=CHEAP)
+
+
+def test_caller_mistakes_name_the_argument() -> None:
+    ct, iv, salt, mac = aes_encrypt("x", "pw", iterations=CHEAP)
+    with pytest.raises(ValueError, match="iv must be 16 bytes, got 15"):
+        aes_decrypt(ct, "pw", iv[:15], salt, mac, iterations=CHEAP)
+    with pytest.raises(ValueError, match="salt must be 16 bytes, got 17"):
+        aes_decrypt(ct, "pw", iv, salt + b"!", mac, iterations=CHEAP)
+    with pytest.raises(ValueError, match="mac must be 32 bytes, got 31"):
+        aes_decrypt(ct, "pw", iv, salt, mac[:31], iterations=CHEAP)
+    with pytest.raises(TypeError, match="iv must be bytes, not str"):
+        aes_decrypt(ct, "pw", "iv", salt, mac, iterations=CHEAP)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="password must not be empty"):
+        aes_encrypt("x", "")
+    with pytest.raises(ValueError, match="iterations must be between 1 and"):
+        aes_encrypt("x", "pw", iterations=0)
+    with pytest.raises(TypeError, match="data must be bytes or str, not int"):
+        aes_encrypt(3, "pw", iterations=CHEAP)  # type: ignore[arg-type]
+    with pytest.raises(InvalidToken, match="ciphertext is not valid base64"):
+        aes_decrypt(ct + "!", "pw", iv, salt, mac, iterations=CHEAP)
+    with pytest.raises(InvalidToken, match="ciphertext length is not a whole number of blocks"):
+        aes_decrypt("AAAA", "pw", iv, salt, mac, iterations=CHEAP)
+
+
+# --- the original script's tuples (legacy) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(("group", "case"), cases("compat_legacy.json"))
+def test_legacy_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
+    salt, iv, mac = unhex(case["salt"]), unhex(case["iv"]), unhex(case["mac"])
+    assert original_encrypt(case["plaintext"], case["password"], salt, iv) == (
+        case["ciphertext"],
+        mac,
+    )
+    assert decrypt_legacy_insecure(case["ciphertext"], case["password"], iv, salt, mac) == (
+        case["plaintext"]
+    )
+    token = convert_legacy(
+        case["ciphertext"], case["password"], iv, salt, mac, kdf=PBKDF2(CHEAP),
+        associated_data=b"migrated",
+    )
+    assert decrypt(token, case["password"], associated_data=b"migrated") == case["plaintext"]
+    bad = bytearray(mac)
+    bad[0] ^= 1
+    with pytest.raises(InvalidToken, match="authentication failed"):
+        decrypt_legacy_insecure(case["ciphertext"], case["password"], iv, salt, bytes(bad))
+    with pytest.raises(InvalidToken, match="authentication failed"):
+        convert_legacy(case["ciphertext"], case["password"] + "x", iv, salt, mac)
+
+
+def test_legacy_mac_is_checked_before_decrypting() -> None:
+    with pytest.raises(InvalidToken, match="authentication failed"):
+        decrypt_legacy_insecure("!!not base64!!", "pw", IV, SALT, bytes(32))
+
+
+# --- vector generation --------------------------------------------------------------------------
+
+
+def main() -> None:
+    tuples: list[dict[str, Any]] = []
+    for name, data, ad in (
+        ("text", "secret delicious message", None),
+        ("bytes-ad", b"\x00binary\xff", b"record 1"),
+        ("empty-text", "", None),
+    ):
+        ct, iv, salt, mac = tuple_from_parts(data, "password", CHEAP, ad)
+        case: dict[str, Any] = {"name": name, "password": "password", "iterations": CHEAP}
+        case.update({"text": data} if isinstance(data, str) else {"data_hex": data.hex()})
+        case.update(
+            associated_data=None if ad is None else ad.hex(),
+            ciphertext=ct, iv=iv.hex(), salt=salt.hex(), mac=mac.hex(),
+        )
+        tuples.append(case)
+    legacy: list[dict[str, Any]] = []
+    for name, plaintext, password in (
+        ("note-example", "secret delicious message", "password"),
+        ("unicode", "grüße, 世界", "pässwörd"),
+        ("one-block", "0123456789abcdef", "password"),
+    ):
+        ct, mac = original_encrypt(plaintext, password, SALT, IV)
+        legacy.append({
+            "name": name, "plaintext": plaintext, "password": password,
+            "ciphertext": ct, "iv": IV.hex(), "salt": SALT.hex(), "mac": mac.hex(),
+        })
+    for file, items, what in (
+        ("compat_tuple.json", tuples, "aes_encrypt tuples with fixed salt/iv"),
+        ("compat_legacy.json", legacy,
+         "original script: PBKDF2-SHA256 200000, one key, HMAC over base64 text"),
+    ):
+        doc = {"format": what, "generator": "python tests/test_compat.py", "tests": items}
+        (VECTORS / file).write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote {len(items)} cases to {file}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
