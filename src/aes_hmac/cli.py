@@ -689,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=help_text,
             description=help_text,
-            epilog=(epilog + " " if epilog else "") + EXIT_HELP,
+            epilog=(epilog + "\n\n" if epilog else "") + EXIT_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 

@@ -1,0 +1,607 @@
+"""End-to-end tests of the installed ``aes-hmac`` console script, run through subprocess.
+
+Every run uses cheap KDF costs (``--iterations 1000``) and small chunks (``--chunk-size 4K``) so
+that the many-chunk cases stay small. A few in-process tests cover the pure helpers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from aes_hmac import cli
+
+BIN_DIR = Path(sys.executable).parent
+SCRIPT = shutil.which("aes-hmac", path=str(BIN_DIR))
+if SCRIPT is None:
+    pytest.skip("the aes-hmac console script is not installed", allow_module_level=True)
+AES_HMAC: str = SCRIPT
+
+PASSWORD = "correct horse battery staple"
+CHEAP = ["--iterations", "1000"]
+CHUNK = 4096
+SMALL = ["--chunk-size", "4K"]
+SIZES = {"empty": 0, "one byte": 1, "one chunk": CHUNK, "many chunks": 5 * CHUNK + 7}
+ERROR_LINE = re.compile(r"^aes-hmac: error: [^\n]+\n$")
+
+
+def run(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    stdin: bytes | None = None,
+    env: dict[str, str] | None = None,
+    pass_fds: Sequence[int] = (),
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [AES_HMAC, *map(str, args)],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        pass_fds=tuple(pass_fds),
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
+
+
+def data_of(size: int) -> bytes:
+    return bytes((i * 131 + 7) % 251 for i in range(size))
+
+
+@pytest.fixture
+def pwfile(tmp_path: Path) -> Path:
+    path = tmp_path / "pw.txt"
+    path.write_text(PASSWORD + "\n")
+    return path
+
+
+def encrypt_file(tmp_path: Path, pwfile: Path, data: bytes, *extra: str) -> Path:
+    src = tmp_path / "plain.bin"
+    src.write_bytes(data)
+    dst = tmp_path / "plain.bin.ahm"
+    result = run(["encrypt", "--password-file", pwfile, *CHEAP, *SMALL, *extra, src, "-o", dst])
+    assert result.returncode == 0, result.stderr
+    return dst
+
+
+def assert_one_error(result: subprocess.CompletedProcess[bytes], status: int, text: str) -> None:
+    err = result.stderr.decode()
+    assert result.returncode == status, err
+    assert ERROR_LINE.match(err), err
+    assert text in err
+    assert "Traceback" not in err
+    assert PASSWORD not in err
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if "aes-hmac-tmp" in p.name)
+
+
+# --- round trips ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=list(SIZES))
+def test_file_round_trip(tmp_path: Path, pwfile: Path, size: int) -> None:
+    data = data_of(size)
+    enc = encrypt_file(tmp_path, pwfile, data)
+    out = tmp_path / "out.bin"
+    result = run(["decrypt", "--password-file", pwfile, enc, "-o", out])
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == data
+    assert result.stdout == b""
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=list(SIZES))
+def test_pipe_round_trip(pwfile: Path, size: int) -> None:
+    data = data_of(size)
+    enc = run(["encrypt", "--password-file", pwfile, *CHEAP, *SMALL], stdin=data)
+    assert enc.returncode == 0, enc.stderr
+    assert enc.stdout.startswith(b"AESHMAC")
+    dec = run(["decrypt", "--password-file", pwfile, "-"], stdin=enc.stdout)
+    assert dec.returncode == 0, dec.stderr
+    assert dec.stdout == data
+
+
+def test_stdin_to_file_and_file_to_stdout(tmp_path: Path, pwfile: Path) -> None:
+    data = data_of(3 * CHUNK)
+    enc = tmp_path / "x.ahm"
+    result = run(["encrypt", "--password-file", pwfile, *CHEAP, *SMALL, "-o", enc], stdin=data)
+    assert result.returncode == 0, result.stderr
+    dec = run(["decrypt", "--password-file", pwfile, enc])
+    assert dec.returncode == 0, dec.stderr
+    assert dec.stdout == data
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 5 * CHUNK + 7])
+def test_armor_round_trip(tmp_path: Path, pwfile: Path, size: int) -> None:
+    data = data_of(size)
+    enc = run(["encrypt", "--password-file", pwfile, *CHEAP, *SMALL, "--armor"], stdin=data)
+    assert enc.returncode == 0, enc.stderr
+    text = enc.stdout.decode("ascii")
+    assert text.startswith("-----BEGIN AES-HMAC ENCRYPTED FILE-----\n")
+    assert text.endswith("-----END AES-HMAC ENCRYPTED FILE-----\n")
+    assert max(len(line) for line in text.splitlines()) <= 64
+    # Decrypt detects armor by itself, from a pipe and from a file, to stdout and to a file.
+    dec = run(["decrypt", "--password-file", pwfile], stdin=enc.stdout)
+    assert dec.returncode == 0, dec.stderr
+    assert dec.stdout == data
+    armored = tmp_path / "x.asc"
+    armored.write_bytes(enc.stdout)
+    out = tmp_path / "out"
+    dec = run(["decrypt", "--password-file", pwfile, armored, "-o", out])
+    assert dec.returncode == 0, dec.stderr
+    assert out.read_bytes() == data
+
+
+def test_armor_to_file(tmp_path: Path, pwfile: Path) -> None:
+    data = data_of(1000)
+    src = tmp_path / "p"
+    src.write_bytes(data)
+    dst = tmp_path / "p.asc"
+    result = run(["encrypt", "--password-file", pwfile, *CHEAP, "-a", src, "-o", dst])
+    assert result.returncode == 0, result.stderr
+    assert dst.read_bytes().startswith(b"-----BEGIN")
+    dec = run(["decrypt", "--password-file", pwfile, dst])
+    assert dec.stdout == data
+
+
+def test_python_dash_m(pwfile: Path) -> None:
+    data = b"via python -m"
+    enc = subprocess.run(
+        [sys.executable, "-m", "aes_hmac", "encrypt", "--password-file", str(pwfile), *CHEAP],
+        input=data,
+        capture_output=True,
+        check=False,
+    )
+    assert enc.returncode == 0, enc.stderr
+    dec = run(["decrypt", "--password-file", pwfile], stdin=enc.stdout)
+    assert dec.stdout == data
+
+
+# --- password sources ---------------------------------------------------------------------
+
+
+def test_password_env(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, b"hello")
+    dec = run(["decrypt", "--password-env", "MY_PW", enc], env={"MY_PW": PASSWORD})
+    assert dec.returncode == 0, dec.stderr
+    assert dec.stdout == b"hello"
+
+
+def test_password_fd(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, b"hello")
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, PASSWORD.encode() + b"\nsecond line ignored\n")
+        os.close(write_end)
+        dec = run(["decrypt", "--password-fd", str(read_end), enc], pass_fds=[read_end])
+    finally:
+        os.close(read_end)
+    assert dec.returncode == 0, dec.stderr
+    assert dec.stdout == b"hello"
+
+
+def test_password_file_first_line_crlf_and_unicode(tmp_path: Path) -> None:
+    pw = tmp_path / "pw"
+    # Decomposed e + combining accent: the library normalizes to NFC, the env var is composed.
+    pw.write_bytes("cafe\u0301 au lait, sans sucre\r\nignored\n".encode())
+    enc = run(["encrypt", "--password-file", pw, *CHEAP], stdin=b"data")
+    assert enc.returncode == 0, enc.stderr
+    dec = run(
+        ["decrypt", "--password-env", "P"],
+        stdin=enc.stdout,
+        env={"P": "caf\u00e9 au lait, sans sucre"},
+    )
+    assert dec.returncode == 0, dec.stderr
+    assert dec.stdout == b"data"
+
+
+def test_password_source_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"\n")
+    assert_one_error(run(["encrypt", "--password-file", empty, *CHEAP], stdin=b"x"), 1, "is empty")
+    assert_one_error(
+        run(["encrypt", "--password-file", tmp_path / "missing", *CHEAP], stdin=b"x"),
+        1,
+        "cannot read --password-file",
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NO_SUCH_PW"}
+    result = subprocess.run(
+        [AES_HMAC, "encrypt", "--password-env", "NO_SUCH_PW", *CHEAP],
+        input=b"x",
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    assert_one_error(result, 1, "environment variable NO_SUCH_PW is not set")
+
+
+def test_password_is_not_an_option_value() -> None:
+    assert_one_error(run(["encrypt", "--password", PASSWORD]), 2, "--password")
+
+
+def test_no_terminal_for_prompt(tmp_path: Path) -> None:
+    """Without a password option and without a terminal the tool says so, reading no data."""
+    result = subprocess.run(
+        [AES_HMAC, "encrypt", *CHEAP, "-o", str(tmp_path / "x")],
+        input=b"data",
+        capture_output=True,
+        start_new_session=True,  # no controlling terminal: /dev/tty cannot be opened
+        check=False,
+    )
+    assert_one_error(result, 1, "no terminal to ask for the password")
+    assert not (tmp_path / "x").exists()
+
+
+# --- failures -----------------------------------------------------------------------------
+
+
+def test_wrong_password(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, data_of(3 * CHUNK))
+    out = tmp_path / "out"
+    result = run(["decrypt", "--password-env", "P", enc, "-o", out], env={"P": "not it"})
+    assert_one_error(result, 1, "wrong password or damaged header")
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+    to_stdout = run(["decrypt", "--password-env", "P", enc], env={"P": "not it"})
+    assert_one_error(to_stdout, 1, "wrong password or damaged header")
+    assert to_stdout.stdout == b""
+    assert "incomplete" not in to_stdout.stderr.decode()
+
+
+def test_tampered_payload(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, data_of(5 * CHUNK + 7))
+    blob = bytearray(enc.read_bytes())
+    blob[-100] ^= 0x01
+    enc.write_bytes(blob)
+    out = tmp_path / "out"
+    result = run(["decrypt", "--password-file", pwfile, enc, "-o", out])
+    assert_one_error(result, 1, "data damaged at byte ")
+    assert "wrong password" not in result.stderr.decode()
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_tampered_header_is_a_header_error(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, b"abc")
+    blob = bytearray(enc.read_bytes())
+    blob[20] ^= 0x80
+    enc.write_bytes(blob)
+    result = run(["decrypt", "--password-file", pwfile, enc, "-o", tmp_path / "out"])
+    assert_one_error(result, 1, "wrong password or damaged header")
+
+
+def test_damage_to_stdout_says_output_incomplete(tmp_path: Path, pwfile: Path) -> None:
+    data = data_of(40 * CHUNK + 100)
+    enc = encrypt_file(tmp_path, pwfile, data)
+    blob = bytearray(enc.read_bytes())
+    blob[-50] ^= 0x01
+    result = run(["decrypt", "--password-file", pwfile, "--workers", "1"], stdin=bytes(blob))
+    assert_one_error(result, 1, "data damaged at byte ")
+    assert "incomplete and must be discarded" in result.stderr.decode()
+    assert 0 < len(result.stdout) < len(data)
+    assert data.startswith(result.stdout)
+
+
+FINAL_CHUNK = 16 + 16 + 32  # iv, 7 bytes padded to one block, tag
+
+
+@pytest.mark.parametrize(
+    ("cut", "text"),
+    [
+        (1, "data truncated"),
+        (FINAL_CHUNK, "data truncated"),  # the whole final chunk dropped, at a chunk boundary
+        (FINAL_CHUNK + CHUNK, "data truncated"),  # two chunks dropped
+        (FINAL_CHUNK + 100, "data "),  # inside a full chunk: it looks like a damaged final one
+    ],
+)
+def test_truncated(tmp_path: Path, pwfile: Path, cut: int, text: str) -> None:
+    enc = encrypt_file(tmp_path, pwfile, data_of(5 * CHUNK + 7))
+    enc.write_bytes(enc.read_bytes()[:-cut])
+    out = tmp_path / "out"
+    result = run(["decrypt", "--password-file", pwfile, enc, "-o", out])
+    assert_one_error(result, 1, text)
+    assert re.search(r"data (truncated|damaged) (at|after) byte \d+", result.stderr.decode())
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_truncated_armor(pwfile: Path) -> None:
+    enc = run(["encrypt", "--password-file", pwfile, *CHEAP, "-a"], stdin=data_of(2000))
+    cut = enc.stdout[: len(enc.stdout) // 2]
+    result = run(["decrypt", "--password-file", pwfile], stdin=cut)
+    assert_one_error(result, 1, "invalid armor: truncated")
+
+
+def test_not_an_encrypted_file(pwfile: Path) -> None:
+    result = run(["decrypt", "--password-file", pwfile], stdin=b"just some text\n" * 10)
+    assert_one_error(result, 1, "not an aes-hmac stream")
+    result = run(["inspect"], stdin=b"")
+    assert result.returncode == 1
+    assert ERROR_LINE.match(result.stderr.decode())
+
+
+def test_kdf_limits(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, b"abc")
+    result = run(["decrypt", "--password-file", pwfile, "--max-pbkdf2-iterations", "999", enc])
+    assert_one_error(result, 1, "exceed the limit 999")
+    result = run(["decrypt", "--password-file", pwfile, "--max-pbkdf2-iterations", "1000", enc])
+    assert result.returncode == 0
+    assert result.stdout == b"abc"
+
+
+def test_force(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, b"new content")
+    out = tmp_path / "existing"
+    out.write_bytes(b"keep me")
+    refused = run(["decrypt", "--password-file", pwfile, enc, "-o", out])
+    assert_one_error(refused, 1, "exists: use --force")
+    assert out.read_bytes() == b"keep me"
+    refused = run(["encrypt", "--password-file", pwfile, *CHEAP, "-o", out], stdin=b"x")
+    assert_one_error(refused, 1, "exists: use --force")
+    assert out.read_bytes() == b"keep me"
+    forced = run(["decrypt", "--password-file", pwfile, "--force", enc, "-o", out])
+    assert forced.returncode == 0, forced.stderr
+    assert out.read_bytes() == b"new content"
+    forced = run(["encrypt", "--password-file", pwfile, *CHEAP, "-f", "-a", "-o", out], stdin=b"x")
+    assert forced.returncode == 0, forced.stderr
+    assert out.read_bytes().startswith(b"-----BEGIN")
+
+
+def test_same_file_refused(tmp_path: Path, pwfile: Path) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(b"precious")
+    link = tmp_path / "link"
+    link.symlink_to(src)
+    for out in (src, link):
+        result = run(["encrypt", "--password-file", pwfile, *CHEAP, "--force", src, "-o", out])
+        assert_one_error(result, 1, "input and output are the same file")
+        assert src.read_bytes() == b"precious"
+    # Output appended to the input file through the shell: stdout is the input.
+    with open(src, "ab") as out_fd:
+        result = subprocess.run(
+            [AES_HMAC, "encrypt", "--password-file", str(pwfile), *CHEAP, str(src)],
+            stdout=out_fd,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert_one_error(result, 1, "input and output are the same file")
+    assert src.read_bytes() == b"precious"
+
+
+def test_broken_pipe_is_quiet(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, data_of(400 * CHUNK))
+    proc = subprocess.Popen(
+        [AES_HMAC, "decrypt", "--password-file", str(pwfile), str(enc)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert len(proc.stdout.read(1)) == 1
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert err == b""
+    assert proc.returncode == 1
+
+
+def test_interrupt_leaves_nothing(tmp_path: Path, pwfile: Path) -> None:
+    """SIGINT while encrypting a pipe into a file: exit 1, one line, no output or temp file."""
+    out = tmp_path / "out.ahm"
+    proc = subprocess.Popen(
+        [AES_HMAC, "encrypt", "--password-file", str(pwfile), *CHEAP, *SMALL, "-o", str(out)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    proc.stdin.write(data_of(10 * CHUNK))
+    proc.stdin.flush()
+    deadline = time.monotonic() + 30
+    while not leftovers(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert leftovers(tmp_path), "the temporary output never appeared"
+    proc.send_signal(signal.SIGINT)
+    err = proc.stderr.read().decode()
+    proc.stdin.close()
+    proc.wait(timeout=30)
+    assert proc.returncode == 1
+    assert err.strip() == "aes-hmac: error: interrupted"
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+
+# --- usage ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        ([], "required: COMMAND"),
+        (["frobnicate"], "invalid choice"),
+        (["encrypt", "--kdf", "scrypt", "--iterations", "5"], "--iterations needs --kdf pbkdf2"),
+        (["encrypt", "--argon2-lanes", "2"], "--argon2-lanes needs --kdf argon2id"),
+        (
+            ["encrypt", "--kdf", "argon2id", "--argon2-memory-kib", "8", "--argon2-lanes", "4"],
+            "memory_kib",
+        ),
+        (["encrypt", "--chunk-size", "lots"], "invalid size"),
+        (["encrypt", "--password-fd", "0"], "--password-fd 0 is stdin"),
+        (["encrypt", "--password-file", "a", "--password-env", "B"], "not allowed with"),
+        (["rekey", "-"], "rekey needs a file path"),
+        (["rekey", "x", "--add", "--remove"], "not allowed with"),
+    ],
+)
+def test_usage_errors(args: list[str], text: str) -> None:
+    assert_one_error(run(args), 2, text)
+
+
+def test_help_documents_exit_codes() -> None:
+    for args in (["--help"], ["encrypt", "--help"], ["decrypt", "--help"], ["rekey", "--help"]):
+        result = run(args)
+        assert result.returncode == 0
+        out = result.stdout.decode()
+        assert "0 success, 1 failure" in out and "2 usage error" in out
+
+
+def test_bad_chunk_size_from_library(pwfile: Path) -> None:
+    result = run(["encrypt", "--password-file", pwfile, *CHEAP, "--chunk-size", "1000"], stdin=b"x")
+    assert_one_error(result, 1, "chunk_size")
+
+
+# --- inspect ------------------------------------------------------------------------------
+
+
+def test_inspect(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, b"abc")
+    result = run(["inspect", enc])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.decode().splitlines()
+    assert lines[0] == "format: aes-hmac stream, version 1"
+    assert "armor: no" in lines
+    assert f"chunk size: {CHUNK} bytes" in lines
+    assert "password slots: 1" in lines
+    assert "slot 1: pbkdf2-hmac-sha256 iterations=1000" in lines
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (
+            ["--kdf", "scrypt", "--scrypt-log2n", "10", "--scrypt-r", "8"],
+            "slot 1: scrypt log2n=10 r=8 p=1",
+        ),
+        (
+            [
+                "--kdf",
+                "argon2id",
+                "--argon2-memory-kib",
+                "64",
+                "--argon2-iterations",
+                "1",
+                "--argon2-lanes",
+                "1",
+            ],
+            "slot 1: argon2id memory=64 KiB iterations=1 lanes=1",
+        ),
+    ],
+)
+def test_other_kdfs_round_trip_and_inspect(pwfile: Path, options: list[str], expected: str) -> None:
+    enc = run(["encrypt", "--password-file", pwfile, "-a", *options], stdin=b"kdf")
+    assert enc.returncode == 0, enc.stderr
+    info = run(["inspect", "-"], stdin=enc.stdout)
+    assert "armor: yes" in info.stdout.decode()
+    assert expected in info.stdout.decode()
+    dec = run(["decrypt", "--password-file", pwfile], stdin=enc.stdout)
+    assert dec.stdout == b"kdf"
+
+
+# --- rekey --------------------------------------------------------------------------------
+
+
+def payload(path: Path) -> bytes:
+    info = run(["inspect", path]).stdout.decode()
+    match = re.search(r"header size: (\d+) bytes", info)
+    assert match
+    return path.read_bytes()[int(match.group(1)) :]
+
+
+def decrypts_with(path: Path, password: str) -> bool:
+    return run(["decrypt", "--password-env", "P", path], env={"P": password}).returncode == 0
+
+
+def test_rekey_change_add_remove(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, data_of(3 * CHUNK))
+    body = payload(enc)
+    env = {"NEW": "a brand new passphrase", "THIRD": "yet another passphrase"}
+
+    changed = run(
+        ["rekey", enc, "--password-file", pwfile, "--new-password-env", "NEW", *CHEAP], env=env
+    )
+    assert changed.returncode == 0, changed.stderr
+    assert not decrypts_with(enc, PASSWORD)
+    assert decrypts_with(enc, env["NEW"])
+    assert payload(enc) == body
+
+    added = run(
+        ["rekey", "--add", enc, "--password-env", "NEW", "--new-password-env", "THIRD", *CHEAP],
+        env=env,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "password slots: 2" in run(["inspect", enc]).stdout.decode()
+    assert decrypts_with(enc, env["NEW"]) and decrypts_with(enc, env["THIRD"])
+
+    removed = run(["rekey", "--remove", enc, "--password-env", "NEW"], env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert "password slots: 1" in run(["inspect", enc]).stdout.decode()
+    assert not decrypts_with(enc, env["NEW"])
+    assert decrypts_with(enc, env["THIRD"])
+    assert payload(enc) == body
+
+    last = run(["rekey", "--remove", enc, "--password-env", "THIRD"], env=env)
+    assert_one_error(last, 1, "last key slot")
+    wrong = run(["rekey", enc, "--password-env", "NEW", "--new-password-env", "THIRD"], env=env)
+    assert_one_error(wrong, 1, "wrong password or damaged header")
+    assert leftovers(tmp_path) == []
+
+
+def test_rekey_refuses_armor(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, b"x", "--armor")
+    result = run(
+        ["rekey", enc, "--password-file", pwfile, "--new-password-env", "N"], env={"N": "z" * 30}
+    )
+    assert_one_error(result, 1, "is armored")
+
+
+# --- password strength and generation (in-process) ------------------------------------------
+
+
+def test_weak_password_warning(tmp_path: Path) -> None:
+    result = run(["encrypt", "--password-env", "P", *CHEAP], stdin=b"x", env={"P": "abc123"})
+    assert result.returncode == 0
+    err = result.stderr.decode()
+    assert err.startswith("aes-hmac: warning: weak password")
+    assert "abc123" not in err
+    quiet = run(["encrypt", "-q", "--password-env", "P", *CHEAP], stdin=b"x", env={"P": "abc123"})
+    assert quiet.stderr == b""
+    strong = run(["encrypt", "--password-env", "P", *CHEAP], stdin=b"x", env={"P": PASSWORD})
+    assert strong.stderr == b""
+
+
+@pytest.mark.parametrize(
+    ("password", "weak"), [("abc", True), ("password1", True), (PASSWORD, False)]
+)
+def test_fallback_estimate(password: str, weak: bool) -> None:
+    warning = cli._fallback_warning(password)
+    assert (warning is not None) is weak
+    if warning is not None:
+        assert "install zxcvbn" in warning
+
+
+def test_strength_warning_without_zxcvbn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "zxcvbn", None)  # makes the import fail
+    warning = cli.strength_warning("password1")
+    assert warning is not None and "bits" in warning
+
+
+def test_generated_passphrase() -> None:
+    first, second = cli.generate_passphrase(), cli.generate_passphrase()
+    assert first != second
+    assert re.fullmatch(r"[a-z2-7]{4}(-[a-z2-7]{4}){5}", first)
+    assert cli.strength_warning(first) is None
+
+
+@pytest.mark.parametrize(("text", "size"), [("4096", 4096), ("64K", 65536), ("1m", 1 << 20)])
+def test_chunk_size_parsing(text: str, size: int) -> None:
+    assert cli._chunk_size(text) == size
