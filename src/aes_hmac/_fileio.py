@@ -121,9 +121,11 @@ class StreamWriter(io.BufferedIOBase):
                 self._dst.flush()
         finally:
             self._buf[:] = bytes(len(self._buf))
-            if self._close_dst:
-                self._dst.close()
-            super().close()
+            try:
+                super().close()  # flushes dst: it must still be open
+            finally:
+                if self._close_dst:
+                    self._dst.close()
 
     def __exit__(
         self,
