@@ -1,0 +1,207 @@
+"""Stream throughput and memory, against one core's AES-CBC / HMAC ceilings and against peers.
+
+Run: .venv/bin/python benchmarks/bench_stream.py [--size MiB] [--dir DIR] [--workers 1,2]
+
+Measures in one run:
+  * ceilings, one thread: AES-256-CBC encrypt and decrypt and HMAC-SHA256, ``update_into`` on
+    preallocated 1 MiB buffers (the fastest way ``cryptography`` can be driven);
+  * this library's encrypt_stream / decrypt_stream file to file (page cache) with a raw key, so no
+    KDF is in the timing; the default KDF's time is measured and printed apart;
+  * each run in its own subprocess, reporting its wall time and peak RSS (ru_maxrss);
+  * pyAesCrypt and Fernet on the same file when installed (Fernet only up to --fernet-max MiB,
+    since it holds the whole file in memory several times over).
+Prints MB/s (1 MB = 10**6 bytes) and the ratios to the ceilings and to the peers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+MIB = 1 << 20
+MB = 1e6
+KEY = bytes(range(32))
+
+
+def ceilings(total: int) -> dict[str, float]:
+    """Single-thread MB/s of AES-256-CBC encrypt/decrypt and HMAC-SHA256 on 1 MiB buffers."""
+    from aes_hmac._primitives import CbcHmacInto
+
+    c = CbcHmacInto(KEY, KEY)
+    buf = bytearray(os.urandom(MIB))
+    out = bytearray(MIB + 15)
+    iv = bytes(16)
+    rounds = max(1, total // MIB)
+    rates = {}
+    for name, step in (
+        ("aes_cbc_encrypt", lambda: c.encrypt_into(iv, buf, out)),
+        ("aes_cbc_decrypt", lambda: c.decrypt_into(iv, buf, out)),
+        ("hmac_sha256", lambda: c.tag_of(buf)),
+    ):
+        best = 0.0
+        for _ in range(3):
+            t = time.perf_counter()
+            for _ in range(rounds):
+                step()
+            best = max(best, rounds * MIB / (time.perf_counter() - t) / MB)
+        rates[name] = best
+    return rates
+
+
+def child(job: str, src: str, dst: str, workers: int) -> None:
+    """One measured run in this (fresh) process; prints {seconds, rss_mib} as JSON."""
+    t = time.perf_counter()
+    if job in ("encrypt", "decrypt"):
+        import aes_hmac
+
+        fn = aes_hmac.encrypt_stream if job == "encrypt" else aes_hmac.decrypt_stream
+        with open(src, "rb") as fi, open(dst, "wb") as fo:
+            fn(fi, fo, key=KEY, workers=workers)
+    elif job in ("pyaescrypt-encrypt", "pyaescrypt-decrypt"):
+        import pyAesCrypt
+
+        fn2 = pyAesCrypt.encryptFile if job.endswith("encrypt") else pyAesCrypt.decryptFile
+        fn2(src, dst, "benchmark password", 1 << 20)
+    elif job in ("fernet-encrypt", "fernet-decrypt"):
+        from cryptography.fernet import Fernet
+
+        f = Fernet(b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+        with open(src, "rb") as fi:
+            data = fi.read()
+        result = f.encrypt(data) if job == "fernet-encrypt" else f.decrypt(data)
+        with open(dst, "wb") as fo:
+            fo.write(result)
+    elif job == "baseline":
+        import aes_hmac
+    else:
+        raise SystemExit(f"unknown job {job}")
+    seconds = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "rss_mib": rss}))
+
+
+def run(job: str, src: str, dst: str, workers: int = 1) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", job, src, dst, str(workers)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{job} failed: {proc.stderr.strip()[-500:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def kdf_seconds() -> float:
+    from aes_hmac._kdf import DEFAULT_KDF, derive_master
+
+    t = time.perf_counter()
+    derive_master(b"benchmark password", bytes(16), DEFAULT_KDF)
+    return time.perf_counter() - t
+
+
+def make_file(path: str, size: int) -> None:
+    block = os.urandom(MIB)
+    with open(path, "wb") as f:
+        for _ in range(size // MIB):
+            f.write(block)
+        f.write(block[: size % MIB])
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1024, help="file size in MiB (default 1024)")
+    parser.add_argument("--dir", default=None, help="folder for the files (default: temp)")
+    parser.add_argument("--workers", default="1,2", help="worker counts to compare")
+    parser.add_argument("--fernet-max", type=int, default=256, help="largest file for Fernet")
+    parser.add_argument("--ceiling-mib", type=int, default=512, help="MiB per ceiling run")
+    args = parser.parse_args()
+    size = args.size * MIB
+    print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()}, file: {args.size} MiB")
+
+    ceil = ceilings(args.ceiling_mib * MIB)
+    for name, rate in ceil.items():
+        print(f"ceiling  {name:<16} {rate:8.0f} MB/s (one thread, update_into, 1 MiB buffers)")
+    print(f"kdf      default PBKDF2     {kdf_seconds():8.3f} s (per password, outside the timings)")
+
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-stream-") as tmp:
+        plain, enc, dec = (os.path.join(tmp, n) for n in ("plain", "enc", "dec"))
+        make_file(plain, size)
+        base = run("baseline", plain, dec)
+        print(f"baseline python + aes_hmac import: peak RSS {base['rss_mib']:.1f} MiB")
+        results: dict[str, float] = {}
+
+        def show(label: str, r: dict[str, Any], nbytes: int, ref: str, ref_rate: float) -> float:
+            rate = nbytes / r["seconds"] / MB
+            print(
+                f"{label:<28} {rate:8.0f} MB/s  {rate / ref_rate:5.2f}x {ref:<10} "
+                f"peak RSS {r['rss_mib']:6.1f} MiB"
+            )
+            return rate
+
+        for w in (int(x) for x in args.workers.split(",")):
+            r = run("encrypt", plain, enc, w)
+            results[f"enc{w}"] = show(
+                f"aes-hmac encrypt workers={w}", r, size, "aes-enc", ceil["aes_cbc_encrypt"]
+            )
+            r = run("decrypt", enc, dec, w)
+            results[f"dec{w}"] = show(
+                f"aes-hmac decrypt workers={w}", r, size, "hmac", ceil["hmac_sha256"]
+            )
+            with open(plain, "rb") as a, open(dec, "rb") as b:
+                if a.read(MIB) != b.read(MIB) or os.path.getsize(plain) != os.path.getsize(dec):
+                    raise SystemExit("round trip mismatch")
+
+        try:
+            import pyAesCrypt  # noqa: F401
+
+            r = run("pyaescrypt-encrypt", plain, enc)
+            results["pyaes_enc"] = show(
+                "pyAesCrypt encrypt", r, size, "aes-enc", ceil["aes_cbc_encrypt"]
+            )
+            r = run("pyaescrypt-decrypt", enc, dec)
+            results["pyaes_dec"] = show("pyAesCrypt decrypt", r, size, "hmac", ceil["hmac_sha256"])
+        except ImportError:
+            print("pyAesCrypt not installed: skipped")
+
+        fsize = min(size, args.fernet_max * MIB)
+        if fsize < size:
+            with open(plain, "rb+") as f:
+                f.truncate(fsize)
+        r = run("fernet-encrypt", plain, enc)
+        results["fernet_enc"] = show(
+            f"Fernet encrypt ({fsize // MIB} MiB)", r, fsize, "aes-enc", ceil["aes_cbc_encrypt"]
+        )
+        r = run("fernet-decrypt", enc, dec)
+        results["fernet_dec"] = show(
+            f"Fernet decrypt ({fsize // MIB} MiB)", r, fsize, "hmac", ceil["hmac_sha256"]
+        )
+
+    best_enc = max(v for k, v in results.items() if k.startswith("enc"))
+    best_dec = max(v for k, v in results.items() if k.startswith("dec"))
+    print(
+        f"goal encrypt >= 0.90x AES ceiling: {best_enc / ceil['aes_cbc_encrypt']:.2f}x; "
+        f"decrypt >= 0.85x HMAC ceiling: {best_dec / ceil['hmac_sha256']:.2f}x"
+    )
+    if "enc1" in results and "enc2" in results:
+        print(
+            f"2 vs 1 workers: encrypt {results['enc2'] / results['enc1']:.2f}x, "
+            f"decrypt {results['dec2'] / results['dec1']:.2f}x"
+        )
+    for peer in ("pyaes", "fernet"):
+        if f"{peer}_enc" in results:
+            print(
+                f"vs {peer}: encrypt {best_enc / results[f'{peer}_enc']:.2f}x, "
+                f"decrypt {best_dec / results[f'{peer}_dec']:.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
