@@ -249,7 +249,14 @@ class _Progress:
             tqdm: Any = importlib.import_module("tqdm")
         except ImportError:
             return
+        try:
+            width = os.get_terminal_size(sys.stderr.fileno()).columns
+        except OSError:
+            width = 0
         self._bar = tqdm.tqdm(
+            # A terminal reporting a 0x0 size (a pty nobody sized) makes tqdm hide its bar.
+            ncols=None if width else 80,
+            nrows=None if width else 24,
             total=total,
             unit="B",
             unit_scale=True,

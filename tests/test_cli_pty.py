@@ -1,0 +1,177 @@
+"""The ``aes-hmac`` script on a real terminal: typed passwords, no echo, refusals, progress bar.
+
+Each test runs the installed script under a pseudo-terminal (stdlib ``pty``) that becomes its
+controlling terminal, so ``getpass`` reads from it exactly as it would from a person.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import select
+import shutil
+import struct
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+BIN_DIR = Path(sys.executable).parent
+SCRIPT = shutil.which("aes-hmac", path=str(BIN_DIR))
+if SCRIPT is None or not hasattr(pty, "fork"):
+    pytest.skip("needs the installed aes-hmac script and a POSIX pty", allow_module_level=True)
+AES_HMAC: str = SCRIPT
+
+PASSWORD = "correct horse battery staple"
+CHEAP = ["--iterations", "1000"]
+TIMEOUT = 60.0
+
+
+class Terminal:
+    """One run of the script on a pty: expect text, type answers, collect everything shown."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+        full_env = {**os.environ, **(env or {})}
+        pid, fd = pty.fork()
+        if pid == 0:  # child: becomes the script, with the pty as its controlling terminal
+            try:
+                os.chdir(cwd)
+                os.execve(AES_HMAC, [AES_HMAC, *args], full_env)
+            finally:
+                os._exit(127)
+        self.pid, self.fd = pid, fd
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        self.output = b""
+        self._seen = 0
+
+    def _read(self, deadline: float) -> bool:
+        """Read what is available; False at EOF (the child closed the terminal)."""
+        ready, _, _ = select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            return True
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError:  # EIO: the child exited and the pty is gone
+            return False
+        self.output += data
+        return bool(data)
+
+    def expect(self, text: bytes) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while text not in self.output[self._seen :]:
+            if time.monotonic() > deadline or not self._read(deadline):
+                raise AssertionError(f"{text!r} not shown; got {self.output!r}")
+        self._seen = self.output.index(text, self._seen) + len(text)
+
+    def type(self, line: str) -> None:
+        os.write(self.fd, line.encode() + b"\n")
+
+    def finish(self) -> int:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and self._read(deadline):
+            pass
+        _, status = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(status)
+
+
+def test_typed_password_round_trip(tmp_path: Path) -> None:
+    (tmp_path / "note").write_bytes(b"the plaintext\n")
+    term = Terminal(["encrypt", *CHEAP, "note", "-o", "note.ahm"], tmp_path)
+    term.expect(b"Password (leave empty to generate one): ")
+    term.type(PASSWORD)
+    term.expect(b"Confirm password: ")
+    term.type(PASSWORD)
+    assert term.finish() == 0, term.output
+    assert PASSWORD.encode() not in term.output  # no echo
+    assert (tmp_path / "note.ahm").read_bytes().startswith(b"AESHMAC")
+
+    term = Terminal(["decrypt", "note.ahm"], tmp_path)
+    term.expect(b"Password: ")
+    term.type(PASSWORD)
+    assert term.finish() == 0, term.output
+    assert b"the plaintext" in term.output
+    assert PASSWORD.encode() not in term.output
+
+    term = Terminal(["decrypt", "note.ahm"], tmp_path)
+    term.expect(b"Password: ")
+    term.type("wrong guess")
+    assert term.finish() == 1
+    assert b"aes-hmac: error: wrong password or damaged header" in term.output
+    assert b"wrong guess" not in term.output
+
+
+def test_mismatched_confirmation(tmp_path: Path) -> None:
+    term = Terminal(["encrypt", *CHEAP, "-a", "-o", "out.asc", "/dev/null"], tmp_path)
+    term.expect(b"Password (leave empty to generate one): ")
+    term.type(PASSWORD)
+    term.expect(b"Confirm password: ")
+    term.type(PASSWORD + "!")
+    assert term.finish() == 1
+    assert b"aes-hmac: error: passwords do not match" in term.output
+    assert not (tmp_path / "out.asc").exists()
+
+
+def test_empty_answer_generates_a_passphrase(tmp_path: Path) -> None:
+    (tmp_path / "note").write_bytes(b"generated")
+    term = Terminal(["encrypt", *CHEAP, "note", "-o", "note.ahm"], tmp_path)
+    term.expect(b"Password (leave empty to generate one): ")
+    term.type("")
+    assert term.finish() == 0, term.output
+    match = re.search(
+        rb"generated passphrase, shown only this once, [^:]*: ([a-z2-7-]+)", term.output
+    )
+    assert match, term.output
+    passphrase = match.group(1).decode()
+    assert term.output.count(match.group(1)) == 1
+
+    term = Terminal(["decrypt", "--password-env", "P", "note.ahm"], tmp_path, env={"P": passphrase})
+    assert term.finish() == 0, term.output
+    assert b"generated" in term.output
+
+
+def test_ctrl_c_at_the_prompt(tmp_path: Path) -> None:
+    term = Terminal(["encrypt", *CHEAP, "/dev/null", "-o", "x"], tmp_path)
+    term.expect(b"Password (leave empty to generate one): ")
+    os.write(term.fd, b"\x03")
+    assert term.finish() == 1
+    assert b"aes-hmac: error: interrupted" in term.output
+    assert b"Traceback" not in term.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_refuses_binary_ciphertext_to_the_terminal(tmp_path: Path) -> None:
+    (tmp_path / "note").write_bytes(b"x")
+    env = {"P": PASSWORD}
+    term = Terminal(["encrypt", "--password-env", "P", *CHEAP, "note"], tmp_path, env=env)
+    assert term.finish() == 1
+    assert b"refusing to write binary ciphertext to a terminal: use --armor" in term.output
+    assert b"AESHMAC" not in term.output
+
+    term = Terminal(
+        ["encrypt", "--password-env", "P", *CHEAP, "--armor", "note"], tmp_path, env=env
+    )
+    assert term.finish() == 0, term.output
+    assert b"-----BEGIN AES-HMAC ENCRYPTED FILE-----" in term.output
+
+
+def test_progress_bar_on_a_terminal_only_for_big_inputs(tmp_path: Path) -> None:
+    (tmp_path / "big").write_bytes(bytes(6 << 20))
+    (tmp_path / "small").write_bytes(bytes(1000))
+    env = {"P": PASSWORD}
+    args = ["encrypt", "--password-env", "P", *CHEAP]
+    term = Terminal([*args, "big", "-o", "big.ahm"], tmp_path, env=env)
+    assert term.finish() == 0, term.output
+    assert b"encrypt: " in term.output and b"%|" in term.output
+
+    term = Terminal([*args, "-q", "big", "-o", "big2.ahm"], tmp_path, env=env)
+    assert term.finish() == 0
+    assert term.output == b""
+
+    term = Terminal([*args, "small", "-o", "small.ahm"], tmp_path, env=env)
+    assert term.finish() == 0
+    assert term.output == b""
