@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -35,6 +36,14 @@ def kdf_calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     monkeypatch.setattr(_keys, "derive_master", counting)
     return calls
+
+
+def run_eight_threads(work: Callable[[int], None]) -> None:
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def test_generate_key() -> None:
@@ -147,11 +156,7 @@ def test_password_key_from_eight_threads(kdf_calls: list[Any]) -> None:
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_eight_threads(work)
     assert errors == []
     assert len(kdf_calls) == 2  # own salt once, the foreign salt once
 
@@ -168,9 +173,5 @@ def test_key_from_eight_threads() -> None:
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_eight_threads(work)
     assert errors == []

@@ -34,10 +34,6 @@ LEGACY_ITERATIONS: Final = 200_000
 """PBKDF2 iterations of the original script."""
 
 
-def _check_iterations(iterations: int) -> PBKDF2:
-    return PBKDF2(iterations)  # validates type and range, naming ``iterations``
-
-
 def _check_bytes(name: str, value: object, size: int) -> bytes:
     if not isinstance(value, bytes | bytearray | memoryview):
         raise TypeError(f"{name} must be bytes, not {type(value).__name__}")
@@ -45,6 +41,15 @@ def _check_bytes(name: str, value: object, size: int) -> bytes:
     if len(value) != size:
         raise ValueError(f"{name} must be {size} bytes, got {len(value)}")
     return value
+
+
+def _check_tuple(iv: object, salt: object, mac: object) -> tuple[bytes, bytes, bytes]:
+    """Sizes and types of a tuple's byte fields: wrong ones are caller mistakes, not tampering."""
+    return (
+        _check_bytes("iv", iv, IV_SIZE),
+        _check_bytes("salt", salt, SALT_SIZE),
+        _check_bytes("mac", mac, TAG_SIZE),
+    )
 
 
 def _decode_ciphertext(ciphertext: object) -> bytes:
@@ -85,7 +90,7 @@ def aes_encrypt(
     ``ciphertext`` is standard base64 text, ``iv`` and ``salt`` 16 random bytes, ``mac`` 32 bytes.
     Keep the ``iterations`` you used: ``aes_decrypt`` needs the same value.
     """
-    kdf = _check_iterations(iterations)
+    kdf = PBKDF2(iterations)  # validates type and range, naming ``iterations``
     salt = random_bytes(SALT_SIZE)
     iv = random_bytes(IV_SIZE)
     token = _encrypt_from_parts(plaintext, password, kdf, salt, iv, associated_data)
@@ -108,10 +113,8 @@ def aes_decrypt(
     ``iterations`` must be the value the tuple was made with (the tuple does not record it).
     """
     pw = encode_password(password)
-    iv = _check_bytes("iv", iv, IV_SIZE)
-    salt = _check_bytes("salt", salt, SALT_SIZE)
-    mac = _check_bytes("mac", mac, TAG_SIZE)
-    kdf = _check_iterations(iterations)
+    iv, salt, mac = _check_tuple(iv, salt, mac)
+    kdf = PBKDF2(iterations)  # validates type and range, naming ``iterations``
     ct = _decode_ciphertext(ciphertext)
     header = header_for(kdf, salt)
     keys = TokenKeys(derive_master(pw, salt, kdf))
@@ -137,9 +140,7 @@ def decrypt_legacy_insecure(
     plaintext undetected. The MAC is still verified before anything is decrypted.
     """
     pw = _legacy_password(password)
-    iv = _check_bytes("iv", iv, IV_SIZE)
-    salt = _check_bytes("salt", salt, SALT_SIZE)
-    mac = _check_bytes("mac", mac, TAG_SIZE)
+    iv, salt, mac = _check_tuple(iv, salt, mac)
     if not isinstance(ciphertext, str):
         raise TypeError(f"ciphertext must be str, not {type(ciphertext).__name__}")
     try:
