@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -25,14 +26,16 @@ KEY_B = bytes(range(1, 33))
 def kdf_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
     """Record every password-KDF run (PBKDF2 and scrypt), wherever it is called from."""
     calls: list[object] = []
-    for cls in (PBKDF2, Scrypt):
-        original = cls.derive
 
-        def counting(self: object, password: bytes, salt: bytes, _orig=original) -> bytes:
+    def counting(original: Callable[[Any, bytes, bytes], bytes]) -> Callable[..., bytes]:
+        def derive(self: object, password: bytes, salt: bytes) -> bytes:
             calls.append(self)
-            return _orig(self, password, salt)  # type: ignore[operator]
+            return original(self, password, salt)
 
-        monkeypatch.setattr(cls, "derive", counting)
+        return derive
+
+    monkeypatch.setattr(PBKDF2, "derive", counting(PBKDF2.derive))
+    monkeypatch.setattr(Scrypt, "derive", counting(Scrypt.derive))
     yield calls
 
 

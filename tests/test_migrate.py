@@ -6,7 +6,6 @@ import base64
 import hashlib
 import io
 import os
-import struct
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -191,7 +190,7 @@ def _header_size(blob: bytes) -> int:
     """Offset of the first payload byte of a pyAesCrypt file (after the extensions)."""
     pos = 5
     while True:
-        (length,) = struct.unpack_from(">H", blob, pos)
+        length = int.from_bytes(blob[pos : pos + 2], "big")
         pos += 2 + length
         if length == 0:
             return pos + 16 + 48 + 32
