@@ -85,8 +85,9 @@ class Keyring:
 
     ``Keyring(primary, *others, kdf=...)``: ``str`` entries are passwords (``kdf`` is what the
     primary encrypts with), ``PasswordKey`` entries bring their own KDF, ``Key`` or 32 ``bytes``
-    are raw keys. A password primary derives its key once per keyring (one salt for all its
-    tokens, like ``PasswordKey``). Thread-safe; ``repr`` shows only counts.
+    are raw keys (a ``PasswordKey`` entry also keeps its own decrypt limits, on top of the
+    ``limits`` given to each call). A password primary derives its key once per keyring (one salt
+    for all its tokens, like ``PasswordKey``). Thread-safe; ``repr`` shows only counts.
     """
 
     __slots__ = ("_keys", "_passwords", "_primary")

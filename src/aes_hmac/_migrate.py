@@ -220,6 +220,7 @@ class _AesCryptReader(io.RawIOBase):
         self._eof = False
 
     def _read(self, n: int, what: str) -> bytes:
+        """Read a header field, counting header bytes so damage reports name the payload start."""
         data = _read_exact(self._src, n, what)
         self._offset += n
         return data
@@ -285,7 +286,6 @@ class _AesCryptReader(io.RawIOBase):
         self._mac.update(ct)
         self._out += aes_cbc_decrypt_raw(self._file_key, self._iv, ct)
         self._iv = ct[-BLOCK_SIZE:]
-        self._offset += n
 
     def _finish(self) -> None:
         """At end of input: verify the file HMAC, then release the last block without padding."""
