@@ -23,9 +23,16 @@ from aes_hmac._armor import (
 )
 from aes_hmac._errors import ArmorError
 
-VECTORS: list[dict[str, Any]] = json.loads(
-    (Path(__file__).parent / "vectors" / "armor_v1.json").read_text()
-)["vectors"]
+VECTOR_FILE = Path(__file__).parent / "vectors" / "armor_v1.json"
+VECTORS: list[dict[str, Any]] = json.loads(VECTOR_FILE.read_text())["vectors"]
+VECTOR_INPUTS = {
+    "empty": b"",
+    "one byte": b"\x00",
+    "one full line": bytes(range(48)),
+    "line plus one": bytes(range(49)),
+    "two lines minus one": bytes(range(95)),
+    "three lines": bytes(range(144)),
+}
 
 
 def armor(data: bytes, pieces: int = 1) -> bytes:
@@ -236,3 +243,18 @@ def test_sniff_binary_from_a_trickling_pipe() -> None:
     stream, armored = sniff(Trickle(data))  # type: ignore[arg-type]
     assert armored is False
     assert stream.read() == data
+
+
+def test_vector_file_covers_the_inputs() -> None:
+    assert {v["name"]: bytes.fromhex(v["data_hex"]) for v in VECTORS} == VECTOR_INPUTS
+
+
+if __name__ == "__main__":  # regenerate tests/vectors/armor_v1.json
+    doc = {
+        "description": "aes-hmac armor (docs/FORMAT.md section armor): data and its exact armor",
+        "vectors": [
+            {"name": name, "data_hex": data.hex(), "armor": armor(data).decode("ascii")}
+            for name, data in VECTOR_INPUTS.items()
+        ],
+    }
+    VECTOR_FILE.write_text(json.dumps(doc, indent=2) + "\n")

@@ -515,10 +515,11 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
                     total=total,
                 )
                 out.flush()
-    except (AesHmacError, OSError) as exc:
+    except (AesHmacError, OSError, KeyboardInterrupt) as exc:
         if counter is not None and counter.written and not isinstance(exc, BrokenPipeError):
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
             raise CliError(
-                f"{_describe(exc)}; the {counter.written} bytes already written to stdout are "
+                f"{reason}; the {counter.written} bytes already written to stdout are "
                 "incomplete and must be discarded"
             ) from None
         raise
