@@ -340,6 +340,16 @@ def _open_input(path: str | None) -> Iterator[BinaryIO]:
         yield src
 
 
+def _output_error(exc: OSError, dst: str | None) -> CliError | None:
+    """Name the output file instead of the temporary file beside it that failed to be written."""
+    if dst is None or not exc.filename:
+        return None
+    temp_prefix = "." + os.path.basename(dst)
+    if os.path.basename(os.fsdecode(exc.filename)).startswith(temp_prefix):
+        return CliError(f"cannot write {dst}: {exc.strerror or exc}")
+    return None
+
+
 def _size_of(src_stat: os.stat_result) -> int | None:
     return src_stat.st_size if stat.S_ISREG(src_stat.st_mode) else None
 
@@ -469,6 +479,8 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
             if args.armor:
                 sink.close()
             out.flush()
+    except OSError as exc:
+        raise _output_error(exc, dst) or exc from None
     finally:
         progress.close()
     return EXIT_OK
@@ -522,6 +534,8 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
                 f"{reason}; the {counter.written} bytes already written to stdout are "
                 "incomplete and must be discarded"
             ) from None
+        if isinstance(exc, OSError):
+            raise _output_error(exc, dst) or exc from None
         raise
     finally:
         progress.close()
