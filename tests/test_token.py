@@ -33,7 +33,10 @@ from aes_hmac._token import (
 )
 
 CHEAP = PBKDF2(1000)  # test setting: cheap KDF parameters passed explicitly, defaults untouched
-FLIP_LIMITS = KdfLimits(max_pbkdf2_iterations=1000)
+# Random headers must never start a slow KDF in the tests: tight limits on every parameter.
+FLIP_LIMITS = KdfLimits(
+    max_pbkdf2_iterations=1000, max_memory_bytes=1 << 20, max_argon2_iterations=2
+)
 SALT = bytes(range(16))
 IV = bytes(range(16, 32))
 MASTER = bytes(range(32, 64))

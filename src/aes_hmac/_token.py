@@ -338,6 +338,8 @@ def decrypt(
     """
     pw = encode_password(password)
     _trailer(associated_data)
+    if not isinstance(limits, KdfLimits):
+        raise TypeError(f"limits must be KdfLimits, not {type(limits).__name__}")
     parts = parse(token)
     if parts.kdf is None:
         raise InvalidToken("token needs a raw key, not a password")
