@@ -360,6 +360,16 @@ def test_force(tmp_path: Path, pwfile: Path) -> None:
     assert out.read_bytes().startswith(b"-----BEGIN")
 
 
+def test_unwritable_output_names_the_output(tmp_path: Path, pwfile: Path) -> None:
+    src = tmp_path / "f"
+    src.write_bytes(b"x")
+    target = tmp_path / "no such folder" / "out.ahm"
+    for extra in ([], ["--armor"]):
+        result = run(["encrypt", "--password-file", pwfile, *CHEAP, *extra, src, "-o", target])
+        assert_one_error(result, 1, f"cannot write {target}: No such file or directory")
+    assert_one_error(run(["inspect", tmp_path / "missing"]), 1, "cannot read")
+
+
 def test_same_file_refused(tmp_path: Path, pwfile: Path) -> None:
     src = tmp_path / "f"
     src.write_bytes(b"precious")
