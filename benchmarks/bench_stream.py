@@ -56,38 +56,56 @@ def ceilings(total: int) -> dict[str, float]:
 
 
 def child(job: str, src: str, dst: str, workers: int) -> None:
-    """One measured run in this (fresh) process; prints {seconds, rss_mib} as JSON."""
+    """One measured run in this (fresh) process; prints {seconds, rss_mib} as JSON.
+
+    Imports happen before the clock starts: they are start-up cost, not throughput.
+    """
+    from cryptography.fernet import Fernet
+
+    import aes_hmac
+
+    if job.startswith("pyaescrypt"):
+        import pyAesCrypt
+
     t = time.perf_counter()
     if job in ("encrypt", "decrypt"):
-        import aes_hmac
-
         fn = aes_hmac.encrypt_stream if job == "encrypt" else aes_hmac.decrypt_stream
         with open(src, "rb") as fi, open(dst, "wb") as fo:
             fn(fi, fo, key=KEY, workers=workers)
     elif job in ("pyaescrypt-encrypt", "pyaescrypt-decrypt"):
-        import pyAesCrypt
-
         fn2 = pyAesCrypt.encryptFile if job.endswith("encrypt") else pyAesCrypt.decryptFile
         fn2(src, dst, "benchmark password", 1 << 20)
     elif job in ("fernet-encrypt", "fernet-decrypt"):
-        from cryptography.fernet import Fernet
-
         f = Fernet(b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
         with open(src, "rb") as fi:
             data = fi.read()
         result = f.encrypt(data) if job == "fernet-encrypt" else f.decrypt(data)
         with open(dst, "wb") as fo:
             fo.write(result)
-    elif job == "baseline":
-        import aes_hmac
-    else:
+    elif job != "baseline":
         raise SystemExit(f"unknown job {job}")
     seconds = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(json.dumps({"seconds": seconds, "rss_mib": rss}))
 
 
+REPEAT = 2
+"""Runs per measurement; the fastest counts (the machine is shared: slow runs are noise)."""
+
+
 def run(job: str, src: str, dst: str, workers: int = 1) -> dict[str, Any]:
+    """The fastest of ``REPEAT`` subprocess runs, with the highest peak RSS seen."""
+    results = [run_once(job, src, dst, workers) for _ in range(REPEAT)]
+    best = min(results, key=lambda r: r["seconds"])
+    return {"seconds": best["seconds"], "rss_mib": max(r["rss_mib"] for r in results)}
+
+
+def run_once(job: str, src: str, dst: str, workers: int) -> dict[str, Any]:
+    if os.path.exists(dst):
+        os.unlink(dst)  # freeing the old file's pages is not part of the measured run
+    # Write back earlier runs' dirty pages first: otherwise the kernel throttles this run's
+    # writes to pay for them (measured: 0.53 s instead of 0.05 s of writes for 256 MiB).
+    os.sync()
     cmd = [sys.executable, __file__, "--child", job, src, dst, str(workers)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
@@ -122,7 +140,10 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts to compare")
     parser.add_argument("--fernet-max", type=int, default=256, help="largest file for Fernet")
     parser.add_argument("--ceiling-mib", type=int, default=512, help="MiB per ceiling run")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement (best wins)")
     args = parser.parse_args()
+    global REPEAT
+    REPEAT = max(1, args.repeat)
     size = args.size * MIB
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()}, file: {args.size} MiB")
 
@@ -134,6 +155,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-stream-") as tmp:
         plain, enc, dec = (os.path.join(tmp, n) for n in ("plain", "enc", "dec"))
         make_file(plain, size)
+        # Warm-up, not reported: the first run after creating the file is slow (writeback).
+        run_once("encrypt", plain, enc, 2)
         base = run("baseline", plain, dec)
         print(f"baseline python + aes_hmac import: peak RSS {base['rss_mib']:.1f} MiB")
         results: dict[str, float] = {}
