@@ -566,12 +566,26 @@ def test_rekey_change_add_remove(tmp_path: Path, pwfile: Path) -> None:
     assert leftovers(tmp_path) == []
 
 
-def test_rekey_refuses_armor(tmp_path: Path, pwfile: Path) -> None:
-    enc = encrypt_file(tmp_path, pwfile, b"x", "--armor")
+def test_rekey_armored_file_stays_armored(tmp_path: Path, pwfile: Path) -> None:
+    data = data_of(3 * CHUNK)
+    enc = encrypt_file(tmp_path, pwfile, data, "--armor")
+    env = {"N": "the replacement passphrase"}
     result = run(
-        ["rekey", enc, "--password-file", pwfile, "--new-password-env", "N"], env={"N": "z" * 30}
+        ["rekey", enc, "--password-file", pwfile, "--new-password-env", "N", *CHEAP], env=env
     )
-    assert_one_error(result, 1, "is armored")
+    assert result.returncode == 0, result.stderr
+    assert enc.read_bytes().startswith(b"-----BEGIN AES-HMAC ENCRYPTED FILE-----\n")
+    assert "armor: yes" in run(["inspect", enc]).stdout.decode()
+    assert not decrypts_with(enc, PASSWORD)
+    assert run(["decrypt", "--password-env", "N", enc], env=env).stdout == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.bin", "plain.bin.ahm", "pw.txt"]
+
+
+def test_rekey_remove_takes_no_new_password_or_kdf(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, b"x")
+    base = ["rekey", "--remove", enc, "--password-file", pwfile]
+    assert_one_error(run([*base, "--new-password-env", "N"]), 2, "--remove takes no new password")
+    assert_one_error(run([*base, "--kdf", "scrypt"]), 2, "--remove takes no KDF options")
 
 
 # --- password strength and generation (in-process) ------------------------------------------

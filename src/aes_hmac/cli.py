@@ -15,9 +15,11 @@ import importlib
 import math
 import os
 import secrets
+import shutil
 import stat
 import string
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, BinaryIO, Final, NoReturn
@@ -575,34 +577,59 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_rekey(args: argparse.Namespace) -> int:
-    """Change, add or remove a password slot of a binary file; the payload is not re-encrypted."""
+    """Change, add or remove a password slot of a file; the payload is not re-encrypted."""
     path = args.file
     if path == "-":
         raise UsageError("rekey needs a file path, not stdin")
     with _open_input(path) as fin:
         _, armored = _armor.sniff(fin)
-    if armored:
-        raise CliError(
-            f"{path} is armored: rekey works on binary files (decrypt it and encrypt it again)"
-        )
     new_source = _source(args, "new_")
     if args.remove and any(v is not None for v in (new_source.file, new_source.fd, new_source.env)):
         raise UsageError("--remove takes no new password")
-    if args.remove and (args.kdf is not None or args.iterations is not None):
-        raise UsageError("--remove takes no KDF options")
     kdf = _kdf_from_args(args)
+    if args.remove and kdf is not None:
+        raise UsageError("--remove takes no KDF options")
     limits = _limits_from_args(args)
     old = read_old_password(_source(args), "Current password: ")
+    edit: Callable[[str], None]
     if args.remove:
-        aes_hmac.remove_password(path, old, limits=limits)
-        return EXIT_OK
-    new = read_new_password(new_source, quiet=args.quiet, what="New password")
-    options: dict[str, Any] = {"limits": limits}
-    if kdf is not None:
-        options["kdf"] = kdf
-    edit = aes_hmac.add_password if args.add else aes_hmac.change_password
-    edit(path, old, new, **options)
+
+        def edit(target: str) -> None:
+            aes_hmac.remove_password(target, old, limits=limits)
+
+    else:
+        new = read_new_password(new_source, quiet=args.quiet, what="New password")
+        options: dict[str, Any] = {"limits": limits}
+        if kdf is not None:
+            options["kdf"] = kdf
+        slot_edit = aes_hmac.add_password if args.add else aes_hmac.change_password
+
+        def edit(target: str) -> None:
+            slot_edit(target, old, new, **options)
+
+    if armored:
+        _rekey_armored(path, edit)
+    else:
+        edit(path)
     return EXIT_OK
+
+
+def _rekey_armored(path: str, edit: Callable[[str], None]) -> None:
+    """Slot edits work on binary files: dearmor to a temporary file, edit it, armor it back.
+
+    Only ciphertext is ever on disk; the armored file is replaced atomically at the end.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    with tempfile.TemporaryDirectory(prefix=".aes-hmac-rekey-", dir=folder) as work:
+        binary = os.path.join(work, "stream")
+        with _open_input(path) as fin, open(binary, "xb") as out:
+            stream, _ = _armor.sniff(fin)
+            shutil.copyfileobj(stream, out)
+        edit(binary)
+        with open(binary, "rb") as src, _atomic_output(path, overwrite=True) as dst:
+            writer = _armor.ArmorWriter(dst)
+            shutil.copyfileobj(src, writer)
+            writer.close()
 
 
 # --- parser -------------------------------------------------------------------------------
@@ -752,10 +779,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     rek = command(
         "rekey",
-        "Change, add (--add) or remove (--remove) a password of a binary file in place.",
+        "Change, add (--add) or remove (--remove) a password of an encrypted file.",
         "The payload is not re-encrypted: only the header is rewritten, atomically.",
     )
-    rek.add_argument("file", help="encrypted file (binary form)")
+    rek.add_argument("file", help="encrypted file (binary or armored)")
     mode = rek.add_mutually_exclusive_group()
     mode.add_argument("--add", action="store_true", help="add the new password, keep the old")
     mode.add_argument(
