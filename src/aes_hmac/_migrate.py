@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final
 from ._errors import DecryptionError, HeaderError, InvalidToken, StreamDamaged
 from ._fileio import _atomic_output, _check_paths
 from ._kdf import DEFAULT_KDF, Kdf
+from ._keys import PasswordKey
 from ._pipeline import encrypt_stream
 from ._primitives import (
     BLOCK_SIZE,
@@ -119,7 +120,7 @@ def fernet_decrypt(
         raise InvalidToken("fernet token: bad padding") from None
 
 
-def _check_target(password: str | bytes | None, key: bytes | None) -> None:
+def _check_target(password: str | bytes | PasswordKey | None, key: bytes | None) -> None:
     if (password is None) == (key is None):
         raise TypeError("give exactly one of password or key")
     if key is not None:
@@ -131,7 +132,7 @@ def _check_target(password: str | bytes | None, key: bytes | None) -> None:
 
 def _seal(
     data: bytes,
-    password: str | bytes | None,
+    password: str | bytes | PasswordKey | None,
     key: bytes | None,
     kdf: Kdf,
     associated_data: bytes | None,
@@ -139,6 +140,8 @@ def _seal(
     """Encrypt migrated data as one of our tokens, under a password or a raw key."""
     if key is not None:
         return _token_seal(data, bytes(key), None, b"", associated_data or b"")
+    if isinstance(password, PasswordKey):
+        return password.encrypt(data, associated_data=associated_data)
     if password is not None:
         return _token_encrypt(data, password, kdf=kdf, associated_data=associated_data)
     raise TypeError("give exactly one of password or key")
@@ -148,7 +151,7 @@ def import_fernet(
     token: str | bytes,
     fernet_key: str | bytes,
     *,
-    password: str | bytes | None = None,
+    password: str | bytes | PasswordKey | None = None,
     key: bytes | None = None,
     kdf: Kdf = DEFAULT_KDF,
     associated_data: bytes | None = None,
@@ -158,6 +161,8 @@ def import_fernet(
     """Convert a Fernet token into one of our tokens under ``password`` or a raw 32-byte ``key``.
 
     The Fernet token is fully verified first (``fernet_decrypt``); its bytes come out as bytes.
+    A ``PasswordKey`` as ``password`` (its own KDF; ``kdf`` ignored) converts many tokens for
+    one KDF run instead of one per token.
     """
     _check_target(password, key)
     data = fernet_decrypt(token, fernet_key, ttl=ttl, now=now)

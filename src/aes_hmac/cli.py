@@ -12,6 +12,7 @@ import base64
 import contextlib
 import getpass
 import importlib
+import json
 import math
 import os
 import secrets
@@ -48,6 +49,9 @@ ZXCVBN_MIN_SCORE: Final = 3
 ZXCVBN_MAX_CHARS: Final = 100
 """zxcvbn gets slow on long inputs; past this many characters a password is strong anyway."""
 KDF_NAMES: Final = ("pbkdf2", "scrypt", "argon2id")
+IMPORT_FORMATS: Final = ("aescrypt", "fernet", "legacy")
+LEGACY_FIELDS: Final = ("iv", "salt", "mac")
+"""Base64 fields of a design-note tuple in ``import --from legacy`` input (plus "ciphertext")."""
 
 EXIT_HELP: Final = (
     "exit status: 0 success, 1 failure (wrong password, damaged or truncated data, I/O error),"
@@ -632,6 +636,75 @@ def _rekey_armored(path: str, edit: Callable[[str], None]) -> None:
             writer.close()
 
 
+# --- import (issue 6, keyring and migration) ----------------------------------------------
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Convert another tool's data into this library's formats; nothing is written unverified.
+
+    aescrypt: an AES Crypt v2 file -> a binary stream (new password). fernet: Fernet tokens, one
+    per line -> tokens, one per line (new password; the Fernet key is read like a password).
+    legacy: design-note tuples as JSON lines -> tokens under the same password.
+    """
+    src, dst = _path(args.input), _path(args.output)
+    if args.password_fd == 0 and src is None:
+        raise UsageError("--password-fd 0 is stdin, which is also the input: give an input file")
+    _check_paths(src, dst, force=args.force)
+    kdf = _kdf_from_args(args)
+    options: dict[str, Any] = {} if kdf is None else {"kdf": kdf}
+    prompt = {"aescrypt": "AES Crypt password: ", "fernet": "Fernet key: "}
+    secret = read_old_password(_source(args), prompt.get(args.source, "Password: "))
+    new = secret
+    new_source = _source(args, "new_")
+    if args.source == "legacy" and (new_source.file or new_source.fd is not None or new_source.env):
+        raise UsageError("--from legacy keeps the password: it takes no new password")
+    if args.source != "legacy":
+        new = read_new_password(new_source, quiet=args.quiet, what="New password")
+    if args.source == "aescrypt":
+        if not isinstance(secret, str):
+            raise CliError("the AES Crypt password must be UTF-8 text")
+        if dst is None and sys.stdout.isatty():
+            raise CliError("refusing to write binary ciphertext to a terminal: use -o FILE")
+        if src is not None and dst is not None:
+            aes_hmac.import_aescrypt_file(src, dst, secret, new, overwrite=args.force, **options)
+            return EXIT_OK
+        with _open_input(src) as fin, contextlib.ExitStack() as stack:
+            out = (
+                sys.stdout.buffer
+                if dst is None
+                else stack.enter_context(_atomic_output(dst, overwrite=args.force))
+            )
+            aes_hmac.import_aescrypt(fin, out, secret, new, **options)
+            out.flush()
+        return EXIT_OK
+    with _open_input(src) as fin:
+        lines = [line for line in fin.read().splitlines() if line.strip()]
+    tokens = []
+    bulk = aes_hmac.PasswordKey(new, **options)  # one KDF for the whole batch of Fernet tokens
+    for number, line in enumerate(lines, start=1):
+        try:
+            if args.source == "fernet":
+                tokens.append(aes_hmac.import_fernet(line.strip(), secret, password=bulk))
+            else:
+                record = json.loads(line)
+                iv, salt, mac = (base64.b64decode(record[k], validate=True) for k in LEGACY_FIELDS)
+                tokens.append(
+                    aes_hmac.convert_legacy(record["ciphertext"], secret, iv, salt, mac, **options)
+                )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CliError(f"line {number}: invalid {args.source} input ({exc!s})") from None
+        except AesHmacError as exc:
+            raise CliError(f"line {number}: {_describe(exc)}") from None
+    text = "".join(f"{token}\n" for token in tokens).encode("ascii")
+    if dst is None:
+        sys.stdout.buffer.write(text)
+        sys.stdout.buffer.flush()
+    else:
+        with _atomic_output(dst, overwrite=args.force) as out:
+            out.write(text)
+    return EXIT_OK
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -794,6 +867,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kdf_options(rek)
     _add_limit_options(rek)
     rek.set_defaults(func=cmd_rekey)
+
+    imp = command(
+        "import",
+        "Convert data made by other tools: AES Crypt v2 files, Fernet tokens, design-note tuples.",
+        "--from aescrypt: an .aes file -> a binary encrypted file (new password).\n"
+        "--from fernet: Fernet tokens, one per line -> tokens, one per line (new password); the\n"
+        "  Fernet key is the source password (--password-* options or the prompt).\n"
+        '--from legacy: JSON lines {"ciphertext": ..., "iv": ..., "salt": ..., "mac": ...}\n'
+        "  (iv, salt, mac in standard base64) -> tokens under the same password.\n"
+        "Everything is verified before output is written; a failed import leaves no output file.",
+    )
+    imp.add_argument(
+        "--from", dest="source", choices=IMPORT_FORMATS, required=True, help="input format"
+    )
+    imp.add_argument("input", nargs="?", default="-", help="input file (default or '-': stdin)")
+    imp.add_argument("-o", "--output", metavar="PATH", help="output file (default or '-': stdout)")
+    imp.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    imp.add_argument("-q", "--quiet", action="store_true", help="no password warnings")
+    _add_password_options(imp, "", "source ")
+    _add_password_options(imp, "new-", "new ")
+    _add_kdf_options(imp)
+    imp.set_defaults(func=cmd_import)
     return parser
 
 
