@@ -287,3 +287,22 @@ def test_imported_token_kdf_is_the_requested_one() -> None:
     key = token._signing_key + token._encryption_key
     converted = aes_hmac.import_fernet(raw, base64.urlsafe_b64encode(key), password="p", kdf=CHEAP)
     assert parse(converted).kdf == CHEAP
+
+
+def test_import_fernet_batch_with_password_key_runs_one_kdf(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = Fernet.generate_key()
+    tokens = [Fernet(key).encrypt(bytes([i])) for i in range(5)]
+    bulk = aes_hmac.PasswordKey("new", kdf=CHEAP)
+    runs: list[bytes] = []
+    original = PBKDF2.derive
+
+    def counting(self: PBKDF2, password: bytes, salt: bytes) -> bytes:
+        runs.append(salt)
+        return original(self, password, salt)
+
+    monkeypatch.setattr(PBKDF2, "derive", counting)
+    converted = [aes_hmac.import_fernet(t, key, password=bulk) for t in tokens]
+    assert len(runs) == 1
+    assert [bulk.decrypt(c) for c in converted] == [bytes([i]) for i in range(5)]
