@@ -27,6 +27,7 @@ SALT_SIZE = 16
 
 _SHA256 = hashes.SHA256()
 _PKCS7_BITS = BLOCK_SIZE * 8
+_PKCS7 = padding.PKCS7(_PKCS7_BITS)
 
 
 def random_bytes(n: int) -> bytes:
@@ -66,13 +67,13 @@ def hmac_sha256(key: bytes, *parts: bytes) -> bytes:
 
 def pkcs7_pad(data: bytes) -> bytes:
     """PKCS7-pad ``data`` to a whole number of AES blocks (always adds 1..16 bytes)."""
-    padder = padding.PKCS7(_PKCS7_BITS).padder()
+    padder = _PKCS7.padder()
     return padder.update(data) + padder.finalize()
 
 
 def pkcs7_unpad(data: bytes) -> bytes:
     """Remove PKCS7 padding; raises ``ValueError`` when the padding is malformed."""
-    unpadder = padding.PKCS7(_PKCS7_BITS).unpadder()
+    unpadder = _PKCS7.unpadder()
     return unpadder.update(data) + unpadder.finalize()
 
 
@@ -109,7 +110,7 @@ class CbcHmac:
 
     def encrypt(self, iv: bytes, plaintext: bytes) -> bytes:
         """PKCS7-pad and AES-256-CBC-encrypt ``plaintext`` under ``iv``."""
-        padder = padding.PKCS7(_PKCS7_BITS).padder()
+        padder = _PKCS7.padder()
         padded = padder.update(plaintext) + padder.finalize()
         enc = Cipher(self._aes, modes.CBC(iv)).encryptor()
         return enc.update(padded) + enc.finalize()
@@ -123,7 +124,7 @@ class CbcHmac:
         """Decrypt and unpad; only call after the tag verified. ``ValueError`` on bad padding."""
         dec = Cipher(self._aes, modes.CBC(iv)).decryptor()
         padded = dec.update(ciphertext) + dec.finalize()
-        unpadder = padding.PKCS7(_PKCS7_BITS).unpadder()
+        unpadder = _PKCS7.unpadder()
         return unpadder.update(padded) + unpadder.finalize()
 
     def decrypt_unpadded(self, iv: bytes, ciphertext: bytes) -> bytes:
@@ -189,15 +190,6 @@ class CbcHmacInto(CbcHmac):
         return _hmac.compare_digest(self.tag_of(*parts), tag)
 
 
-_PKCS7_PADS = tuple(bytes((n,)) * n for n in range(BLOCK_SIZE + 1))
-"""``_PKCS7_PADS[n]`` is the PKCS7 padding of n bytes; ``_PKCS7_PADS[0]`` is unused."""
-
-
-def pkcs7_padding_for(length: int) -> bytes:
-    """The PKCS7 padding (1..16 bytes) that completes ``length`` bytes to whole AES blocks."""
-    return _PKCS7_PADS[BLOCK_SIZE - length % BLOCK_SIZE]
-
-
 class ChainedCbcHmac:
     """Encrypt-then-MAC for many small messages under one key pair, without per-message contexts.
 
@@ -231,7 +223,7 @@ class ChainedCbcHmac:
         """``header || iv || ct || tag``: fresh IV, ct = AES-CBC(padded), tag over all but itself.
 
         The tag is HMAC(header || iv || ct || trailer); ``trailer`` is authenticated, not returned.
-        ``padded`` must be whole blocks (see ``pkcs7_padding_for``).
+        ``padded`` must be whole blocks (see ``pkcs7_pad``).
         """
         if len(padded) % BLOCK_SIZE:
             raise ValueError("padded must be a whole number of blocks")

@@ -34,7 +34,8 @@ from ._primitives import (
     SALT_SIZE,
     TAG_SIZE,
     ChainedCbcHmac,
-    pkcs7_padding_for,
+    pkcs7_pad,
+    pkcs7_unpad,
     random_bytes,
     split_key,
 )
@@ -107,15 +108,14 @@ class TokenKeys:
         """Binary token of ``data`` behind ``header`` (everything up to the IV)."""
         plain = _plaintext(data)
         trailer = _trailer(associated_data)
-        return self._cbc.seal(header, plain + pkcs7_padding_for(len(plain)), trailer)
+        return self._cbc.seal(header, pkcs7_pad(plain), trailer)
 
     def seal_with_iv(
         self, header: bytes, iv: bytes, data: bytes | str, associated_data: BytesLike | None
     ) -> bytes:
         """``seal`` with a fixed IV, for reproducible test vectors only."""
         plain = _plaintext(data)
-        padded = plain + pkcs7_padding_for(len(plain))
-        return self._cbc.seal_with_iv(header, iv, padded, _trailer(associated_data))
+        return self._cbc.seal_with_iv(header, iv, pkcs7_pad(plain), _trailer(associated_data))
 
     def open(self, raw: bytes, header_len: int, associated_data: BytesLike | None) -> bytes | str:
         """Verify the tag of a binary token whose layout is valid, then decrypt it."""
@@ -149,15 +149,18 @@ def _trailer(associated_data: object) -> bytes:
 
 def _unwrap(padded: bytes) -> bytes | str:
     """Unpad, then read the type byte; reached only with an authentic token."""
-    n = padded[-1]
-    if not 1 <= n <= BLOCK_SIZE or len(padded) <= n or padded[-n:] != bytes((n,)) * n:
-        raise InvalidToken("invalid padding")
-    kind = padded[0]
+    try:
+        plain = pkcs7_unpad(padded)
+    except ValueError:
+        raise InvalidToken("invalid padding") from None
+    if not plain:
+        raise InvalidToken("invalid data type byte")
+    kind = plain[0]
     if kind == TYPE_BYTES:
-        return padded[1:-n]
+        return plain[1:]
     if kind == TYPE_TEXT:
         try:
-            return padded[1:-n].decode("utf-8")
+            return plain[1:].decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidToken("invalid utf-8 text") from None
     raise InvalidToken("invalid data type byte")
