@@ -342,6 +342,19 @@ def test_kdf_limits(tmp_path: Path, pwfile: Path) -> None:
     assert result.stdout == b"abc"
 
 
+def test_kdf_memory_limit(pwfile: Path) -> None:
+    enc = run(
+        ["encrypt", "--password-file", pwfile, "--kdf", "scrypt", "--scrypt-log2n", "13"],
+        stdin=b"m",
+    )
+    assert enc.returncode == 0, enc.stderr  # 128 * 8 * 2**13 bytes = 8 MiB
+    low = run(["decrypt", "--password-file", pwfile, "--max-kdf-memory-mib", "7"], stdin=enc.stdout)
+    assert_one_error(low, 1, f"kdf memory {8 << 20} bytes exceeds the limit {7 << 20}")
+    ok = run(["decrypt", "--password-file", pwfile, "--max-kdf-memory-mib", "8"], stdin=enc.stdout)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == b"m"
+
+
 def test_force(tmp_path: Path, pwfile: Path) -> None:
     enc = encrypt_file(tmp_path, pwfile, b"new content")
     out = tmp_path / "existing"

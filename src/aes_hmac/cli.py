@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import dataclasses
 import getpass
 import importlib
 import json
@@ -49,6 +50,14 @@ ZXCVBN_MIN_SCORE: Final = 3
 ZXCVBN_MAX_CHARS: Final = 100
 """zxcvbn gets slow on long inputs; past this many characters a password is strong anyway."""
 KDF_NAMES: Final = ("pbkdf2", "scrypt", "argon2id")
+LIMIT_OPTIONS: Final = (
+    ("--max-kdf-memory-mib", "max_memory_bytes", "MIB", 1 << 20, "scrypt/argon2id memory"),
+    ("--max-pbkdf2-iterations", "max_pbkdf2_iterations", "N", 1, "pbkdf2 iterations"),
+    ("--max-scrypt-p", "max_scrypt_p", "P", 1, "scrypt parallelism"),
+    ("--max-argon2-iterations", "max_argon2_iterations", "T", 1, "argon2id passes"),
+    ("--max-argon2-lanes", "max_argon2_lanes", "P", 1, "argon2id lanes"),
+)
+"""Decrypt-side limit options: flag, KdfLimits field, metavar, unit in bytes or 1, help."""
 IMPORT_FORMATS: Final = ("aescrypt", "fernet", "legacy")
 LEGACY_FIELDS: Final = ("iv", "salt", "mac")
 """Base64 fields of a design-note tuple in ``import --from legacy`` input (plus "ciphertext")."""
@@ -396,19 +405,13 @@ def _kdf_from_args(
 
 
 def _limits_from_args(args: argparse.Namespace) -> aes_hmac.KdfLimits:
-    base = aes_hmac.KdfLimits()
-    values = {
-        "max_pbkdf2_iterations": args.max_pbkdf2_iterations,
-        "max_memory_bytes": None
-        if args.max_kdf_memory_mib is None
-        else args.max_kdf_memory_mib << 20,
-        "max_scrypt_p": args.max_scrypt_p,
-        "max_argon2_iterations": args.max_argon2_iterations,
-        "max_argon2_lanes": args.max_argon2_lanes,
+    """KdfLimits with the library defaults, raised or lowered by the ``--max-*`` options."""
+    given = {
+        field: getattr(args, flag[2:].replace("-", "_")) * scale
+        for flag, field, _, scale, _ in LIMIT_OPTIONS
+        if getattr(args, flag[2:].replace("-", "_")) is not None
     }
-    return aes_hmac.KdfLimits(
-        **{k: (getattr(base, k) if v is None else v) for k, v in values.items()}
-    )
+    return dataclasses.replace(aes_hmac.KdfLimits(), **given)
 
 
 def _chunk_size(text: str) -> int:
@@ -749,30 +752,13 @@ def _add_limit_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "limits on the KDF cost a file may ask for (checked before any work)"
     )
-    group.add_argument(
-        "--max-kdf-memory-mib",
-        type=_positive,
-        metavar="MIB",
-        help=f"scrypt/argon2id memory (default {base.max_memory_bytes >> 20})",
-    )
-    group.add_argument(
-        "--max-pbkdf2-iterations",
-        type=_positive,
-        metavar="N",
-        help=f"default {base.max_pbkdf2_iterations}",
-    )
-    group.add_argument(
-        "--max-scrypt-p", type=_positive, metavar="P", help=f"default {base.max_scrypt_p}"
-    )
-    group.add_argument(
-        "--max-argon2-iterations",
-        type=_positive,
-        metavar="T",
-        help=f"default {base.max_argon2_iterations}",
-    )
-    group.add_argument(
-        "--max-argon2-lanes", type=_positive, metavar="P", help=f"default {base.max_argon2_lanes}"
-    )
+    for flag, field, metavar, scale, what in LIMIT_OPTIONS:
+        group.add_argument(
+            flag,
+            type=_positive,
+            metavar=metavar,
+            help=f"{what} (default {getattr(base, field) // scale})",
+        )
 
 
 def _add_io_options(parser: argparse.ArgumentParser) -> None:
