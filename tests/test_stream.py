@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from aes_hmac import PBKDF2, Argon2id, HeaderError, KdfLimits, Scrypt, StreamDamaged
 from aes_hmac._kdf import Kdf
 from aes_hmac._pipeline import seal_stream
+from aes_hmac._primitives import CbcHmacInto, hmac_sha256
 from aes_hmac._stream import (
     CHUNK_OVERHEAD,
     MAGIC,
@@ -272,3 +274,30 @@ def test_slot_info_shows_kdfs_without_a_password() -> None:
     assert info.version == 1 and info.chunk_size == 4096
     assert [s.kdf for s in info.slots] == [CHEAP, Scrypt(4, 1, 1), Argon2id(1, 8, 1)]
     assert struct.unpack(">B", data[PREFIX_SIZE : PREFIX_SIZE + 1]) == (3,)
+
+
+def test_fast_chunk_mac_is_plain_hmac_sha256() -> None:
+    """The GIL-releasing tag path must equal the reference HMAC on buffers of every kind."""
+
+    mac_key = bytes(range(100, 132))
+    fast = CbcHmacInto(FILE_KEY, mac_key)
+    data = bytearray(os.urandom(5000))
+    expected = hmac_sha256(mac_key, b"ab", bytes(data))
+    assert fast.tag_of(b"ab", data) == expected
+    assert fast.tag_of(memoryview(b"a"), b"b", memoryview(data)) == expected
+    assert fast.verify_of(expected, b"ab", data)
+    assert not fast.verify_of(bytes(32), b"ab", data)
+
+
+def _regenerate() -> None:
+    """Rewrite stream_v1.json's expected bytes from its fixed inputs (after a deliberate format
+    change only, together with docs/FORMAT.md): python tests/test_stream.py"""
+    path = Path(__file__).parent / "vectors" / "stream_v1.json"
+    doc = json.loads(path.read_text())
+    for v in doc["vectors"]:
+        v["stream"] = seal_vector(v).hex()
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    _regenerate()
