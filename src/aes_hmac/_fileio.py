@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import BinaryIO, Final, Literal
+from typing import BinaryIO, Final, Literal, overload
 
 from ._errors import DecryptionError, StreamDamaged
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Kdf, KdfLimits, encode_password
@@ -211,6 +211,28 @@ class StreamReader(io.RawIOBase):
         super().close()
 
 
+@overload
+def open(
+    file: StrPath | BinaryIO,
+    mode: Literal["rb"] = "rb",
+    *,
+    password: str | bytes | None = None,
+    key: bytes | None = None,
+    kdf: Kdf = DEFAULT_KDF,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    limits: KdfLimits = DEFAULT_LIMITS,
+) -> StreamReader: ...
+@overload
+def open(
+    file: StrPath | BinaryIO,
+    mode: Literal["wb"],
+    *,
+    password: str | bytes | None = None,
+    key: bytes | None = None,
+    kdf: Kdf = DEFAULT_KDF,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    limits: KdfLimits = DEFAULT_LIMITS,
+) -> StreamWriter: ...
 def open(
     file: StrPath | BinaryIO,
     mode: Literal["rb", "wb"] = "rb",
