@@ -1,0 +1,418 @@
+"""A second, minimal reader of the token and stream formats, written only from docs/FORMAT.md.
+
+It imports nothing from ``aes_hmac``: only ``cryptography`` and the standard library. If the
+library and this reader disagree on a vector or a file, either the library or the spec is wrong.
+Every failure is a ``FormatError`` whose message follows the spec's tables where they give one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import string
+import struct
+import unicodedata
+from dataclasses import dataclass
+from functools import partial
+
+from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+# Section 1.1: parameter block sizes by KDF id, and the default decrypt-side limits.
+PARAM_SIZES = {0: 0, 1: 4, 2: 9, 3: 12}
+SALT_SIZE = 16
+IV_SIZE = 16
+TAG_SIZE = 32
+BLOCK = 16
+
+TOKEN_MAGIC = 0xA5
+TOKEN_VERSION = 1
+TOKEN_LABEL = b"aes-hmac token v1"
+
+STREAM_MAGIC = b"AESHMAC\x00"
+STREAM_VERSION = 1
+PREFIX_SIZE = 42
+SLOT_COUNT_MAX = 16
+CHUNK_LOG2_MIN = 12
+CHUNK_LOG2_MAX = 24
+STREAM_LABEL = b"aes-hmac stream v1"
+URLSAFE = frozenset(string.ascii_letters + string.digits + "-_")
+
+
+class FormatError(Exception):
+    """Any input this reader refuses; the message follows docs/FORMAT.md."""
+
+
+@dataclass(frozen=True)
+class KdfSpec:
+    """A parsed KDF block: id and its integer parameters in spec order."""
+
+    kdf_id: int
+    params: tuple[int, ...]
+
+
+def _hkdf(master: bytes, info: bytes) -> bytes:
+    # Section 1.2: HKDF-SHA256, empty salt, 32 bytes.
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"", info=info).derive(master)
+
+
+def _hmac(key: bytes, *parts: bytes) -> bytes:
+    return hmac.new(key, b"".join(parts), "sha256").digest()
+
+
+def _cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    return decryptor.update(data) + decryptor.finalize()
+
+
+def _unpad(data: bytes) -> bytes:
+    unpadder = padding.PKCS7(128).unpadder()
+    return unpadder.update(data) + unpadder.finalize()
+
+
+def _password_bytes(password: str | bytes) -> bytes:
+    if isinstance(password, str):
+        return unicodedata.normalize("NFC", password).encode("utf-8")
+    return password
+
+
+U32_MAX = 2**32 - 1
+ARGON2_MAX_LANES = 2**24 - 1
+
+
+def _in_range(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise FormatError(
+            f"invalid kdf parameters: {name} must be between {low} and {high}, got {value}"
+        )
+
+
+def parse_kdf(kdf_id: int, block: bytes) -> KdfSpec:
+    """Decode a parameter block (section 1.1) and check each parameter's valid range in order."""
+    if kdf_id == 0:
+        return KdfSpec(0, ())
+    if kdf_id == 1:
+        (iterations,) = struct.unpack(">I", block)
+        _in_range("iterations", iterations, 1, U32_MAX)
+        return KdfSpec(1, (iterations,))
+    if kdf_id == 2:
+        log2_n, r, p = struct.unpack(">BII", block)
+        _in_range("log2_n", log2_n, 1, 63)
+        _in_range("r", r, 1, U32_MAX)
+        _in_range("p", p, 1, U32_MAX)
+        return KdfSpec(2, (log2_n, r, p))
+    t, m, lanes = struct.unpack(">III", block)
+    _in_range("iterations", t, 1, U32_MAX)
+    _in_range("lanes", lanes, 1, ARGON2_MAX_LANES)
+    _in_range("memory_kib", m, 8 * lanes, U32_MAX)
+    return KdfSpec(3, (t, m, lanes))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Decrypt-side KDF limits (section 1.1), defaults as documented."""
+
+    max_pbkdf2_iterations: int = 20_000_000
+    max_memory_bytes: int = 1 << 30
+    max_scrypt_p: int = 16
+    max_argon2_iterations: int = 64
+    max_argon2_lanes: int = 64
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _limit(what: str, value: int, limit: int, verb: str = "exceed") -> None:
+    if value > limit:
+        raise FormatError(f"kdf limits exceeded: {what} {value} {verb} the limit {limit}")
+
+
+def check_limits(kdf: KdfSpec, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Refuse a KDF over the limits (section 1.1), before any derivation."""
+    if kdf.kdf_id == 1:
+        _limit("pbkdf2 iterations", kdf.params[0], limits.max_pbkdf2_iterations)
+    elif kdf.kdf_id == 2:
+        log2_n, r, p = kdf.params
+        memory = 128 * r * (1 << log2_n)
+        if memory > limits.max_memory_bytes:
+            raise FormatError(
+                f"kdf limits exceeded: kdf memory {memory} bytes exceeds the limit "
+                f"{limits.max_memory_bytes}"
+            )
+        _limit("scrypt p", p, limits.max_scrypt_p, "exceeds")
+    elif kdf.kdf_id == 3:
+        t, m, lanes = kdf.params
+        if m * 1024 > limits.max_memory_bytes:
+            raise FormatError(
+                f"kdf limits exceeded: kdf memory {m * 1024} bytes exceeds the limit "
+                f"{limits.max_memory_bytes}"
+            )
+        _limit("argon2id iterations", t, limits.max_argon2_iterations)
+        _limit("argon2id lanes", lanes, limits.max_argon2_lanes)
+
+
+def derive(kdf: KdfSpec, password: bytes, salt: bytes) -> bytes:
+    """The 32-byte master key of a password KDF (section 1.1)."""
+    if kdf.kdf_id == 1:
+        return PBKDF2HMAC(hashes.SHA256(), 32, salt, kdf.params[0]).derive(password)
+    if kdf.kdf_id == 2:
+        log2_n, r, p = kdf.params
+        return Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(password)
+    t, m, lanes = kdf.params
+    return Argon2id(salt=salt, length=32, iterations=t, lanes=lanes, memory_cost=m).derive(
+        password
+    )
+
+
+def _token_bytes(token: str | bytes) -> bytes:
+    """Section 2 "Accepted input": binary if the first byte is 0xA5, else canonical base64url."""
+    if isinstance(token, bytes) and token[:1] == bytes([TOKEN_MAGIC]):
+        return token
+    try:
+        text = token.decode("ascii") if isinstance(token, bytes) else token
+    except UnicodeDecodeError:
+        raise FormatError("token is not valid base64") from None
+    text = text.strip()
+    if not set(text) <= URLSAFE or len(text) % 4 == 1:
+        raise FormatError("token is not valid base64")
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise FormatError("token is not valid base64") from None
+    # Canonical: the unused low bits of the last character must be zero.
+    if base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") != text:
+        raise FormatError("token is not valid base64")
+    return raw
+
+
+def decode_token(
+    token: str | bytes,
+    *,
+    password: str | bytes | None = None,
+    key: bytes | None = None,
+    associated_data: bytes | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> str | bytes:
+    """Decrypt a token (section 2), following the order of checks table step by step."""
+    if (password is None) == (key is None):
+        raise ValueError("give exactly one of password and key")
+    data = _token_bytes(token)
+    if len(data) < 3:
+        raise FormatError("token too short")
+    if data[0] != TOKEN_MAGIC:
+        raise FormatError("wrong magic byte")
+    if data[1] != TOKEN_VERSION:
+        raise FormatError(f"unsupported token version {data[1]}")
+    kdf_id = data[2]
+    if kdf_id not in PARAM_SIZES:
+        raise FormatError(f"unknown kdf id {kdf_id}")
+    p_size = PARAM_SIZES[kdf_id]
+    s_size = SALT_SIZE if kdf_id else 0
+    header_end = 3 + p_size + s_size
+    if len(data) < header_end + IV_SIZE + BLOCK + TAG_SIZE:
+        raise FormatError("token too short")
+    if (len(data) - header_end - IV_SIZE - TAG_SIZE) % BLOCK:
+        raise FormatError("token length is not a whole number of blocks")
+    kdf = parse_kdf(kdf_id, data[3 : 3 + p_size])
+    secret: bytes
+    if kdf_id == 0:
+        if key is None:
+            raise FormatError("token needs a raw key, not a password")
+        secret = key
+    else:
+        if password is None:
+            raise FormatError("token needs a password, not a raw key")
+        secret = _password_bytes(password)
+    check_limits(kdf, limits)
+    master = secret if kdf_id == 0 else derive(kdf, secret, data[3 + p_size : header_end])
+    enc_key = _hkdf(master, TOKEN_LABEL + b" encryption")
+    mac_key = _hkdf(master, TOKEN_LABEL + b" authentication")
+    ad = associated_data or b""
+    body, tag = data[:-TAG_SIZE], data[-TAG_SIZE:]
+    if not hmac.compare_digest(_hmac(mac_key, body, ad, struct.pack(">Q", len(ad))), tag):
+        raise FormatError("authentication failed")
+    iv = data[header_end : header_end + IV_SIZE]
+    try:
+        plain = _unpad(_cbc_decrypt(enc_key, iv, data[header_end + IV_SIZE : -TAG_SIZE]))
+    except ValueError:
+        raise FormatError("invalid padding") from None
+    if plain[:1] == b"\x00":
+        return plain[1:]
+    if plain[:1] == b"\x01":
+        try:
+            return plain[1:].decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("invalid utf-8 text") from None
+    raise FormatError("invalid data type byte")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One key slot (section 3.2): KDF, salt, IV, wrapped key, tag and the bytes the tag covers."""
+
+    kdf: KdfSpec
+    salt: bytes
+    iv: bytes
+    wrapped: bytes
+    tag: bytes
+    signed: bytes
+
+
+@dataclass(frozen=True)
+class Header:
+    """A parsed, not yet authenticated stream header (section 3.1)."""
+
+    prefix: bytes
+    chunk_size: int
+    slots: tuple[Slot, ...]
+    signed: bytes
+    tag: bytes
+
+    @property
+    def size(self) -> int:
+        """Bytes from the start of the stream to the first chunk."""
+        return len(self.signed) + TAG_SIZE
+
+
+def parse_header(data: bytes) -> Header:
+    """Parse the header (section 3.5 step 1), never trusting a size field before checking it."""
+
+    def need(end: int) -> None:
+        if len(data) < end:
+            raise FormatError("failed to read header: truncated")
+
+    need(43)
+    if data[:8] != STREAM_MAGIC:
+        raise FormatError("failed to read header: not an aes-hmac stream")
+    if data[8] != STREAM_VERSION:
+        raise FormatError(f"failed to read header: unsupported version {data[8]}")
+    chunk_log2 = data[9]
+    if not CHUNK_LOG2_MIN <= chunk_log2 <= CHUNK_LOG2_MAX:
+        raise FormatError(f"failed to read header: bad chunk size exponent {chunk_log2}")
+    count = data[42]
+    if not 1 <= count <= SLOT_COUNT_MAX:
+        raise FormatError(f"failed to read header: bad slot count {count}")
+    prefix = data[:PREFIX_SIZE]
+    pos = 43
+    slots = []
+    for _ in range(count):
+        need(pos + 1)
+        kdf_id = data[pos]
+        if kdf_id not in PARAM_SIZES:
+            raise FormatError(f"failed to read header: unknown kdf id {kdf_id}")
+        p_size = PARAM_SIZES[kdf_id]
+        need(pos + 1 + p_size)
+        try:
+            kdf = parse_kdf(kdf_id, data[pos + 1 : pos + 1 + p_size])
+        except FormatError as exc:
+            raise FormatError(f"failed to read header: {exc}") from None
+        s_size = SALT_SIZE if kdf_id else 0
+        start = pos
+        pos += 1 + p_size
+        need(pos + s_size + IV_SIZE + 32 + TAG_SIZE)
+        salt = data[pos : pos + s_size]
+        pos += s_size
+        iv = data[pos : pos + IV_SIZE]
+        wrapped = data[pos + IV_SIZE : pos + IV_SIZE + 32]
+        pos += IV_SIZE + 32
+        slots.append(Slot(kdf, salt, iv, wrapped, data[pos : pos + TAG_SIZE], data[start:pos]))
+        pos += TAG_SIZE
+    need(pos + TAG_SIZE)
+    return Header(prefix, 1 << chunk_log2, tuple(slots), data[:pos], data[pos : pos + TAG_SIZE])
+
+
+def open_header(
+    header: Header,
+    *,
+    password: str | bytes | None,
+    key: bytes | None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> bytes:
+    """Find a slot for the caller's secret and return the file key (section 3.5 steps 2-3)."""
+    skipped: FormatError | None = None
+    for slot in header.slots:
+        if slot.kdf.kdf_id == 0:
+            if key is None:
+                continue
+            master = key
+        else:
+            if password is None:
+                continue
+            try:
+                check_limits(slot.kdf, limits)
+            except FormatError as exc:
+                skipped = exc
+                continue
+            master = derive(slot.kdf, _password_bytes(password), slot.salt)
+        enc_key = _hkdf(master, STREAM_LABEL + b" slot encryption")
+        mac_key = _hkdf(master, STREAM_LABEL + b" slot authentication")
+        if not hmac.compare_digest(_hmac(mac_key, header.prefix, slot.signed), slot.tag):
+            continue
+        file_key = _cbc_decrypt(enc_key, slot.iv, slot.wrapped)
+        header_key = _hkdf(file_key, STREAM_LABEL + b" header authentication")
+        if hmac.compare_digest(_hmac(header_key, header.signed), header.tag):
+            return file_key
+        break
+    if skipped is not None:
+        raise FormatError(f"failed to read header: {skipped}")
+    raise FormatError("wrong password or damaged header")
+
+
+def _chunk_verifies(
+    mac_key: bytes, prefix: bytes, index: int, iv: bytes, body: bytes, chunk: bytes, last: bytes
+) -> bool:
+    """Section 3.4: TAG_i = HMAC(chunk_mac_key, prefix || u64(i) || last || IV_i || CT_i)."""
+    expected = _hmac(mac_key, prefix, struct.pack(">Q", index), last, iv, body)
+    return hmac.compare_digest(expected, chunk[-TAG_SIZE:])
+
+
+def decode_stream(
+    data: bytes,
+    *,
+    password: str | bytes | None = None,
+    key: bytes | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> bytes:
+    """Decrypt a whole stream held in memory (section 3.5), chunk by chunk."""
+    if (password is None) == (key is None):
+        raise ValueError("give exactly one of password and key")
+    header = parse_header(data)
+    file_key = open_header(header, password=password, key=key, limits=limits)
+    enc_key = _hkdf(file_key, STREAM_LABEL + b" chunk encryption")
+    mac_key = _hkdf(file_key, STREAM_LABEL + b" chunk authentication")
+    step = header.chunk_size + IV_SIZE + TAG_SIZE
+    pos = header.size
+    if pos == len(data):
+        raise FormatError(f"data truncated at byte {pos}")
+    out = []
+    index = 0
+    while True:
+        chunk = data[pos : pos + step]
+        at_end = pos + len(chunk) == len(data)
+        if at_end and (len(chunk) < IV_SIZE + BLOCK + TAG_SIZE or len(chunk) % BLOCK):
+            raise FormatError(f"data truncated at byte {pos}")
+        iv, body = chunk[:IV_SIZE], chunk[IV_SIZE:-TAG_SIZE]
+        verifies = partial(_chunk_verifies, mac_key, header.prefix, index, iv, body, chunk)
+        if at_end:
+            if verifies(b"\x01"):
+                try:
+                    out.append(_unpad(_cbc_decrypt(enc_key, iv, body)))
+                except ValueError:
+                    raise FormatError(f"data damaged at byte {pos}") from None
+                return b"".join(out)
+            if verifies(b"\x00"):
+                raise FormatError(f"data truncated after byte {pos + len(chunk)}")
+            raise FormatError(f"data damaged at byte {pos}")
+        if verifies(b"\x00"):
+            out.append(_cbc_decrypt(enc_key, iv, body))
+        elif verifies(b"\x01"):
+            raise FormatError(f"trailing data after the final chunk at byte {pos}")
+        else:
+            raise FormatError(f"data damaged at byte {pos}")
+        pos += step
+        index += 1
