@@ -642,3 +642,12 @@ def test_generated_passphrase() -> None:
 @pytest.mark.parametrize(("text", "size"), [("4096", 4096), ("64K", 65536), ("1m", 1 << 20)])
 def test_chunk_size_parsing(text: str, size: int) -> None:
     assert cli._chunk_size(text) == size
+
+
+def test_progress_without_tqdm_or_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes the import fail
+    assert cli._Progress(quiet=False, total=None, label="x").callback is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    monkeypatch.delitem(sys.modules, "tqdm")
+    assert cli._Progress(quiet=False, total=None, label="x").callback is None
