@@ -16,9 +16,9 @@ from ._keys import DEFAULT_CACHE_SIZE, Key, PasswordKey
 from ._primitives import KEY_SIZE
 from ._token import (
     MAGIC,
+    RAW_HEADER,
     VERSION,
     BytesLike,
-    TokenParts,
     _check_kdf,
     check_limits,
     parse,
@@ -123,13 +123,13 @@ class Keyring:
 
     def _open(
         self,
-        parts: TokenParts,
+        raw: bytes,
         candidates: tuple[PasswordKey | Key, ...],
         associated_data: BytesLike | None,
     ) -> bytes | str:
         for entry in candidates:
             try:
-                return entry.decrypt(parts.raw, associated_data=associated_data)
+                return entry.decrypt(raw, associated_data=associated_data)
             except InvalidToken:
                 continue
         raise InvalidToken("no keyring entry opens this token (wrong keys or tampered)")
@@ -146,11 +146,15 @@ class Keyring:
         Raw-key tokens try raw keys only (no KDF); password tokens are checked against
         ``limits`` first, then try passwords in order, each derivation cached.
         """
-        parts = parse(token)
-        if parts.kdf is None:
-            return self._open(parts, self._keys, associated_data)
+        raw = token_to_bytes(token)
+        if raw.startswith(RAW_HEADER):
+            # Fast path: ``Key.decrypt`` checks the layout itself, so no separate parse.
+            return self._open(raw, self._keys, associated_data)
+        parts = parse(raw)
+        if parts.kdf is None:  # pragma: no cover - RAW_HEADER above covers every raw-key token
+            return self._open(raw, self._keys, associated_data)
         check_limits(parts.kdf, limits)
-        return self._open(parts, self._passwords, associated_data)
+        return self._open(raw, self._passwords, associated_data)
 
     def rotate(
         self,
@@ -193,7 +197,7 @@ class Keyring:
                 return True
             check_limits(parts.kdf, limits)
         try:
-            self._open(parts, (self._primary,), associated_data)
+            self._open(raw, (self._primary,), associated_data)
         except InvalidToken:
             return True
         return False
