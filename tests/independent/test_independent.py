@@ -1,0 +1,244 @@
+"""The independent decoder (written from docs/FORMAT.md only) against the vectors and the library.
+
+The library is used here only to MAKE tokens and streams, and as the other side of differential
+checks: on damaged input both must refuse with the same message, on good input both must agree.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _vectors import cases, unhex
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import aes_hmac
+from aes_hmac import PBKDF2, Argon2id, KdfLimits, Scrypt
+
+from .decoder import FormatError, Limits, decode_stream, decode_token
+
+CHEAP_KDFS = [PBKDF2(iterations=1000), Scrypt(log2_n=4, r=1, p=1), Argon2id(1, 8, 1)]
+CHUNK = 4096
+KEY = bytes(range(32))
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _credential(case: dict[str, Any]) -> dict[str, Any]:
+    """The decoder's keyword for a token vector: a raw key or a password."""
+    if case["kdf"] is None:
+        return {"key": unhex(case["key"])}
+    return {"password": case["password"]}
+
+
+def _ad(case: dict[str, Any]) -> bytes | None:
+    value = case["associated_data"]
+    return None if value is None else unhex(value)
+
+
+@pytest.mark.parametrize(("group", "case"), cases("token_valid.json"))
+def test_valid_token_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
+    expected = case["text"] if "text" in case else unhex(case["data_hex"])
+    for form in (case["token"], unhex(case["token_hex"])):
+        assert decode_token(form, associated_data=_ad(case), **_credential(case)) == expected
+
+
+@pytest.mark.parametrize(("group", "case"), cases("token_invalid.json"))
+def test_invalid_token_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
+    limits = Limits(**case.get("limits", {}))
+    with pytest.raises(FormatError) as info:
+        decode_token(case["token"], associated_data=_ad(case), limits=limits, **_credential(case))
+    assert str(info.value) == case["error"]
+
+
+@pytest.mark.parametrize(("group", "case"), cases("stream_v1.json", key="vectors"))
+def test_stream_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
+    stream = unhex(case["stream"])
+    for slot in case["slots"]:
+        if slot["kind"] == "key":
+            plain = decode_stream(stream, key=unhex(slot["key"]))
+        else:
+            plain = decode_stream(stream, password=slot["password"])
+        assert plain == unhex(case["plaintext"])
+
+
+@pytest.mark.parametrize(("group", "case"), cases("stream_v1.json", key="vectors"))
+def test_stream_vectors_wrong_secret(group: dict[str, Any], case: dict[str, Any]) -> None:
+    stream = unhex(case["stream"])
+    with pytest.raises(FormatError, match=r"^wrong password or damaged header$"):
+        decode_stream(stream, password="not the password")
+    with pytest.raises(FormatError, match=r"^wrong password or damaged header$"):
+        decode_stream(stream, key=bytes(32))
+
+
+@FAST
+@given(
+    data=st.one_of(st.binary(max_size=100), st.text(max_size=50)),
+    ad=st.one_of(st.none(), st.binary(max_size=20)),
+    kdf=st.sampled_from(CHEAP_KDFS),
+)
+def test_library_tokens_decode(data: bytes | str, ad: bytes | None, kdf: Any) -> None:
+    raw = aes_hmac.Key(KEY).encrypt(data, associated_data=ad)
+    assert decode_token(raw, key=KEY, associated_data=ad) == data
+    pw_token = aes_hmac.encrypt(data, "pässwörd", kdf=kdf, associated_data=ad)
+    assert decode_token(pw_token, password="pa\u0308sswo\u0308rd", associated_data=ad) == data
+    binary = aes_hmac.token_to_bytes(pw_token)
+    assert decode_token(binary, password="pässwörd", associated_data=ad) == data
+
+
+def test_bulk_mode_tokens_decode() -> None:
+    bulk = aes_hmac.PasswordKey("bulk", kdf=PBKDF2(iterations=1000))
+    for n in range(50):
+        assert decode_token(bulk.encrypt(f"item {n}"), password="bulk") == f"item {n}"
+
+
+def _lib_stream(plain: bytes, chunk: int, kdf: Any, *, with_key: bool) -> bytes:
+    out = io.BytesIO()
+    if with_key:
+        aes_hmac.encrypt_stream(io.BytesIO(plain), out, key=KEY, chunk_size=chunk)
+    else:
+        aes_hmac.encrypt_stream(io.BytesIO(plain), out, "pw", kdf=kdf, chunk_size=chunk)
+    return out.getvalue()
+
+
+SIZES = st.one_of(
+    st.integers(0, 3 * CHUNK + 40),
+    st.sampled_from([CHUNK - 16, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 2 * CHUNK - 1]),
+)
+
+
+@FAST
+@given(size=SIZES, kdf=st.sampled_from(CHEAP_KDFS), with_key=st.booleans(), seed=st.binary())
+def test_library_streams_decode(size: int, kdf: Any, with_key: bool, seed: bytes) -> None:
+    plain = (seed or b"\x00") * (size // max(1, len(seed)) + 1)
+    plain = plain[:size]
+    stream = _lib_stream(plain, CHUNK, kdf, with_key=with_key)
+    credential: dict[str, Any] = {"key": KEY} if with_key else {"password": "pw"}
+    assert decode_stream(stream, **credential) == plain
+
+
+def test_library_large_chunks_and_file_slots(tmp_path: Path) -> None:
+    """A 1 MiB-chunk file with three password slots added and one removed by the library."""
+    plain = bytes(range(256)) * 9000
+    src, enc = tmp_path / "plain", tmp_path / "plain.aes"
+    src.write_bytes(plain)
+    aes_hmac.encrypt_file(src, enc, "one", kdf=PBKDF2(iterations=1000))
+    aes_hmac.add_password(enc, "one", "two", kdf=Scrypt(log2_n=4, r=1, p=1))
+    aes_hmac.add_password(enc, "one", "three", kdf=Argon2id(1, 8, 1))
+    aes_hmac.remove_password(enc, "two", limits=KdfLimits())
+    stream = enc.read_bytes()
+    assert decode_stream(stream, password="one") == plain
+    assert decode_stream(stream, password="three") == plain
+    with pytest.raises(FormatError, match="wrong password"):
+        decode_stream(stream, password="two")
+
+
+def _library_error(stream: bytes, **credential: Any) -> str:
+    try:
+        aes_hmac.decrypt_stream(io.BytesIO(stream), io.BytesIO(), **credential)
+    except aes_hmac.DecryptionError as exc:
+        return str(exc)
+    return "accepted"
+
+
+def _decoder_error(stream: bytes, **credential: Any) -> str:
+    try:
+        decode_stream(stream, **credential)
+    except FormatError as exc:
+        return str(exc)
+    return "accepted"
+
+
+@FAST
+@given(
+    size=SIZES,
+    cut=st.integers(0, 20_000),
+    flip=st.tuples(st.integers(0, 20_000), st.integers(1, 255)),
+    extra=st.binary(min_size=1, max_size=CHUNK + 60),
+)
+def test_damaged_streams_same_verdict(
+    size: int, cut: int, flip: tuple[int, int], extra: bytes
+) -> None:
+    """Truncated, flipped and extended streams: the decoder and the library say the same thing."""
+    stream = _lib_stream(bytes(size), CHUNK, None, with_key=True)
+    flipped = bytearray(stream)
+    flipped[flip[0] % len(stream)] ^= flip[1]
+    for bad in (stream[: cut % len(stream)], bytes(flipped), stream + extra):
+        verdict = _decoder_error(bad, key=KEY)
+        assert verdict != "accepted"
+        assert verdict == _library_error(bad, key=KEY)
+
+
+def test_chunk_cut_reordered_and_spliced_streams() -> None:
+    """Whole-chunk damage: drop, repeat, swap, and a chunk from another stream with the same key."""
+    step = CHUNK + 48
+    one = _lib_stream(bytes(3 * CHUNK + 5), CHUNK, None, with_key=True)
+    two = _lib_stream(bytes(3 * CHUNK + 5), CHUNK, None, with_key=True)
+    head = len(one) - 3 * step - 64
+    c = [one[head + i * step : head + (i + 1) * step] for i in range(3)] + [one[head + 3 * step :]]
+    variants = {
+        "drop": one[:head] + c[0] + c[2] + c[3],
+        "repeat": one[:head] + c[0] + c[0] + c[1] + c[2] + c[3],
+        "swap": one[:head] + c[1] + c[0] + c[2] + c[3],
+        "cut at boundary": one[:head] + c[0] + c[1],
+        "splice": one[:head] + c[0] + two[head + step : head + 2 * step] + c[2] + c[3],
+        "drop final": one[:head] + c[0] + c[1] + c[2],
+    }
+    for name, bad in variants.items():
+        verdict = _decoder_error(bad, key=KEY)
+        assert verdict.startswith("data "), name
+        assert verdict == _library_error(bad, key=KEY), name
+
+
+KDF_BLOCKS = st.one_of(
+    st.tuples(st.just(1), st.integers(0, 2**32 - 1).map(lambda v: struct.pack(">I", v))),
+    st.tuples(
+        st.just(2),
+        st.builds(
+            lambda n, r, p: struct.pack(">BII", n, r, p),
+            st.integers(0, 255),
+            st.integers(0, 2**32 - 1) | st.integers(0, 9),
+            st.integers(0, 2**32 - 1) | st.integers(0, 20),
+        ),
+    ),
+    st.tuples(
+        st.just(3),
+        st.builds(
+            lambda t, m, p: struct.pack(">III", t, m, p),
+            st.integers(0, 2**32 - 1) | st.integers(0, 70),
+            st.integers(0, 2**32 - 1) | st.integers(0, 2**21),
+            st.integers(0, 2**32 - 1) | st.integers(0, 70),
+        ),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(block=KDF_BLOCKS)
+def test_kdf_parameter_errors_match_the_spec(block: tuple[int, bytes]) -> None:
+    """Parameter ranges and limit messages as FORMAT.md 1.1 states them, compared with the library.
+
+    The tag is all zeros, so acceptable parameters end in "authentication failed" after a KDF run:
+    those are only checked when cheap (the strategy's small ranges make plenty of them).
+    """
+    kdf_id, params = block
+    token = bytes([0xA5, 1, kdf_id]) + params + bytes(16 + 16 + 16 + 32)
+    with pytest.raises(FormatError) as first:
+        decode_token(token, key=KEY)
+    expected_msg = str(first.value)
+    if expected_msg.startswith("invalid kdf parameters"):
+        with pytest.raises(aes_hmac.InvalidToken) as info:
+            aes_hmac.decrypt(token, "pw")
+        assert str(info.value) == expected_msg
+        return
+    assert expected_msg == "token needs a password, not a raw key"
+    tight = KdfLimits(max_pbkdf2_iterations=1, max_memory_bytes=1024, max_argon2_iterations=1)
+    ours = Limits(max_pbkdf2_iterations=1, max_memory_bytes=1024, max_argon2_iterations=1)
+    with pytest.raises(FormatError) as ours_error:
+        decode_token(token, password="pw", limits=ours)
+    with pytest.raises(aes_hmac.InvalidToken) as info:
+        aes_hmac.decrypt(token, "pw", limits=tight)
+    assert str(info.value) == str(ours_error.value)
