@@ -341,3 +341,21 @@ def test_plaintext_of_a_failing_chunk_is_never_written() -> None:
 @given(data=st.binary(max_size=3 * CHUNK + 50), workers=st.sampled_from([1, 2]))
 def test_round_trip_property(data: bytes, workers: int) -> None:
     assert unseal(seal(data, workers), 3 - workers) == data
+
+
+class NotReady(io.RawIOBase):
+    """A non-blocking source that has no data yet (readinto returns None)."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> None:  # type: ignore[override]
+        return None
+
+
+def test_non_blocking_source_is_an_error_not_an_end() -> None:
+    out = io.BytesIO()
+    with pytest.raises(BlockingIOError):
+        encrypt_stream(NotReady(), out, key=KEY, chunk_size=CHUNK)  # type: ignore[arg-type]
+    with pytest.raises(StreamDamaged, match="truncated"):
+        decrypt_stream(io.BytesIO(out.getvalue()), io.BytesIO(), key=KEY)

@@ -82,8 +82,12 @@ def read_full(src: BinaryIO, buf: memoryview) -> int:
             n = readinto(buf[got:])
         else:
             data = src.read(size - got)
-            n = len(data)
-            buf[got : got + n] = data
+            n = None if data is None else len(data)
+            if n:
+                buf[got : got + n] = data
+        if n is None:
+            # A non-blocking source with no data yet: treating it as the end would truncate.
+            raise BlockingIOError("src has no data yet: non-blocking inputs are not supported")
         if not n:
             break
         got += n

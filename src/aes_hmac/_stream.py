@@ -51,7 +51,7 @@ _WRONG: Final = "wrong password or damaged header"
 _LAST_FLAG: Final = {False: 0x00, True: 0x01}
 
 
-@dataclass(frozen=True, repr=False)
+@dataclass(frozen=True, repr=False, eq=False)
 class Credential:
     """One password (with the KDF to stretch it) or one raw 32-byte key; ``repr`` hides it."""
 
