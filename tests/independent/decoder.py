@@ -310,7 +310,8 @@ def parse_header(data: bytes) -> Header:
         try:
             kdf = parse_kdf(kdf_id, data[pos + 1 : pos + 1 + p_size])
         except FormatError as exc:
-            raise FormatError(f"failed to read header: {exc}") from None
+            detail = str(exc).removeprefix("invalid kdf parameters: ")
+            raise FormatError(f"failed to read header: {detail}") from None
         s_size = SALT_SIZE if kdf_id else 0
         start = pos
         pos += 1 + p_size
@@ -359,7 +360,8 @@ def open_header(
             return file_key
         break
     if skipped is not None:
-        raise FormatError(f"failed to read header: {skipped}")
+        detail = str(skipped).removeprefix("kdf limits exceeded: ")
+        raise FormatError(f"failed to read header: {detail}")
     raise FormatError("wrong password or damaged header")
 
 

@@ -242,3 +242,17 @@ def test_kdf_parameter_errors_match_the_spec(block: tuple[int, bytes]) -> None:
     with pytest.raises(aes_hmac.InvalidToken) as info:
         aes_hmac.decrypt(token, "pw", limits=tight)
     assert str(info.value) == str(ours_error.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(block=KDF_BLOCKS)
+def test_slot_kdf_errors_match_the_library(block: tuple[int, bytes]) -> None:
+    """A one-slot header with any KDF block: the same refusal from both readers (3.5 steps 1-2)."""
+    kdf_id, params = block
+    slot = bytes([kdf_id]) + params + bytes(16 + 16 + 32 + 32)
+    header = b"AESHMAC\x00\x01\x0c" + bytes(32) + b"\x01" + slot + bytes(32 + 64)
+    tight = KdfLimits(max_pbkdf2_iterations=1, max_memory_bytes=1024, max_argon2_iterations=1)
+    ours = Limits(max_pbkdf2_iterations=1, max_memory_bytes=1024, max_argon2_iterations=1)
+    verdict = _decoder_error(header, password="pw", limits=ours)
+    assert verdict.startswith(("failed to read header: ", "wrong password or damaged header"))
+    assert verdict == _library_error(header, password="pw", limits=tight)

@@ -1,0 +1,269 @@
+"""Hostile inputs: absurd KDF parameters, huge size fields, too many slots, lengths past the end.
+
+Each must be refused with a clear error before any large allocation (peak traced memory stays
+under ``MEMORY_CEILING``) and before any KDF runs (counted by patching every KDF's ``derive``,
+not by timing). Also the regression tests for fuzz findings live here (none so far).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import tracemalloc
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import pytest
+
+import aes_hmac
+from aes_hmac import PBKDF2, Argon2id, DecryptionError, HeaderError, InvalidToken, Scrypt
+from aes_hmac._armor import ArmorReader
+
+MEMORY_CEILING = 8 * 1024 * 1024
+KEY = bytes(range(32))
+PASSWORD = "hostile"
+U32 = 2**32 - 1
+STREAM_MAGIC = b"AESHMAC\x00"
+
+# KDF id and parameter block, each refused by the limits or the valid ranges of FORMAT.md 1.1.
+ABSURD_KDFS = {
+    "pbkdf2 4 billion iterations": (1, struct.pack(">I", U32), "pbkdf2 iterations 4294967295"),
+    "scrypt N=2^63": (2, struct.pack(">BII", 63, 8, 1), "kdf memory"),
+    "scrypt r=2^32-1": (2, struct.pack(">BII", 14, U32, 1), "kdf memory"),
+    "scrypt p=2^32-1": (2, struct.pack(">BII", 1, 1, U32), "scrypt p 4294967295"),
+    "argon2id 4 TiB": (3, struct.pack(">III", 1, U32, 1), "kdf memory"),
+    "argon2id t=2^32-1": (3, struct.pack(">III", U32, 64, 1), "argon2id iterations"),
+    "argon2id 2^24-1 lanes": (3, struct.pack(">III", 1, U32, 2**24 - 1), "kdf memory"),
+    "argon2id 2^24 lanes": (3, struct.pack(">III", 1, U32, 2**24), "must be between"),
+    "scrypt log2 N = 255": (2, struct.pack(">BII", 255, 1, 1), "must be between"),
+}
+
+
+@pytest.fixture
+def kdf_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Names of every password-KDF run (each KDF class's ``derive``), in order."""
+    runs: list[str] = []
+    for cls in (PBKDF2, Scrypt, Argon2id):
+        original = cls.derive
+
+        def derive(
+            self: Any, password: bytes, salt: bytes, _orig: Callable[..., bytes] = original
+        ) -> bytes:
+            runs.append(type(self).__name__)
+            return _orig(self, password, salt)
+
+        monkeypatch.setattr(cls, "derive", derive)
+    yield runs
+
+
+def refused(
+    call: Callable[[], object], error: type[Exception], message: str
+) -> tuple[str, int]:
+    """Run ``call`` under tracemalloc; it must raise ``error`` containing ``message``.
+
+    Returns the message and the peak traced memory in bytes.
+    """
+    tracemalloc.start()
+    try:
+        with pytest.raises(error) as info:
+            call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert message in str(info.value)
+    return str(info.value), peak
+
+
+def token(kdf_id: int, params: bytes, body_blocks: int = 2) -> bytes:
+    """A binary token with the given KDF block, a zero salt/IV/ciphertext and a zero tag."""
+    salt = bytes(16) if kdf_id else b""
+    return bytes([0xA5, 1, kdf_id]) + params + salt + bytes(16 + 16 * body_blocks + 32)
+
+
+def slot(kdf_id: int, params: bytes) -> bytes:
+    """One key slot (FORMAT.md 3.2) with zero salt, IV, wrapped key and tag."""
+    salt = bytes(16) if kdf_id else b""
+    return bytes([kdf_id]) + params + salt + bytes(16 + 32 + 32)
+
+
+def stream(slots: list[bytes], *, chunk_log2: int = 12, count: int | None = None) -> bytes:
+    """A stream header (FORMAT.md 3.1) with a zero header tag and one zero 64-byte chunk."""
+    n = len(slots) if count is None else count
+    prefix = STREAM_MAGIC + bytes([1, chunk_log2]) + bytes(32) + bytes([n])
+    return prefix + b"".join(slots) + bytes(32) + bytes(64)
+
+
+def decrypt_stream_of(data: bytes, **credential: Any) -> Callable[[], object]:
+    """A call decrypting ``data`` as a stream into a throwaway buffer."""
+    return lambda: aes_hmac.decrypt_stream(io.BytesIO(data), io.BytesIO(), **credential)
+
+
+@pytest.mark.parametrize("name", ABSURD_KDFS)
+def test_absurd_token_kdf_refused_without_running_it(name: str, kdf_runs: list[str]) -> None:
+    kdf_id, params, message = ABSURD_KDFS[name]
+    hostile = token(kdf_id, params)
+    for call in (
+        lambda: aes_hmac.decrypt(hostile, PASSWORD),
+        lambda: aes_hmac.PasswordKey(PASSWORD, kdf=PBKDF2(1000)).decrypt(hostile),
+        lambda: aes_hmac.Keyring(PASSWORD, kdf=PBKDF2(1000)).decrypt(hostile),
+    ):
+        text, peak = refused(call, InvalidToken, message)
+        assert peak < MEMORY_CEILING, (name, peak)
+        assert PASSWORD not in text
+    assert kdf_runs == []
+
+
+@pytest.mark.parametrize("name", ABSURD_KDFS)
+def test_absurd_slot_kdf_refused_without_running_it(name: str, kdf_runs: list[str]) -> None:
+    kdf_id, params, message = ABSURD_KDFS[name]
+    hostile = stream([slot(kdf_id, params)])
+    if message == "must be between":
+        # Parameter ranges are part of parsing: refused for every caller, inspect included.
+        refused(lambda: aes_hmac.inspect_stream(io.BytesIO(hostile)), HeaderError, message)
+    else:
+        assert aes_hmac.inspect_stream(io.BytesIO(hostile)).slots
+    text, peak = refused(decrypt_stream_of(hostile, password=PASSWORD), HeaderError, message)
+    assert text.startswith("failed to read header: ")
+    assert peak < MEMORY_CEILING
+    assert kdf_runs == []
+
+
+def test_sixteen_hostile_slots_all_skipped(kdf_runs: list[str]) -> None:
+    """Every slot over the limits: all skipped, the error names the last one (FORMAT.md 3.5)."""
+    over_limits = [name for name in ABSURD_KDFS if ABSURD_KDFS[name][2] != "must be between"]
+    names = (over_limits * 3)[:16]
+    hostile = stream([slot(*ABSURD_KDFS[name][:2]) for name in names])
+    text, peak = refused(
+        decrypt_stream_of(hostile, password=PASSWORD), HeaderError, ABSURD_KDFS[names[-1]][2]
+    )
+    assert text.startswith("failed to read header: ")
+    assert peak < MEMORY_CEILING
+    assert kdf_runs == []
+
+
+@pytest.mark.parametrize("chunk_log2", [0, 11, 25, 31, 32, 63, 255])
+def test_chunk_size_field_out_of_range(chunk_log2: int, kdf_runs: list[str]) -> None:
+    """chunk_log2 = 31 is a 2 GiB chunk: refused before any buffer of that size exists."""
+    hostile = stream([slot(0, b"")], chunk_log2=chunk_log2)
+    message = f"failed to read header: bad chunk size exponent {chunk_log2}"
+    for call in (
+        decrypt_stream_of(hostile, key=KEY),
+        decrypt_stream_of(hostile, password=PASSWORD),
+        lambda: aes_hmac.inspect_stream(io.BytesIO(hostile)),
+        lambda: aes_hmac.open(io.BytesIO(hostile), "rb", key=KEY).read(),
+    ):
+        _, peak = refused(call, HeaderError, message)
+        assert peak < MEMORY_CEILING
+    assert kdf_runs == []
+
+
+def test_thousands_of_password_slots(kdf_runs: list[str]) -> None:
+    """A slot count of 255 followed by 5,000 PBKDF2 slots: refused by the count, nothing read."""
+    many = slot(1, struct.pack(">I", 1000)) * 5000
+    hostile = stream([], count=255)[:43] + many
+    source = io.BytesIO(hostile)
+    _, peak = refused(
+        decrypt_stream_of(hostile, password=PASSWORD), HeaderError, "bad slot count 255"
+    )
+    assert peak < MEMORY_CEILING
+    refused(lambda: aes_hmac.inspect_stream(source), HeaderError, "bad slot count 255")
+    assert source.tell() <= 64, "the reader went on past the slot count"
+    assert kdf_runs == []
+
+
+def test_seventeen_valid_slots_refused() -> None:
+    hostile = stream([slot(1, struct.pack(">I", 1000))] * 17)
+    refused(decrypt_stream_of(hostile, password=PASSWORD), HeaderError, "bad slot count 17")
+
+
+@pytest.mark.parametrize("present", [0, 1, 15])
+def test_slot_count_past_the_end(present: int, kdf_runs: list[str]) -> None:
+    """The count says 16 slots, fewer are there: truncated, whatever the caller's secret."""
+    slots = [slot(1, struct.pack(">I", 1000))] * present
+    hostile = stream(slots, count=16)[: 43 + 101 * present]
+    for credential in ({"password": PASSWORD}, {"key": KEY}):
+        _, peak = refused(decrypt_stream_of(hostile, **credential), HeaderError, "truncated")
+        assert peak < MEMORY_CEILING
+    assert kdf_runs == []
+
+
+@pytest.mark.parametrize("cut", [1, 8, 9, 10, 42, 43, 44, 60])
+def test_header_cut_anywhere(cut: int) -> None:
+    hostile = stream([slot(0, b"")])[:cut]
+    refused(decrypt_stream_of(hostile, key=KEY), HeaderError, "failed to read header: truncated")
+
+
+def test_token_length_past_the_end(kdf_runs: list[str]) -> None:
+    """A token cut inside its KDF block, salt or IV is "token too short" before any KDF."""
+    whole = token(1, struct.pack(">I", 1000))
+    for cut in range(3, 3 + 4 + 16 + 16 + 16 + 32):
+        refused(partial(aes_hmac.decrypt, whole[:cut], PASSWORD), InvalidToken, "too short")
+    assert kdf_runs == []
+
+
+class Endless(io.RawIOBase):
+    """An endless source of one byte value; counts how much was read from it."""
+
+    def __init__(self, fill: bytes, head: bytes = b"") -> None:
+        super().__init__()
+        self.head = head
+        self.fill = fill
+        self.read_bytes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.head[: len(view)]
+        self.head = self.head[len(data) :]
+        data += self.fill * (len(view) - len(data))
+        view[: len(data)] = data
+        self.read_bytes += len(data)
+        return len(data)
+
+
+def test_armor_endless_line_refused_after_a_bounded_read() -> None:
+    source = Endless(b"A", b"-----BEGIN AES-HMAC ENCRYPTED FILE-----\n")
+    reader = ArmorReader(io.BufferedReader(source))
+    _, peak = refused(reader.read, DecryptionError, "invalid armor")
+    assert peak < MEMORY_CEILING
+    assert source.read_bytes < 1024 * 1024
+
+
+def test_stream_endless_garbage_after_header_stops_at_first_chunk() -> None:
+    """Garbage forever after a valid header: the first chunk fails, reading stops there."""
+    out = io.BytesIO()
+    aes_hmac.encrypt_stream(io.BytesIO(b""), out, key=KEY, chunk_size=4096)
+    header = out.getvalue()[:-64]
+    source = Endless(b"\x00", header)
+    buffered = io.BufferedReader(source)
+    _, peak = refused(
+        lambda: aes_hmac.decrypt_stream(buffered, io.BytesIO(), key=KEY, workers=1),
+        aes_hmac.StreamDamaged,
+        "data damaged",
+    )
+    assert peak < MEMORY_CEILING
+    assert source.read_bytes < 4 * 1024 * 1024
+
+
+AESCRYPT_HEAD = b"AES\x02\x00"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("extension length past the end", AESCRYPT_HEAD + b"\xff\xff" + b"x" * 10, "truncated"),
+        ("endless extensions", AESCRYPT_HEAD + (b"\xff\xff" + bytes(0xFFFF)) * 40, "too large"),
+        ("no key block", AESCRYPT_HEAD + b"\x00\x00" + bytes(20), "truncated"),
+    ],
+)
+def test_aescrypt_length_fields(name: str, data: bytes, message: str) -> None:
+    """AES Crypt v2 extension lengths are u16 fields: refused by their bound or as truncated."""
+    _, peak = refused(
+        lambda: aes_hmac.import_aescrypt(io.BytesIO(data), io.BytesIO(), "pw", key=KEY),
+        HeaderError,
+        message,
+    )
+    assert peak < MEMORY_CEILING, name
