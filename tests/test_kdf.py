@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id as ReferenceArgon
 from aes_hmac._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
+    KDF_PBKDF2,
     PARAMS_SIZE,
     PBKDF2,
     Argon2id,
@@ -119,3 +120,12 @@ def test_password_nfc_and_errors() -> None:
         encode_password("")
     with pytest.raises(TypeError, match="password must be str or bytes, not int"):
         encode_password(5)  # type: ignore[arg-type]
+
+
+def test_pbkdf2_iterations_top_bit_refused() -> None:
+    """cryptography panics (uncatchable) from 2**31 iterations, so the top bit is refused."""
+    assert PBKDF2(2**31 - 1).iterations == 2**31 - 1
+    with pytest.raises(ValueError, match="iterations must be between 1 and 2147483647"):
+        PBKDF2(2**31)
+    with pytest.raises(ValueError, match="iterations must be between"):
+        decode_kdf(KDF_PBKDF2, (2**31).to_bytes(4, "big"))

@@ -26,6 +26,8 @@ KDF_SCRYPT: Final = 0x02
 KDF_ARGON2ID: Final = 0x03
 
 _U32_MAX = 0xFFFF_FFFF
+_PBKDF2_MAX_ITERATIONS = 0x7FFF_FFFF
+"""cryptography (50) aborts the interpreter with a Rust panic from 2**31 iterations on."""
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
@@ -44,7 +46,7 @@ class PBKDF2:
     kdf_id: ClassVar[int] = KDF_PBKDF2
 
     def __post_init__(self) -> None:
-        _check_int("iterations", self.iterations, 1, _U32_MAX)
+        _check_int("iterations", self.iterations, 1, _PBKDF2_MAX_ITERATIONS)
 
     def encode(self) -> bytes:
         return struct.pack(">I", self.iterations)
