@@ -1,7 +1,8 @@
-"""Fuzz token decoding: binary and text tokens, raw key, password and bulk mode, and round trips.
+"""Fuzz token decoding: binary and text tokens; raw key, password, bulk mode and keyring.
 
 Run: ``python fuzz/fuzz_token.py [libFuzzer options] [corpus dirs]`` (see scripts/fuzz.sh).
-Every token failure must be ``InvalidToken`` (FORMAT.md section 2); nothing else may escape.
+Round trips must give the data back. Every token failure must be ``InvalidToken`` (FORMAT.md
+section 2); nothing else may escape.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import aes_hmac
 
 RAW = aes_hmac.Key(KEY)
 BULK = aes_hmac.PasswordKey(PASSWORD, kdf=aes_hmac.PBKDF2(iterations=1000), limits=CHEAP_LIMITS)
+RING = aes_hmac.Keyring(PASSWORD, KEY, kdf=aes_hmac.PBKDF2(iterations=1000))
 
 
 def one_input(data: bytes) -> None:
@@ -32,6 +34,8 @@ def one_input(data: bytes) -> None:
             aes_hmac.decrypt(candidate, PASSWORD, limits=CHEAP_LIMITS)
         with suppress(aes_hmac.InvalidToken):
             BULK.decrypt(candidate)
+        with suppress(aes_hmac.InvalidToken):
+            RING.needs_rotation(candidate, limits=CHEAP_LIMITS)
 
 
 if __name__ == "__main__":
