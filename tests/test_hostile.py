@@ -28,7 +28,8 @@ STREAM_MAGIC = b"AESHMAC\x00"
 
 # KDF id and parameter block, each refused by the limits or the valid ranges of FORMAT.md 1.1.
 ABSURD_KDFS = {
-    "pbkdf2 4 billion iterations": (1, struct.pack(">I", U32), "pbkdf2 iterations 4294967295"),
+    "pbkdf2 2^31-1 iterations": (1, struct.pack(">I", 2**31 - 1), "pbkdf2 iterations 2147483647"),
+    "pbkdf2 2^32-1 iterations": (1, struct.pack(">I", U32), "must be between"),
     "scrypt N=2^63": (2, struct.pack(">BII", 63, 8, 1), "kdf memory"),
     "scrypt r=2^32-1": (2, struct.pack(">BII", 14, U32, 1), "kdf memory"),
     "scrypt p=2^32-1": (2, struct.pack(">BII", 1, 1, U32), "scrypt p 4294967295"),

@@ -83,6 +83,7 @@ def _password_bytes(password: str | bytes) -> bytes:
 
 U32_MAX = 2**32 - 1
 ARGON2_MAX_LANES = 2**24 - 1
+PBKDF2_MAX_ITERATIONS = 2**31 - 1
 
 
 def _in_range(name: str, value: int, low: int, high: int) -> None:
@@ -98,7 +99,7 @@ def parse_kdf(kdf_id: int, block: bytes) -> KdfSpec:
         return KdfSpec(0, ())
     if kdf_id == 1:
         (iterations,) = struct.unpack(">I", block)
-        _in_range("iterations", iterations, 1, U32_MAX)
+        _in_range("iterations", iterations, 1, PBKDF2_MAX_ITERATIONS)
         return KdfSpec(1, (iterations,))
     if kdf_id == 2:
         log2_n, r, p = struct.unpack(">BII", block)
