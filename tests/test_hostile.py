@@ -268,3 +268,25 @@ def test_aescrypt_length_fields(name: str, data: bytes, message: str) -> None:
         message,
     )
     assert peak < MEMORY_CEILING, name
+
+
+def test_pbkdf2_top_bit_refused_even_with_raised_limits(kdf_runs: list[str]) -> None:
+    """Regression (lead's a868bc5): cryptography aborts the interpreter on >= 2^31 iterations.
+
+    A caller who raises every limit must still get an error at parse time, never a derivation.
+    """
+    generous = aes_hmac.KdfLimits(max_pbkdf2_iterations=2**40, max_memory_bytes=2**60)
+    for iterations in (2**31, 2**31 + 1, U32):
+        hostile = token(1, struct.pack(">I", iterations))
+        refused(
+            partial(aes_hmac.decrypt, hostile, PASSWORD, limits=generous),
+            InvalidToken,
+            f"iterations must be between 1 and 2147483647, got {iterations}",
+        )
+        in_stream = stream([slot(1, struct.pack(">I", iterations))])
+        refused(
+            decrypt_stream_of(in_stream, password=PASSWORD, limits=generous),
+            HeaderError,
+            f"got {iterations}",
+        )
+    assert kdf_runs == []
