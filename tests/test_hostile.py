@@ -290,3 +290,20 @@ def test_pbkdf2_top_bit_refused_even_with_raised_limits(kdf_runs: list[str]) -> 
             f"got {iterations}",
         )
     assert kdf_runs == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding for _kdf: with max_memory_bytes raised past 2^72, scrypt log2_n=62 makes "
+    "cryptography's Scrypt.derive panic (pyo3 PanicException, a BaseException: 'attempt to "
+    "multiply with overflow') instead of a documented error; bound 128*r*N at parse time",
+)
+def test_scrypt_overflow_refused_even_with_unbounded_limits() -> None:
+    unbounded = aes_hmac.KdfLimits(max_memory_bytes=2**100)
+    hostile = token(2, struct.pack(">BII", 62, 8, 1))
+    try:
+        aes_hmac.decrypt(hostile, PASSWORD, limits=unbounded)
+    except InvalidToken:
+        return
+    except BaseException as exc:  # PanicException derives from BaseException
+        pytest.fail(f"{type(exc).__name__}: {exc}")
