@@ -6,6 +6,7 @@ checks: on damaged input both must refuse with the same message, on good input b
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 from pathlib import Path
@@ -52,6 +53,21 @@ def test_invalid_token_vectors(group: dict[str, Any], case: dict[str, Any]) -> N
     with pytest.raises(FormatError) as info:
         decode_token(case["token"], associated_data=_ad(case), limits=limits, **_credential(case))
     assert str(info.value) == case["error"]
+
+
+@pytest.mark.parametrize(("group", "case"), cases("compat_tuple.json"))
+def test_design_note_tuple_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
+    """FORMAT.md 2.1: the tuple is a PBKDF2 token split apart; put it back together and decode."""
+    token = (
+        bytes([0xA5, 1, 1])
+        + struct.pack(">I", case["iterations"])
+        + unhex(case["salt"])
+        + unhex(case["iv"])
+        + base64.b64decode(case["ciphertext"], validate=True)
+        + unhex(case["mac"])
+    )
+    expected = case["text"] if "text" in case else unhex(case["data_hex"])
+    assert decode_token(token, password=case["password"], associated_data=_ad(case)) == expected
 
 
 @pytest.mark.parametrize(("group", "case"), cases("stream_v1.json", key="vectors"))
