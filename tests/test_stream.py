@@ -210,13 +210,13 @@ def test_max_slots_is_enforced_on_write_and_read() -> None:
 
 
 def test_kdf_limits_checked_before_any_kdf_work() -> None:
-    # A header naming 2**32-1 PBKDF2 iterations (hours of work): the limit must stop it before
+    # A header naming 2**31-1 PBKDF2 iterations (minutes of work): the limit must stop it before
     # deriving. The parameters are patched in, since sealing such a slot would run that KDF.
     data = bytearray(valid_header())
     params = PREFIX_SIZE + 2
-    data[params : params + 4] = b"\xff\xff\xff\xff"
+    data[params : params + 4] = b"\x7f\xff\xff\xff"
     header = read_header(io.BytesIO(bytes(data)))
-    assert header.slots[0].kdf == PBKDF2(2**32 - 1)
+    assert header.slots[0].kdf == PBKDF2(2**31 - 1)
     with pytest.raises(HeaderError, match="exceed the limit"):
         open_header(header, Credential(b"pw", CHEAP), KdfLimits())
 
