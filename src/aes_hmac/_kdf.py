@@ -72,6 +72,12 @@ class Scrypt:
         _check_int("log2_n", self.log2_n, 1, 63)
         _check_int("r", self.r, 1, _U32_MAX)
         _check_int("p", self.p, 1, _U32_MAX)
+        # RFC 7914 requires r * p < 2**30; and cryptography computes 128 * r * N in 64 bits and
+        # panics (an uncatchable abort) when it overflows, so both are refused here, at parse time.
+        if self.r * self.p >= 1 << 30:
+            raise ValueError(f"r * p must be below 2**30, got {self.r * self.p}")
+        if self.memory_bytes() >= 1 << 63:
+            raise ValueError(f"128 * r * N must be below 2**63, got {self.memory_bytes()}")
 
     def encode(self) -> bytes:
         return struct.pack(">BII", self.log2_n, self.r, self.p)

@@ -106,6 +106,13 @@ def parse_kdf(kdf_id: int, block: bytes) -> KdfSpec:
         _in_range("log2_n", log2_n, 1, 63)
         _in_range("r", r, 1, U32_MAX)
         _in_range("p", p, 1, U32_MAX)
+        if r * p >= 2**30:
+            raise FormatError(f"invalid kdf parameters: r * p must be below 2**30, got {r * p}")
+        memory = 128 * r * (1 << log2_n)
+        if memory >= 2**63:
+            raise FormatError(
+                f"invalid kdf parameters: 128 * r * N must be below 2**63, got {memory}"
+            )
         return KdfSpec(2, (log2_n, r, p))
     t, m, lanes = struct.unpack(">III", block)
     _in_range("iterations", t, 1, U32_MAX)
