@@ -11,6 +11,7 @@ import argparse
 import base64
 import contextlib
 import dataclasses
+import errno
 import getpass
 import importlib
 import json
@@ -355,9 +356,17 @@ def _open_input(path: str | None) -> Iterator[BinaryIO]:
         yield src
 
 
+_WRITE_ONLY_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""Errors that only a write raises: without a file name they still belong to the output."""
+
+
 def _output_error(exc: OSError, dst: str | None) -> CliError | None:
-    """Name the output file instead of the temporary file beside it that failed to be written."""
-    if dst is None or not exc.filename:
+    """Name the output (file or stdout) when writing it failed, not a temporary file beside it."""
+    if not exc.filename:
+        if exc.errno in _WRITE_ONLY_ERRNOS:
+            return CliError(f"cannot write {dst or 'stdout'}: {exc.strerror or exc}")
+        return None
+    if dst is None:
         return None
     temp_prefix = "." + os.path.basename(dst)
     if os.path.basename(os.fsdecode(exc.filename)).startswith(temp_prefix):
