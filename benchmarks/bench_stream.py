@@ -268,7 +268,7 @@ def main() -> None:
         f"load average at the end: {os.getloadavg()} (other work on the machine lowers all rates)"
     )
     for peer in ("pyaes", "fernet"):
-        if f"{peer}_enc" in results:
+        if results.get(f"{peer}_enc") and results.get(f"{peer}_dec"):
             print(
                 f"vs {peer}: encrypt {best_enc / results[f'{peer}_enc']:.2f}x, "
                 f"decrypt {best_dec / results[f'{peer}_dec']:.2f}x"
