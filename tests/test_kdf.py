@@ -129,3 +129,13 @@ def test_pbkdf2_iterations_top_bit_refused() -> None:
         PBKDF2(2**31)
     with pytest.raises(ValueError, match="iterations must be between"):
         decode_kdf(KDF_PBKDF2, (2**31).to_bytes(4, "big"))
+
+
+@pytest.mark.parametrize("secret", ["hunter2\ud800", "\udcffmy card 4111"])
+def test_unencodable_password_error_holds_no_secret(secret: str) -> None:
+    """A lone surrogate: the error names the argument and index, never the text (its repr too)."""
+    with pytest.raises(ValueError, match="password is not valid unicode text") as info:
+        encode_password(secret)
+    assert info.value.__context__ is None and info.value.__cause__ is None
+    for text in (str(info.value), repr(info.value)):
+        assert "hunter" not in text and "card" not in text

@@ -405,3 +405,12 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def test_unencodable_text_error_holds_no_plaintext() -> None:
+    """Plaintext with a lone surrogate: ValueError naming ``data``, without the text in any form."""
+    key = Key(bytes(32))
+    with pytest.raises(ValueError, match="data is not valid unicode text") as info:
+        key.encrypt("my credit card 4111\ud800")
+    for exc in (info.value, info.value.__context__, info.value.__cause__):
+        assert exc is None or "credit card" not in repr(exc)

@@ -14,7 +14,7 @@ import binascii
 from typing import Final
 
 from ._errors import InvalidToken
-from ._kdf import DEFAULT_KDF, PBKDF2, Kdf, derive_master, encode_password
+from ._kdf import DEFAULT_KDF, PBKDF2, Kdf, derive_master, encode_password, encode_utf8
 from ._primitives import (
     BLOCK_SIZE,
     IV_SIZE,
@@ -124,7 +124,7 @@ def aes_decrypt(
 def _legacy_password(password: object) -> bytes:
     # The original script encoded text passwords as plain UTF-8, without NFC normalization.
     if isinstance(password, str):
-        return password.encode("utf-8")
+        return encode_utf8(password, "password")
     if isinstance(password, bytes | bytearray | memoryview):
         return bytes(password)
     raise TypeError(f"password must be str or bytes, not {type(password).__name__}")

@@ -188,6 +188,19 @@ def decode_kdf(kdf_id: int, params: bytes) -> Kdf:
     return Argon2id(iterations, memory_kib, lanes)
 
 
+def encode_utf8(text: str, name: str) -> bytes:
+    """UTF-8 bytes of a secret ``str``; ``ValueError`` naming the argument, never quoting it.
+
+    A lone surrogate makes ``str.encode`` raise ``UnicodeEncodeError``, whose repr carries the
+    whole string: that exception is replaced by one that holds only the argument name and index.
+    """
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        position = exc.start
+    raise ValueError(f"{name} is not valid unicode text (lone surrogate at index {position})")
+
+
 def encode_password(password: str | bytes, name: str = "password") -> bytes:
     """The bytes a password stands for: ``str`` is NFC-normalized then UTF-8 encoded.
 
@@ -195,7 +208,7 @@ def encode_password(password: str | bytes, name: str = "password") -> bytes:
     the same key. ``bytes`` are used as given. An empty password is refused.
     """
     if isinstance(password, str):
-        encoded = unicodedata.normalize("NFC", password).encode("utf-8")
+        encoded = encode_utf8(unicodedata.normalize("NFC", password), name)
     elif isinstance(password, bytes | bytearray | memoryview):
         encoded = bytes(password)
     else:

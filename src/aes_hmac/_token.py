@@ -26,6 +26,7 @@ from ._kdf import (
     decode_kdf,
     derive_master,
     encode_password,
+    encode_utf8,
 )
 from ._primitives import (
     BLOCK_SIZE,
@@ -129,7 +130,7 @@ def _plaintext(data: object) -> bytes:
     if isinstance(data, bytes):
         return _TYPE_BYTES_PREFIX + data
     if isinstance(data, str):
-        return _TYPE_TEXT_PREFIX + data.encode("utf-8")
+        return _TYPE_TEXT_PREFIX + encode_utf8(data, "data")
     if isinstance(data, bytearray | memoryview):
         return _TYPE_BYTES_PREFIX + bytes(data)
     raise TypeError(f"data must be bytes or str, not {type(data).__name__}")
