@@ -594,6 +594,25 @@ def test_rekey_armored_file_stays_armored(tmp_path: Path, pwfile: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.bin", "plain.bin.ahm", "pw.txt"]
 
 
+@pytest.mark.parametrize("armor", [[], ["--armor"]])
+def test_rekey_through_a_symlink_edits_the_target(
+    tmp_path: Path, pwfile: Path, armor: list[str]
+) -> None:
+    """Regression (review): rekey replaced the link by a new file; the target kept the old slot."""
+    data = data_of(CHUNK + 1)
+    enc = encrypt_file(tmp_path, pwfile, data, *armor)
+    link = tmp_path / "link.ahm"
+    link.symlink_to(enc.name)
+    env = {"N": "the replacement passphrase"}
+    result = run(
+        ["rekey", link, "--password-file", pwfile, "--new-password-env", "N", *CHEAP], env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink()
+    assert not decrypts_with(enc, PASSWORD)
+    assert run(["decrypt", "--password-env", "N", enc], env=env).stdout == data
+
+
 def test_rekey_remove_takes_no_new_password_or_kdf(tmp_path: Path, pwfile: Path) -> None:
     enc = encrypt_file(tmp_path, pwfile, b"x")
     base = ["rekey", "--remove", enc, "--password-file", pwfile]

@@ -196,6 +196,38 @@ def test_writer_exception_in_with_block_does_not_finalize() -> None:
         decrypt_stream(io.BytesIO(buf.getvalue()), io.BytesIO(), "pw")
 
 
+def test_unclosed_writer_collected_does_not_finalize() -> None:
+    """Regression (review): garbage collection used to close, so seal, an abandoned writer."""
+    import gc
+
+    buf = io.BytesIO()
+
+    def abandon() -> None:
+        w = open_writer(buf)
+        w.write(b"first half")
+
+    abandon()
+    gc.collect()
+    with pytest.raises(StreamDamaged, match="truncated"):
+        decrypt_stream(io.BytesIO(buf.getvalue()), io.BytesIO(), "pw")
+
+
+def test_wrapped_writer_aborted_on_failure_reads_truncated() -> None:
+    """A TextIOWrapper's close finalizes the writer; abort() on the failure path keeps it cut."""
+    buf = io.BytesIO()
+    w = open_writer(buf)
+    with pytest.raises(RuntimeError), io.TextIOWrapper(w, encoding="utf-8") as text:
+        try:
+            text.write("partial")
+            text.flush()
+            raise RuntimeError("boom")
+        except RuntimeError:
+            w.abort()  # before the wrapper's __exit__ closes (and so would finalize) the writer
+            raise
+    with pytest.raises(StreamDamaged, match="truncated"):
+        decrypt_stream(io.BytesIO(buf.getvalue()), io.BytesIO(), "pw")
+
+
 def test_writer_refuses_writes_after_close() -> None:
     w = open_writer(io.BytesIO())
     w.close()
@@ -370,6 +402,17 @@ def test_change_password_keeps_payload_bytes(cipher: Path, plain: Path) -> None:
     with pytest.raises(HeaderError, match="wrong password"):
         change_password(cipher, "pw", "other", kdf=CHEAP)
     assert leftovers(cipher.parent) == []
+
+
+def test_change_password_through_a_symlink_edits_the_target(cipher: Path, plain: Path) -> None:
+    """Regression (review): the rename replaced the link and left the real file's old slot."""
+    link = cipher.parent / "link.ahm"
+    link.symlink_to(cipher.name)
+    change_password(link, "pw", "new pw", kdf=CHEAP)
+    assert link.is_symlink()
+    assert plaintext_of(cipher, "new pw") == plain.read_bytes()
+    with pytest.raises(HeaderError, match="wrong password"):
+        plaintext_of(cipher, "pw")
 
 
 def test_change_password_keeps_file_mode(cipher: Path) -> None:

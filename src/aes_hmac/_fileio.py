@@ -54,13 +54,18 @@ class StreamWriter(io.BufferedIOBase):
     """Write side of ``open(..., "wb")``: buffers one chunk, seals each full chunk as it fills.
 
     ``close()`` seals the final chunk (last-chunk flag). Leaving a ``with`` block by an exception
-    does NOT finalize: the output then reads as truncated instead of as a complete stream.
+    and garbage collection of an unclosed writer do NOT finalize: the output then reads as
+    truncated instead of as a complete stream. A wrapper's ``close()`` (``io.TextIOWrapper``)
+    closes, so finalizes, this writer: when wrapping it, call ``abort()`` on the failure path
+    inside the wrapper's ``with`` block (the wrapper's close then does nothing).
     """
 
     def __init__(
         self, dst: BinaryIO, credential: Credential, chunk_size: int, close_dst: bool
     ) -> None:
         super().__init__()
+        # Until the header is out, a close (also from __del__) must not write a final chunk.
+        self._aborted = True
         chunk_log2 = chunk_log2_of(chunk_size)
         stream_id, file_key = random_bytes(STREAM_ID_SIZE), random_bytes(KEY_SIZE)
         prefix = encode_prefix(chunk_log2, stream_id)
@@ -74,8 +79,16 @@ class StreamWriter(io.BufferedIOBase):
         self._out = bytearray(chunk_size + CHUNK_OVERHEAD + BLOCK_SIZE - 1)
         self._fill = 0
         self._index = 0
-        self._aborted = False
         write_all(dst, seal_header(chunk_log2, stream_id, file_key, [slot]))
+        self._aborted = False
+
+    def __del__(self) -> None:
+        if "_index" not in self.__dict__:
+            return  # __init__ failed before there was anything to close
+        # Nobody closed this writer: the stream was not finished, so it must read as truncated.
+        if not self.closed:
+            self._aborted = True
+        super().__del__()
 
     def writable(self) -> bool:
         return True
@@ -413,7 +426,8 @@ def _rewrite_slots(
     """Open ``path``'s header with ``password``, let ``edit`` build the new slot list, then
     atomically write new header + the payload bytes copied unchanged (never re-encrypted)."""
     credential = make_credential(password, None)
-    target = os.fspath(path)
+    # Edit the file a symlink points to, not replace the link: the old password must stop working.
+    target = os.path.realpath(os.fspath(path))
     with builtins.open(target, "rb") as src:
         header = read_header(src)
         file_key, index = open_header(header, credential, limits)

@@ -633,9 +633,11 @@ def cmd_rekey(args: argparse.Namespace) -> int:
 def _rekey_armored(path: str, edit: Callable[[str], None]) -> None:
     """Slot edits work on binary files: dearmor to a temporary file, edit it, armor it back.
 
-    Only ciphertext is ever on disk; the armored file is replaced atomically at the end.
+    Only ciphertext is ever on disk; the armored file is replaced atomically at the end (the
+    file a symlink points to, so the link stays and the old password stops working).
     """
-    folder = os.path.dirname(os.path.abspath(path))
+    path = os.path.realpath(path)
+    folder = os.path.dirname(path)
     with tempfile.TemporaryDirectory(prefix=".aes-hmac-rekey-", dir=folder) as work:
         binary = os.path.join(work, "stream")
         with _open_input(path) as fin, open(binary, "xb") as out:
