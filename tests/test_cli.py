@@ -670,3 +670,17 @@ def test_progress_without_tqdm_or_terminal(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     monkeypatch.delitem(sys.modules, "tqdm")
     assert cli._Progress(quiet=False, total=None, label="x").callback is None
+
+
+def test_decrypt_from_a_fifo_path_to_a_file(tmp_path: Path, pwfile: Path) -> None:
+    """Regression (review): a pipe given by path (bash's <(...)) was sniffed, then reopened."""
+    data = data_of(3 * CHUNK + 5)
+    enc = encrypt_file(tmp_path, pwfile, data)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.bin"
+    with subprocess.Popen(["cp", str(enc), str(fifo)]) as writer:
+        result = run(["decrypt", "--password-file", pwfile, fifo, "-o", out])
+        writer.wait(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == data

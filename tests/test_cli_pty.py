@@ -105,6 +105,19 @@ def test_typed_password_round_trip(tmp_path: Path) -> None:
     assert b"wrong guess" not in term.output
 
 
+def test_undecodable_typed_password_is_not_echoed_in_the_error(tmp_path: Path) -> None:
+    """Regression (review): a non-UTF-8 byte typed at the prompt surfaced in the error message."""
+    (tmp_path / "note").write_bytes(b"x")
+    args = ["encrypt", *CHEAP, "note", "-o", "note.ahm"]
+    term = Terminal(args, tmp_path, env={"LANG": "C.UTF-8"})
+    term.expect(b"Password (leave empty to generate one): ")
+    os.write(term.fd, b"pass\xe9word\n")
+    assert term.finish() == 1
+    assert b"aes-hmac: error: the password typed is not valid text" in term.output
+    assert b"0xe9" not in term.output and b"position" not in term.output
+    assert not (tmp_path / "note.ahm").exists()
+
+
 def test_mismatched_confirmation(tmp_path: Path) -> None:
     term = Terminal(["encrypt", *CHEAP, "-a", "-o", "out.asc", "/dev/null"], tmp_path)
     term.expect(b"Password (leave empty to generate one): ")

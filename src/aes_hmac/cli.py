@@ -163,7 +163,13 @@ def _require_terminal() -> None:
 
 
 def _prompt(text: str) -> str:
-    return getpass.getpass(text, stream=sys.stderr)
+    try:
+        return getpass.getpass(text, stream=sys.stderr)
+    except UnicodeDecodeError:
+        # The decode error's message quotes a byte of the password and its position.
+        raise CliError(
+            "the password typed is not valid text in the terminal's encoding"
+        ) from None
 
 
 def generate_passphrase() -> str:
@@ -517,7 +523,11 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         with _open_input(src) as fin:
             stream, armored = _armor.sniff(fin)
             password = read_old_password(_source(args))
-            if src is not None and dst is not None and not armored:
+            # decrypt_file reopens the path: only a regular file can be read twice (a <(...)
+            # pipe path has lost the bytes sniff consumed).
+            if src is not None and dst is not None and not armored and stat.S_ISREG(
+                src_stat.st_mode
+            ):
                 aes_hmac.decrypt_file(
                     src,
                     dst,
