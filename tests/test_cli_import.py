@@ -16,6 +16,7 @@ import pyAesCrypt
 import pytest
 from _vectors import load
 from cryptography.fernet import Fernet
+from test_migrate import forged_aescrypt
 
 import aes_hmac
 
@@ -96,6 +97,44 @@ def test_aescrypt_failure_leaves_no_output(tmp_path: Path, damage: str, message:
     assert result.returncode == 1
     assert message in one_error_line(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.aes"]
+
+
+@pytest.mark.parametrize("stdin", ["pipe", "file"])
+def test_aescrypt_forged_block_to_stdout_writes_nothing(tmp_path: Path, stdin: str) -> None:
+    """Regression: a CBC bit flip found only by the final HMAC never reaches stdout."""
+    (tmp_path / "in.aes").write_bytes(forged_aescrypt(password=OLD))
+    args = [AES_HMAC, "import", "--from", "aescrypt", *PASSWORDS, *CHEAP]
+    with open(tmp_path / "in.aes", "rb") as source:
+        result = subprocess.run(
+            args,
+            stdin=source if stdin == "file" else None,
+            input=None if stdin == "file" else source.read(),
+            capture_output=True,
+            env={**os.environ, **SECRETS},
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert "aes crypt hmac mismatch or truncated" in one_error_line(result)
+    assert result.stdout == b""
+
+
+def test_aescrypt_stdin_file_to_stdout(tmp_path: Path) -> None:
+    data = os.urandom(70_000)
+    (tmp_path / "in.aes").write_bytes(aescrypt_blob(data))
+    with open(tmp_path / "in.aes", "rb") as source:
+        result = subprocess.run(
+            [AES_HMAC, "import", "--from", "aescrypt", *PASSWORDS, *CHEAP],
+            stdin=source,
+            capture_output=True,
+            env={**os.environ, **SECRETS},
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    out = io.BytesIO()
+    aes_hmac.decrypt_stream(io.BytesIO(result.stdout), out, NEW)
+    assert out.getvalue() == data
 
 
 def test_fernet_lines(tmp_path: Path) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import os
+import tempfile
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyAesCrypt
 import pytest
@@ -19,7 +21,8 @@ from hypothesis import strategies as st
 
 import aes_hmac
 from aes_hmac import PBKDF2, DecryptionError, HeaderError, InvalidToken, Key, StreamDamaged
-from aes_hmac._migrate import _AesCryptReader, aescrypt_stretch, fernet_decrypt
+from aes_hmac._migrate import _open_verified_aescrypt, aescrypt_stretch, fernet_decrypt
+from aes_hmac._primitives import BLOCK_SIZE
 from aes_hmac._token import parse
 
 CHEAP = PBKDF2(iterations=1000)
@@ -242,33 +245,143 @@ def test_wrong_password_refused_before_any_output() -> None:
     assert dst.getvalue() == b""
 
 
-def test_stream_import_never_completes_unverified_output() -> None:
-    """Damage found at the end leaves a truncated stream in dst that no reader accepts."""
-    blob = _aescrypt(os.urandom(300_000))
+class Unseekable(io.RawIOBase):
+    """A pipe-like source: the import must spool it instead of seeking."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._data.readinto(buffer)
+
+
+def _sources(blob: bytes) -> dict[str, BinaryIO]:
+    return {"seekable": io.BytesIO(blob), "pipe": io.BufferedReader(Unseekable(blob))}
+
+
+FORGED = b"PAY mallory 9999"
+
+
+def forged_aescrypt(size: int = 8 * 1024 * 1024, password: str = AESCRYPT_PASSWORD) -> bytes:
+    """A pyAesCrypt file of zeros whose plaintext bytes 32..48 read ``FORGED`` (CBC bit flip).
+
+    Flipping ciphertext block 1 garbles plaintext block 1 and XORs plaintext block 2; only the
+    HMAC at the very end of the file reveals it.
+    """
+    blob = bytearray(_aescrypt(bytes(size), password))
+    start = _header_size(bytes(blob))
+    for i, byte in enumerate(FORGED):
+        blob[start + BLOCK_SIZE + i] ^= byte  # the plaintext there is 0
+    return bytes(blob)
+
+
+@pytest.mark.parametrize("source", ["seekable", "pipe"])
+def test_cbc_bit_flip_attack_releases_nothing(source: str) -> None:
+    """Regression: the whole AES Crypt file is verified before a single byte reaches dst.
+
+    One-pass conversion used to seal every chunk but the last under valid tags, so a streaming
+    reader of the output released the forged block with no error.
+    """
     dst = io.BytesIO()
     with pytest.raises(StreamDamaged, match="aes crypt hmac mismatch or truncated"):
         aes_hmac.import_aescrypt(
-            io.BytesIO(_flip(blob, len(blob) - 1)), dst, AESCRYPT_PASSWORD, key=KEY
+            _sources(forged_aescrypt())[source], dst, AESCRYPT_PASSWORD, key=bytes(32)
         )
+    assert dst.getvalue() == b""
+
+
+@pytest.mark.parametrize("source", ["seekable", "pipe"])
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_damaged_aescrypt_stream_writes_nothing(source: str, kind: str) -> None:
+    blob, error = _damaged_variants(_aescrypt(os.urandom(100)))[kind]
+    dst = io.BytesIO()
+    with pytest.raises(error):
+        aes_hmac.import_aescrypt(_sources(blob)[source], dst, AESCRYPT_PASSWORD, key=KEY)
+    assert dst.getvalue() == b""
+
+
+@pytest.mark.parametrize("size", [0, 17, 1024 * 1024 + 5])
+def test_pipe_source_is_spooled_as_ciphertext_only(
+    monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    data = b"plaintext never spooled! " * (size // 25) + b"x" * (size % 25)
+    blob = _aescrypt(data)
+    spooled: list[bytes] = []
+
+    class Spool(io.BytesIO):
+        def close(self) -> None:
+            spooled.append(self.getvalue())
+            super().close()
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", Spool)
+    converted = io.BytesIO()
+    source = _sources(blob)["pipe"]
+    assert aes_hmac.import_aescrypt(source, converted, AESCRYPT_PASSWORD, key=KEY) == size
+    assert spooled == [blob[_header_size(blob) : -33]]
+    out = io.BytesIO()
+    aes_hmac.decrypt_stream(io.BytesIO(converted.getvalue()), out, key=KEY)
+    assert out.getvalue() == data
+
+
+class ChangesAfterSeek(io.BytesIO):
+    """A seekable source whose payload changes between the verify and the convert pass."""
+
+    def __init__(self, data: bytes, index: int) -> None:
+        super().__init__(data)
+        self._index = index
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.getbuffer()[self._index] ^= 1
+        return super().seek(offset, whence)
+
+
+def test_source_changed_between_passes_never_finalizes_output() -> None:
+    blob = _aescrypt(os.urandom(600_000))
+    dst = io.BytesIO()
+    source = ChangesAfterSeek(blob, _header_size(blob) + 100)
+    with pytest.raises(StreamDamaged, match="aes crypt file changed during import"):
+        aes_hmac.import_aescrypt(source, dst, AESCRYPT_PASSWORD, key=KEY)
     with pytest.raises(DecryptionError):
         aes_hmac.decrypt_stream(io.BytesIO(dst.getvalue()), io.BytesIO(), key=KEY)
 
 
 def test_reader_keeps_raising_the_first_error() -> None:
     blob = _aescrypt(b"x" * 100)
-    reader = _AesCryptReader(io.BytesIO(blob[:-1]), AESCRYPT_PASSWORD)
-    with pytest.raises(StreamDamaged) as first:
-        reader.read()
-    with pytest.raises(StreamDamaged) as second:
-        reader.read(10)
+    with contextlib.ExitStack() as stack:
+        reader = _open_verified_aescrypt(
+            ChangesAfterSeek(blob, len(blob) - 40),
+            AESCRYPT_PASSWORD.encode("utf-16-le"),
+            stack,
+        )
+        with pytest.raises(StreamDamaged) as first:
+            reader.read()
+        with pytest.raises(StreamDamaged) as second:
+            reader.read(10)
     assert second.value is first.value
     assert first.value.offset == _header_size(blob)
+
+
+def test_lone_surrogate_password_error_hides_the_password() -> None:
+    secret = "hunter2-secret\ud800tail"
+    blob = _aescrypt(b"x")
+    with pytest.raises(ValueError) as info:
+        aes_hmac.import_aescrypt(io.BytesIO(blob), io.BytesIO(), secret, key=KEY)
+    assert str(info.value) == "aescrypt_password is not encodable (lone surrogate at index 14)"
+    assert "hunter2" not in repr(info.value)
+    assert info.value.__context__ is None and info.value.__cause__ is None
+    with pytest.raises(ValueError, match=r"^password is not encodable") as direct:
+        aescrypt_stretch(secret, bytes(16))
+    assert "hunter2" not in repr(direct.value) and direct.value.__context__ is None
 
 
 def test_hostile_extension_sizes_refused() -> None:
     endless = b"AES\x02\x00" + (b"\xff\xff" + bytes(0xFFFF)) * 17
     with pytest.raises(HeaderError, match="extensions too large"):
-        _AesCryptReader(io.BytesIO(endless), "pw")
+        aes_hmac.import_aescrypt(io.BytesIO(endless), io.BytesIO(), "pw", key=KEY)
 
 
 def test_aescrypt_argument_errors() -> None:
@@ -279,6 +392,14 @@ def test_aescrypt_argument_errors() -> None:
         aes_hmac.import_aescrypt(blob, io.BytesIO(), "", key=KEY)
     with pytest.raises(TypeError, match="exactly one of password or key"):
         aes_hmac.import_aescrypt(blob, io.BytesIO(), "pw")
+    for bad_kdf in ("x", None, 1000):
+        with pytest.raises(TypeError, match=r"^kdf must be PBKDF2, Scrypt or Argon2id, not "):
+            aes_hmac.import_aescrypt(blob, io.BytesIO(), "pw", "new", kdf=bad_kdf)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"^kdf must be PBKDF2, Scrypt or Argon2id, not "):
+            aes_hmac.import_fernet(b"t", Fernet.generate_key(), key=KEY, kdf=bad_kdf)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="password must be"):
+        aes_hmac.import_aescrypt(blob, io.BytesIO(), "pw", 5)  # type: ignore[arg-type]
+    assert blob.tell() == 0  # caller mistakes are found before the source is read
 
 
 def test_imported_token_kdf_is_the_requested_one() -> None:

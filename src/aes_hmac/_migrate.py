@@ -1,25 +1,30 @@
 """Migration into this library's formats: Fernet tokens and AES Crypt version 2 files.
 
 Each reader verifies its format's MAC before it releases anything, then the data is re-encrypted
-by the token or stream layer. Design-note tuples are converted by ``_compat.convert_legacy``.
+by the token or stream layer. AES Crypt keeps its one HMAC at the end of the file, so its whole
+file is verified in a first pass and converted in a second (non-seekable input is spooled, as
+ciphertext, to an anonymous temp file). Design-note tuples are converted by
+``_compat.convert_legacy``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
+import contextlib
 import io
 import os
 import struct
+import tempfile
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from ._errors import DecryptionError, HeaderError, InvalidToken, StreamDamaged
 from ._fileio import _atomic_output, _check_paths
 from ._kdf import DEFAULT_KDF, Kdf
 from ._keys import PasswordKey
-from ._pipeline import encrypt_stream
+from ._pipeline import encrypt_stream, make_credential
 from ._primitives import (
     BLOCK_SIZE,
     KEY_SIZE,
@@ -30,7 +35,9 @@ from ._primitives import (
     hmac_sha256,
     hmac_sha256_stream,
     pkcs7_unpad,
+    sha256,
 )
+from ._token import _check_kdf
 from ._token import encrypt as _token_encrypt
 from ._token import seal as _token_seal
 
@@ -165,6 +172,7 @@ def import_fernet(
     one KDF run instead of one per token.
     """
     _check_target(password, key)
+    _check_kdf(kdf)
     data = fernet_decrypt(token, fernet_key, ttl=ttl, now=now)
     return _seal(data, password, key, kdf, associated_data)
 
@@ -179,16 +187,37 @@ _AESCRYPT_MAX_EXTENSION_BYTES = 1 << 20
 """Refuse headers whose extensions exceed this: real files carry a few hundred bytes."""
 _AESCRYPT_KEY_BLOCK = BLOCK_SIZE + KEY_SIZE  # encrypted (IV || file key)
 _AESCRYPT_TRAILER = 1 + TAG_SIZE  # size mod 16, HMAC
-_READ_SIZE = 256 * 1024
+_READ_SIZE = 256 * 1024  # a multiple of BLOCK_SIZE: pass 2 decrypts whole blocks per read
+
+
+def _aescrypt_password_bytes(password: str, name: str) -> bytes:
+    """UTF-16LE, as AES Crypt encodes passwords; the error names the position, never the text."""
+    try:
+        return password.encode("utf-16-le")
+    except UnicodeEncodeError as exc:
+        position = exc.start
+    # Raised outside the handler so no context chain keeps the password (exc.object).
+    raise ValueError(f"{name} is not encodable (lone surrogate at index {position})")
+
+
+def _check_aescrypt_password(aescrypt_password: object) -> bytes:
+    if not isinstance(aescrypt_password, str):
+        raise TypeError(f"aescrypt_password must be str, not {type(aescrypt_password).__name__}")
+    if not aescrypt_password:
+        raise ValueError("aescrypt_password must not be empty")
+    return _aescrypt_password_bytes(aescrypt_password, "aescrypt_password")
+
+
+def _stretch(encoded: bytes, iv: bytes) -> bytes:
+    digest = iv + bytes(KEY_SIZE - len(iv))
+    for _ in range(AESCRYPT_STRETCH_ROUNDS):
+        digest = sha256(digest + encoded)
+    return digest
 
 
 def aescrypt_stretch(password: str, iv: bytes) -> bytes:
     """AES Crypt v2's key: 8192 x SHA-256(digest || UTF-16LE password), digest starting IV||0^16."""
-    encoded = password.encode("utf-16-le")
-    digest = iv + bytes(KEY_SIZE - len(iv))
-    for _ in range(AESCRYPT_STRETCH_ROUNDS):
-        digest = hashlib.sha256(digest + encoded).digest()
-    return digest
+    return _stretch(_aescrypt_password_bytes(password, "password"), iv)
 
 
 def _read_exact(src: BinaryIO, n: int, what: str) -> bytes:
@@ -201,58 +230,122 @@ def _read_exact(src: BinaryIO, n: int, what: str) -> bytes:
     return data
 
 
-class _AesCryptReader(io.RawIOBase):
-    """A readable plaintext view of an AES Crypt v2 stream, constant memory.
+def _read_upto(src: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes; fewer only at end of input (raw files and pipes may return short)."""
+    data = src.read(n)
+    if not data or len(data) == n:
+        return data
+    parts = [data]
+    missing = n - len(data)
+    while missing:
+        piece = src.read(missing)
+        if not piece:
+            break
+        parts.append(piece)
+        missing -= len(piece)
+    return b"".join(parts)
 
-    The header (magic, version, extensions, the password-wrapped file key and its HMAC) is read
-    and verified on construction: wrong password or damage -> ``HeaderError``. Payload plaintext
-    is released as it decrypts, except the final block, which only comes out once the whole-file
-    HMAC verified; so a consumer that writes a terminal marker at EOF (our stream format) never
-    finalizes unverified data. The first error is stored and raised again on every later read.
+
+@dataclass(frozen=True)
+class _AesCryptPayload:
+    """What pass 1 learned: where the payload starts, its length, last-block size, verified tag."""
+
+    file_key: bytes
+    iv: bytes
+    start: int  # header bytes before the payload, for damage offsets
+    length: int  # ciphertext bytes (block-aligned), without the trailer
+    size_mod_16: int
+    tag: bytes
+
+    def damaged(self, why: str) -> StreamDamaged:
+        return StreamDamaged(f"data damaged at byte {self.start}: {why}", offset=self.start)
+
+
+def _read_aescrypt_header(src: BinaryIO, password: bytes) -> tuple[bytes, bytes, int]:
+    """Read and verify the header (its own HMAC); returns (file key, payload IV, header size).
+
+    Wrong password or damage -> ``HeaderError`` after reading only the header.
+    """
+    size = 0
+
+    def read(n: int, what: str) -> bytes:
+        nonlocal size
+        size += n
+        return _read_exact(src, n, what)
+
+    if read(3, "magic") != AESCRYPT_MAGIC:
+        raise HeaderError("failed to read aes crypt header: not an aes crypt file")
+    version, _reserved = read(2, "version")
+    if version != AESCRYPT_VERSION:
+        raise HeaderError(f"failed to read aes crypt header: unsupported version {version}")
+    skipped = 0
+    while True:
+        (length,) = struct.unpack(">H", read(2, "extension length"))
+        if length == 0:
+            break
+        skipped += length
+        if skipped > _AESCRYPT_MAX_EXTENSION_BYTES:
+            raise HeaderError("failed to read aes crypt header: extensions too large")
+        read(length, "extension")
+    iv = read(BLOCK_SIZE, "iv")
+    wrapped = read(_AESCRYPT_KEY_BLOCK, "key block")
+    tag = read(TAG_SIZE, "key block hmac")
+    stretched = _stretch(password, iv)
+    if not constant_time_equal(hmac_sha256(stretched, wrapped), tag):
+        raise HeaderError("wrong password or damaged header")
+    inner = aes_cbc_decrypt_raw(stretched, iv, wrapped)
+    return inner[BLOCK_SIZE:], inner[:BLOCK_SIZE], size
+
+
+def _verify_aescrypt_payload(
+    src: BinaryIO, file_key: bytes, iv: bytes, start: int, spool: BinaryIO | None
+) -> _AesCryptPayload:
+    """Pass 1: HMAC the whole payload (ciphertext only, nothing decrypted) and check the tag.
+
+    The trailer (size byte and HMAC) is only known at end of input, so the last 33 bytes read are
+    always held back. With ``spool``, the ciphertext is copied there for pass 2.
+    """
+    mac = hmac_sha256_stream(file_key)
+    tail = b""
+    length = 0
+    while piece := src.read(_READ_SIZE):
+        data = tail + piece
+        cut = max(0, len(data) - _AESCRYPT_TRAILER)
+        mac.update(data[:cut])
+        if spool is not None:
+            spool.write(data[:cut])
+        length += cut
+        tail = data[cut:]
+    payload = _AesCryptPayload(file_key, iv, start, length, tail[0] if tail else 0, tail[1:])
+    damaged = payload.damaged("aes crypt hmac mismatch or truncated")
+    if len(tail) < _AESCRYPT_TRAILER or length % BLOCK_SIZE:
+        raise damaged
+    if payload.size_mod_16 >= BLOCK_SIZE or (payload.size_mod_16 and not length):
+        raise damaged
+    if not constant_time_equal(mac.finalize(), payload.tag):
+        raise damaged
+    return payload
+
+
+class _AesCryptReader(io.RawIOBase):
+    """Pass 2: the plaintext of an AES Crypt payload that pass 1 verified, constant memory.
+
+    ``src`` must be positioned at the payload and hold the same bytes pass 1 verified (the
+    caller's seekable source or our ciphertext spool). The HMAC is recomputed here too: a
+    source changed between the passes fails before its last block is released, so the stream
+    made from it is never finalized. The first error is stored and raised again on every read.
     """
 
-    def __init__(self, src: BinaryIO, password: str) -> None:
+    def __init__(self, src: BinaryIO, payload: _AesCryptPayload) -> None:
         super().__init__()
         self._src = src
+        self._payload = payload
+        self._iv = payload.iv
+        self._remaining = payload.length
+        self._mac = hmac_sha256_stream(payload.file_key)
+        self._out = bytearray()
+        self._done = False
         self._error: DecryptionError | None = None
-        self._offset = 0
-        file_key, self._iv = self._read_header(password)
-        self._payload_start = self._offset
-        self._mac = hmac_sha256_stream(file_key)
-        self._file_key = file_key
-        self._pending = bytearray()  # ciphertext (and trailer) read but not yet decrypted
-        self._out = bytearray()  # verified-or-not-final plaintext ready for the caller
-        self._eof = False
-
-    def _read(self, n: int, what: str) -> bytes:
-        """Read a header field, counting header bytes so damage reports name the payload start."""
-        data = _read_exact(self._src, n, what)
-        self._offset += n
-        return data
-
-    def _read_header(self, password: str) -> tuple[bytes, bytes]:
-        if self._read(3, "magic") != AESCRYPT_MAGIC:
-            raise HeaderError("failed to read aes crypt header: not an aes crypt file")
-        version, _reserved = self._read(2, "version")
-        if version != AESCRYPT_VERSION:
-            raise HeaderError(f"failed to read aes crypt header: unsupported version {version}")
-        skipped = 0
-        while True:
-            (length,) = struct.unpack(">H", self._read(2, "extension length"))
-            if length == 0:
-                break
-            skipped += length
-            if skipped > _AESCRYPT_MAX_EXTENSION_BYTES:
-                raise HeaderError("failed to read aes crypt header: extensions too large")
-            self._read(length, "extension")
-        iv = self._read(BLOCK_SIZE, "iv")
-        wrapped = self._read(_AESCRYPT_KEY_BLOCK, "key block")
-        tag = self._read(TAG_SIZE, "key block hmac")
-        stretched = aescrypt_stretch(password, iv)
-        if not constant_time_equal(hmac_sha256(stretched, wrapped), tag):
-            raise HeaderError("wrong password or damaged header")
-        inner = aes_cbc_decrypt_raw(stretched, iv, wrapped)
-        return inner[BLOCK_SIZE:], inner[:BLOCK_SIZE]
 
     def readable(self) -> bool:
         return True
@@ -262,7 +355,7 @@ class _AesCryptReader(io.RawIOBase):
         if self._error is not None:
             raise self._error
         try:
-            while not self._out and not self._eof:
+            while not self._out and not self._done:
                 self._fill()
         except DecryptionError as exc:
             self._error = exc
@@ -273,50 +366,46 @@ class _AesCryptReader(io.RawIOBase):
         return n
 
     def _fill(self) -> None:
-        """Read more ciphertext; decrypt all of it except the last block and the trailer."""
-        piece = self._src.read(_READ_SIZE)
-        if not piece:
-            self._finish()
-            return
-        self._pending += piece
-        # Keep the trailer and one block back: only the end of the file tells which is which.
-        ready = len(self._pending) - _AESCRYPT_TRAILER - BLOCK_SIZE
-        ready -= ready % BLOCK_SIZE
-        if ready > 0:
-            self._decrypt(ready)
-
-    def _decrypt(self, n: int) -> None:
-        ct = bytes(self._pending[:n])
-        del self._pending[:n]
+        ct = _read_upto(self._src, min(_READ_SIZE, self._remaining))
+        changed = self._payload.damaged("aes crypt file changed during import")
+        if len(ct) % BLOCK_SIZE or (self._remaining and not ct):
+            raise changed
+        self._remaining -= len(ct)
         self._mac.update(ct)
-        self._out += aes_cbc_decrypt_raw(self._file_key, self._iv, ct)
-        self._iv = ct[-BLOCK_SIZE:]
-
-    def _finish(self) -> None:
-        """At end of input: verify the file HMAC, then release the last block without padding."""
-        self._eof = True
-        damaged = StreamDamaged(
-            f"data damaged at byte {self._payload_start}: aes crypt hmac mismatch or truncated",
-            offset=self._payload_start,
-        )
-        if len(self._pending) < _AESCRYPT_TRAILER:
-            raise damaged
-        ct = bytes(self._pending[:-_AESCRYPT_TRAILER])
-        size_mod_16 = self._pending[-_AESCRYPT_TRAILER]
-        tag = bytes(self._pending[-TAG_SIZE:])
-        if len(ct) % BLOCK_SIZE or size_mod_16 >= BLOCK_SIZE:
-            raise damaged
-        self._mac.update(ct)
-        if not constant_time_equal(self._mac.finalize(), tag):
-            raise damaged
-        self._pending.clear()
-        plain = aes_cbc_decrypt_raw(self._file_key, self._iv, ct) if ct else b""
-        if size_mod_16:
-            if not plain:
-                raise damaged
+        if not self._remaining:
+            self._done = True
+            if not constant_time_equal(self._mac.finalize(), self._payload.tag):
+                raise changed
+        plain = aes_cbc_decrypt_raw(self._payload.file_key, self._iv, ct) if ct else b""
+        if ct:
+            self._iv = ct[-BLOCK_SIZE:]
+        if self._done and self._payload.size_mod_16:
             # v2 does not authenticate this byte; the data bytes themselves are authenticated.
-            plain = plain[: len(plain) - BLOCK_SIZE + size_mod_16]
+            plain = plain[: len(plain) - BLOCK_SIZE + self._payload.size_mod_16]
         self._out += plain
+
+
+def _open_verified_aescrypt(
+    src: BinaryIO, password: bytes, stack: contextlib.ExitStack
+) -> _AesCryptReader:
+    """Verify a whole AES Crypt v2 stream (pass 1), then return its plaintext reader (pass 2).
+
+    A seekable ``src`` is read twice. Any other is spooled, ciphertext only, to an anonymous
+    temp file (closed by ``stack``) while pass 1 runs; pass 2 reads the spool.
+    """
+    file_key, iv, start = _read_aescrypt_header(src, password)
+    try:
+        position = src.tell() if src.seekable() else None
+    except (OSError, ValueError):
+        position = None
+    if position is not None:
+        payload = _verify_aescrypt_payload(src, file_key, iv, start, None)
+        src.seek(position)
+        return _AesCryptReader(src, payload)
+    spool = stack.enter_context(tempfile.TemporaryFile())
+    payload = _verify_aescrypt_payload(src, file_key, iv, start, spool)
+    spool.seek(0)
+    return _AesCryptReader(spool, payload)
 
 
 def import_aescrypt(
@@ -328,26 +417,27 @@ def import_aescrypt(
     key: bytes | None = None,
     kdf: Kdf = DEFAULT_KDF,
 ) -> int:
-    """Convert an AES Crypt v2 stream into our stream format, in one pass and constant memory.
+    """Convert an AES Crypt v2 stream into our stream format; nothing is written unverified.
 
-    Returns the plaintext size. Wrong ``aescrypt_password`` or a damaged header -> ``HeaderError``
-    before anything is written; payload damage -> ``StreamDamaged`` before the converted stream's
-    final chunk is written, so ``dst`` then holds a truncated stream that every reader refuses.
-    Use ``import_aescrypt_file`` to leave no output at all.
+    AES Crypt's one HMAC is at the end, so the whole file is verified first (header HMAC, then
+    payload HMAC, constant time), then read again and converted: a seekable ``src`` twice, any
+    other spooled as ciphertext to an anonymous temp file. Memory stays constant. Wrong
+    ``aescrypt_password`` or damage -> ``HeaderError``/``StreamDamaged`` with nothing written to
+    ``dst``. Returns the plaintext size. The source must not change during the import.
     """
-    if not isinstance(aescrypt_password, str):
-        raise TypeError(f"aescrypt_password must be str, not {type(aescrypt_password).__name__}")
-    if not aescrypt_password:
-        raise ValueError("aescrypt_password must not be empty")
+    encoded = _check_aescrypt_password(aescrypt_password)
     _check_target(password, key)
-    reader = _AesCryptReader(src, aescrypt_password)
-    return encrypt_stream(
-        io.BufferedReader(reader, _READ_SIZE),
-        dst,
-        password,
-        key=None if key is None else bytes(key),
-        kdf=kdf,
-    )
+    kdf = _check_kdf(kdf)
+    make_credential(password, key, kdf)  # caller mistakes before reading the source
+    with contextlib.ExitStack() as stack:
+        reader = _open_verified_aescrypt(src, encoded, stack)
+        return encrypt_stream(
+            io.BufferedReader(reader, _READ_SIZE),
+            dst,
+            password,
+            key=None if key is None else bytes(key),
+            kdf=kdf,
+        )
 
 
 def import_aescrypt_file(
@@ -362,9 +452,10 @@ def import_aescrypt_file(
 ) -> int:
     """Convert an AES Crypt v2 file into ours, atomically: no output remains on any failure.
 
-    The converted stream goes to a temp file beside ``dst_path`` that is renamed into place only
-    after the AES Crypt HMAC verified (the stream helpers' atomic machinery). Returns the
-    plaintext size; ``FileExistsError`` for an existing ``dst_path`` unless ``overwrite``.
+    ``import_aescrypt`` verifies the whole source before writing; its output goes to a temp file
+    beside ``dst_path``, renamed into place only on success (the stream helpers' atomic
+    machinery). Returns the plaintext size; ``FileExistsError`` for an existing ``dst_path``
+    unless ``overwrite``.
     """
     _check_paths(src_path, dst_path)
     with open(src_path, "rb") as src, _atomic_output(dst_path, overwrite) as dst:

@@ -14,6 +14,7 @@ import dataclasses
 import errno
 import getpass
 import importlib
+import io
 import json
 import math
 import os
@@ -663,6 +664,27 @@ def _rekey_armored(path: str, edit: Callable[[str], None]) -> None:
 # --- import (issue 6, keyring and migration) ----------------------------------------------
 
 
+class _PipeView(io.RawIOBase):
+    """A non-seekable view of an input, so ``import_aescrypt`` spools its ciphertext privately.
+
+    Bytes sent to stdout cannot be taken back: reading a file twice would let a change between
+    the verify pass and the convert pass reach stdout; the private spool cannot change.
+    """
+
+    def __init__(self, src: BinaryIO) -> None:
+        super().__init__()
+        self._src = src
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._src.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """Convert another tool's data into this library's formats; nothing is written unverified.
 
@@ -692,13 +714,15 @@ def cmd_import(args: argparse.Namespace) -> int:
         if src is not None and dst is not None:
             aes_hmac.import_aescrypt_file(src, dst, secret, new, overwrite=args.force, **options)
             return EXIT_OK
+        # The library verifies the whole AES Crypt file before writing a byte, so a failure
+        # leaves stdout empty and no output file.
         with _open_input(src) as fin, contextlib.ExitStack() as stack:
-            out = (
-                sys.stdout.buffer
-                if dst is None
-                else stack.enter_context(_atomic_output(dst, overwrite=args.force))
-            )
-            aes_hmac.import_aescrypt(fin, out, secret, new, **options)
+            if dst is None:
+                reader: BinaryIO = io.BufferedReader(_PipeView(fin))
+                out = sys.stdout.buffer
+            else:
+                reader, out = fin, stack.enter_context(_atomic_output(dst, overwrite=args.force))
+            aes_hmac.import_aescrypt(reader, out, secret, new, **options)
             out.flush()
         return EXIT_OK
     with _open_input(src) as fin:
