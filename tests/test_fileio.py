@@ -455,3 +455,13 @@ def test_slot_edit_respects_kdf_limits(cipher: Path) -> None:
 def test_inspect_stream_rejects_non_streams(tmp_path: Path) -> None:
     with pytest.raises(HeaderError, match="not an aes-hmac stream"):
         inspect_stream(io.BytesIO(b"\xa5" + bytes(100)))
+
+
+def test_slot_edits_check_kdf_and_limits_before_any_kdf(cipher: Path) -> None:
+    """Review: a bad kdf only failed after the old password's KDF had run; limits not checked."""
+    with pytest.raises(TypeError, match="kdf must be PBKDF2, Scrypt or Argon2id, not str"):
+        change_password(cipher, "pw", "new", kdf="x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="kdf must be PBKDF2, Scrypt or Argon2id, not str"):
+        add_password(cipher, "pw", "new", kdf="x")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="limits must be KdfLimits, not str"):
+        remove_password(cipher, "pw", limits="x")  # type: ignore[arg-type]

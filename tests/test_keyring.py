@@ -177,10 +177,19 @@ def test_needs_rotation_by_key() -> None:
         raw_ring.needs_rotation("garbage!")
 
 
-def test_needs_rotation_older_format_version() -> None:
+def test_needs_rotation_refuses_a_version_it_cannot_read() -> None:
+    """Version 1 is the first: a "version 0" token is malformed, not one to rotate (review)."""
     raw = bytearray(token_to_bytes(Key(KEY_A).encrypt(b"d")))
     raw[1] = VERSION - 1
-    assert Keyring(KEY_A).needs_rotation(token_to_text(bytes(raw)))
+    with pytest.raises(InvalidToken, match="unsupported token version 0"):
+        Keyring(KEY_A).needs_rotation(token_to_text(bytes(raw)))
+
+
+@pytest.mark.parametrize("method", ["decrypt", "needs_rotation", "rotate"])
+def test_limits_argument_type_checked(method: str) -> None:
+    token = Key(KEY_A).encrypt(b"d")
+    with pytest.raises(TypeError, match="limits must be KdfLimits, not str"):
+        getattr(Keyring(KEY_A), method)(token, limits="x")
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import aes_hmac
 from aes_hmac import PBKDF2, HeaderError, StreamDamaged, decrypt_stream, encrypt_stream
 from aes_hmac._stream import CHUNK_OVERHEAD, read_header
 
@@ -359,3 +360,58 @@ def test_non_blocking_source_is_an_error_not_an_end() -> None:
         encrypt_stream(NotReady(), out, key=KEY, chunk_size=CHUNK)  # type: ignore[arg-type]
     with pytest.raises(StreamDamaged, match="truncated"):
         decrypt_stream(io.BytesIO(out.getvalue()), io.BytesIO(), key=KEY)
+
+
+# --- caller mistakes name the argument (review: these raised AttributeError) ---
+
+
+def _sealed_stream() -> bytes:
+    out = io.BytesIO()
+    aes_hmac.encrypt_stream(io.BytesIO(b"x"), out, key=bytes(32))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: aes_hmac.decrypt_stream(
+                io.BytesIO(_sealed_stream()), io.BytesIO(), key=bytes(32), limits="x"
+            ),
+            "limits must be KdfLimits, not str",
+        ),
+        (
+            lambda: aes_hmac.encrypt_stream(io.BytesIO(b"x"), io.BytesIO(), "pw", kdf="x"),
+            "kdf must be PBKDF2, Scrypt or Argon2id, not str",
+        ),
+        (
+            lambda: aes_hmac.decrypt_stream(None, io.BytesIO(), key=bytes(32)),
+            "src must be a binary file object with read\\(\\), not NoneType",
+        ),
+        (
+            lambda: aes_hmac.encrypt_stream(io.BytesIO(b"x"), b"", key=bytes(32)),
+            "dst must be a binary file object with write\\(\\), not bytes",
+        ),
+        (
+            lambda: aes_hmac.open(io.BytesIO(), "wb", password="pw", kdf="x"),
+            "kdf must be PBKDF2, Scrypt or Argon2id, not str",
+        ),
+        (
+            lambda: aes_hmac.open(12345, password="pw"),
+            "file must be a binary file object with read\\(\\), not int",
+        ),
+        (
+            lambda: aes_hmac.open(io.BytesIO(_sealed_stream()), key=bytes(32), limits=3),
+            "limits must be KdfLimits, not int",
+        ),
+        (
+            lambda: aes_hmac.inspect_stream(b"AESHMAC"),
+            "file must be a binary file object with read\\(\\), not bytes",
+        ),
+    ],
+)
+def test_caller_mistakes_raise_type_error_naming_the_argument(
+    call: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        call()

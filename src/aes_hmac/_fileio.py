@@ -18,9 +18,18 @@ from types import TracebackType
 from typing import BinaryIO, Final, Literal, overload
 
 from ._errors import DecryptionError, StreamDamaged
-from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Kdf, KdfLimits, encode_password
+from ._kdf import (
+    DEFAULT_KDF,
+    DEFAULT_LIMITS,
+    Kdf,
+    KdfLimits,
+    check_kdf,
+    check_limits_arg,
+    encode_password,
+)
 from ._pipeline import (
     Progress,
+    check_file,
     decrypt_stream,
     encrypt_stream,
     make_credential,
@@ -266,7 +275,11 @@ def open(
     credential = make_credential(password, key, kdf)
     if mode == "wb":
         chunk_log2_of(chunk_size)
+    else:
+        check_limits_arg(limits)
     owned = isinstance(file, str | os.PathLike)
+    if not owned:
+        check_file(file, "file", "write" if mode == "wb" else "read")
     fileobj: BinaryIO = builtins.open(file, mode) if owned else file  # type: ignore[arg-type,assignment]
     try:
         if mode == "wb":
@@ -286,6 +299,7 @@ def inspect_stream(file: StrPath | BinaryIO) -> StreamInfo:
     if isinstance(file, str | os.PathLike):
         with builtins.open(file, "rb") as f:
             return read_header(f).info()
+    check_file(file, "file", "read")
     return read_header(file).info()
 
 
@@ -426,6 +440,7 @@ def _rewrite_slots(
     """Open ``path``'s header with ``password``, let ``edit`` build the new slot list, then
     atomically write new header + the payload bytes copied unchanged (never re-encrypted)."""
     credential = make_credential(password, None)
+    check_limits_arg(limits)
     # Edit the file a symlink points to, not replace the link: the old password must stop working.
     target = os.path.realpath(os.fspath(path))
     with builtins.open(target, "rb") as src:
@@ -458,6 +473,7 @@ def change_password(
     """Replace the key slot ``old_password`` opens by one for ``new_password``; the payload bytes
     are copied unchanged, so this costs a KDF run and a file copy, never a re-encryption."""
     encode_password(new_password, "new_password")
+    check_kdf(kdf)
 
     def edit(header: Header, index: int, file_key: bytes) -> list[bytes]:
         slots = [s.encoded for s in header.slots]
@@ -477,6 +493,7 @@ def add_password(
 ) -> None:
     """Add a key slot for ``new_password``, authorized by an existing ``password``."""
     encode_password(new_password, "new_password")
+    check_kdf(kdf)
 
     def edit(header: Header, index: int, file_key: bytes) -> list[bytes]:
         if len(header.slots) >= MAX_SLOTS:

@@ -172,6 +172,20 @@ class KdfLimits:
 DEFAULT_LIMITS: Final = KdfLimits()
 
 
+def check_kdf(kdf: object) -> Kdf:
+    """``kdf`` itself, or ``TypeError`` naming the argument when it is not a KDF object."""
+    if not isinstance(kdf, PBKDF2 | Scrypt | Argon2id):
+        raise TypeError(f"kdf must be PBKDF2, Scrypt or Argon2id, not {type(kdf).__name__}")
+    return kdf
+
+
+def check_limits_arg(limits: object) -> KdfLimits:
+    """``limits`` itself, or ``TypeError`` naming the argument when it is not ``KdfLimits``."""
+    if not isinstance(limits, KdfLimits):
+        raise TypeError(f"limits must be KdfLimits, not {type(limits).__name__}")
+    return limits
+
+
 def decode_kdf(kdf_id: int, params: bytes) -> Kdf:
     """Parse a parameter block; ``ValueError`` for an unknown id, a wrong size or a bad value."""
     if kdf_id not in PARAMS_SIZE or kdf_id == KDF_RAW:

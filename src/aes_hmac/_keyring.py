@@ -11,15 +11,23 @@ from __future__ import annotations
 from typing import Final
 
 from ._errors import InvalidToken
-from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, PBKDF2, Argon2id, Kdf, KdfLimits, Scrypt
+from ._kdf import (
+    DEFAULT_KDF,
+    DEFAULT_LIMITS,
+    PBKDF2,
+    Argon2id,
+    Kdf,
+    KdfLimits,
+    Scrypt,
+    check_kdf,
+    check_limits_arg,
+)
 from ._keys import DEFAULT_CACHE_SIZE, Key, PasswordKey
 from ._primitives import KEY_SIZE
 from ._token import (
-    MAGIC,
     RAW_HEADER,
     VERSION,
     BytesLike,
-    _check_kdf,
     check_limits,
     parse,
     token_to_bytes,
@@ -99,7 +107,7 @@ class Keyring:
         kdf: Kdf = DEFAULT_KDF,
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
-        kdf = _check_kdf(kdf)
+        kdf = check_kdf(kdf)
         entries = [_entry(e, i, kdf, cache_size) for i, e in enumerate((primary, *others))]
         self._primary: PasswordKey | Key = entries[0]
         self._passwords = tuple(e for e in entries if isinstance(e, PasswordKey))
@@ -146,6 +154,7 @@ class Keyring:
         Raw-key tokens try raw keys only (no KDF); password tokens are checked against
         ``limits`` first, then try passwords in order, each derivation cached.
         """
+        check_limits_arg(limits)
         raw = token_to_bytes(token)
         if raw.startswith(RAW_HEADER):
             # Fast path: ``Key.decrypt`` checks the layout itself, so no separate parse.
@@ -185,10 +194,11 @@ class Keyring:
         key or a token this keyring made, one cached KDF run otherwise. A wrong
         ``associated_data`` therefore reads as "needs rotation". Malformed -> ``InvalidToken``.
         """
+        check_limits_arg(limits)
         raw = token_to_bytes(token)
-        if len(raw) > 1 and raw[0] == MAGIC and raw[1] < VERSION:
+        parts = parse(raw)  # malformed, or a version this library cannot read: InvalidToken
+        if parts.header[1] < VERSION:  # an older version still readable (none before v1 yet)
             return True
-        parts = parse(raw)
         primary_kdf = self.primary_kdf
         if (parts.kdf is None) != (primary_kdf is None):
             return True

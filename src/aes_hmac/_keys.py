@@ -11,7 +11,16 @@ from collections import OrderedDict
 from typing import Final
 
 from ._errors import InvalidToken
-from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Kdf, KdfLimits, derive_master, encode_password
+from ._kdf import (
+    DEFAULT_KDF,
+    DEFAULT_LIMITS,
+    Kdf,
+    KdfLimits,
+    check_kdf,
+    check_limits_arg,
+    derive_master,
+    encode_password,
+)
 from ._primitives import (
     BLOCK_SIZE,
     IV_SIZE,
@@ -26,7 +35,6 @@ from ._token import (
     RAW_HEADER,
     BytesLike,
     TokenKeys,
-    _check_kdf,
     check_limits,
     header_for,
     parse,
@@ -128,9 +136,8 @@ class PasswordKey:
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         self._password = encode_password(password)
-        self._kdf = _check_kdf(kdf)
-        if not isinstance(limits, KdfLimits):
-            raise TypeError(f"limits must be KdfLimits, not {type(limits).__name__}")
+        self._kdf = check_kdf(kdf)
+        check_limits_arg(limits)
         if isinstance(cache_size, bool) or not isinstance(cache_size, int):
             raise TypeError(f"cache_size must be an int, not {type(cache_size).__name__}")
         if cache_size < 1:

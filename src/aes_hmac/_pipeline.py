@@ -16,7 +16,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Final
 
 from ._errors import StreamDamaged
-from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Kdf, KdfLimits, encode_password
+from ._kdf import (
+    DEFAULT_KDF,
+    DEFAULT_LIMITS,
+    Kdf,
+    KdfLimits,
+    check_kdf,
+    check_limits_arg,
+    encode_password,
+)
 from ._primitives import BLOCK_SIZE, IV_SIZE, KEY_SIZE, SALT_SIZE, BytesLike, random_bytes
 from ._stream import (
     CHUNK_OVERHEAD,
@@ -58,7 +66,15 @@ def make_credential(
         return Credential(bytes(key), None)
     if password is None:
         raise TypeError("give a password or a key")
-    return Credential(encode_password(password), kdf)
+    return Credential(encode_password(password), check_kdf(kdf))
+
+
+def check_file(obj: object, name: str, method: str) -> None:
+    """``TypeError`` naming the argument when ``obj`` is not a file object with ``method``."""
+    if not callable(getattr(obj, method, None)):
+        raise TypeError(
+            f"{name} must be a binary file object with {method}(), not {type(obj).__name__}"
+        )
 
 
 def resolve_workers(workers: int | None) -> int:
@@ -242,6 +258,8 @@ def encrypt_stream(
     credential = make_credential(password, key, kdf)
     chunk_log2 = chunk_log2_of(chunk_size)
     n_workers = resolve_workers(workers)
+    check_file(src, "src", "read")
+    check_file(dst, "dst", "write")
     return seal_stream(
         src,
         dst,
@@ -278,6 +296,9 @@ def decrypt_stream(
     """
     credential = make_credential(password, key)
     n_workers = resolve_workers(workers)
+    check_limits_arg(limits)
+    check_file(src, "src", "read")
+    check_file(dst, "dst", "write")
     header = read_header(src)
     file_key, _ = open_header(header, credential, limits)
     codec = ChunkCodec(file_key, header.prefix, header.chunk_size)

@@ -23,6 +23,8 @@ from ._kdf import (
     PARAMS_SIZE,
     Kdf,
     KdfLimits,
+    check_kdf,
+    check_limits_arg,
     decode_kdf,
     derive_master,
     encode_password,
@@ -280,10 +282,7 @@ def seal(
     return token_to_text(TokenKeys(master).seal(header_for(kdf, salt), data, associated_data))
 
 
-def _check_kdf(kdf: object) -> Kdf:
-    if not isinstance(kdf, Kdf):
-        raise TypeError(f"kdf must be PBKDF2, Scrypt or Argon2id, not {type(kdf).__name__}")
-    return kdf
+_check_kdf = check_kdf
 
 
 def _encrypt_from_parts(
@@ -342,8 +341,7 @@ def decrypt(
     """
     pw = encode_password(password)
     _trailer(associated_data)
-    if not isinstance(limits, KdfLimits):
-        raise TypeError(f"limits must be KdfLimits, not {type(limits).__name__}")
+    check_limits_arg(limits)
     parts = parse(token)
     if parts.kdf is None:
         raise InvalidToken("token needs a raw key, not a password")
