@@ -245,6 +245,23 @@ def test_sniff_binary_from_a_trickling_pipe() -> None:
     assert stream.read() == data
 
 
+@pytest.mark.parametrize("blank", [100, 5000])
+def test_sniff_reads_past_long_leading_whitespace(blank: int) -> None:
+    """Regression (review): 64+ blank bytes before the begin line hid the armor from detection."""
+    data = b"payload"
+    stream, armored = sniff(Trickle(b" \n" * blank + armor(data)))  # type: ignore[arg-type]
+    assert armored is True
+    assert stream.read() == data
+
+
+def test_sniff_whitespace_search_is_bounded() -> None:
+    """Only whitespace for ever: detection stops at its bound (binary), it does not read it all."""
+    src = io.BytesIO(b" " * (1 << 20))
+    _, armored = sniff(src)
+    assert armored is False
+    assert src.tell() <= 64 * 1024 + 64
+
+
 def test_vector_file_covers_the_inputs() -> None:
     assert {v["name"]: bytes.fromhex(v["data_hex"]) for v in VECTORS} == VECTOR_INPUTS
 

@@ -24,6 +24,8 @@ LINE_BYTES: Final = LINE_CHARS // 4 * 3
 _ARMOR_PREFIX: Final = b"-----"
 _WHITESPACE: Final = b" \t\r\n"
 _SNIFF_SIZE: Final = 64
+_SNIFF_LIMIT: Final = 64 * 1024
+"""How far detection reads through leading whitespace looking for the begin line."""
 """Bytes read ahead to tell armor from binary; the binary magic never starts with whitespace."""
 _READ_SIZE: Final = 64 * 1024
 _MAX_LINE: Final = max(LINE_CHARS, len(BEGIN_LINE)) + 2
@@ -256,8 +258,11 @@ def sniff(src: BinaryIO) -> tuple[BinaryIO, bool]:
     exactly the bytes of ``src``, the peeked ones included.
     """
     prefix = b""
-    while len(prefix) < _SNIFF_SIZE:
-        chunk = src.read(_SNIFF_SIZE - len(prefix))
+    # At least _SNIFF_SIZE bytes, and past leading blank lines (bounded) to the first content.
+    while len(prefix) < _SNIFF_SIZE or (
+        len(prefix.lstrip(_WHITESPACE)) < len(_ARMOR_PREFIX) and len(prefix) < _SNIFF_LIMIT
+    ):
+        chunk = src.read(_SNIFF_SIZE)
         if not chunk:
             break
         prefix += chunk
