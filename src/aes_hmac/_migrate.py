@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final
 
 from ._errors import DecryptionError, HeaderError, InvalidToken, StreamDamaged
 from ._fileio import _atomic_output, _check_paths
-from ._kdf import DEFAULT_KDF, Kdf
+from ._kdf import DEFAULT_KDF, Kdf, check_kdf
 from ._keys import PasswordKey
 from ._pipeline import encrypt_stream, make_credential
 from ._primitives import (
@@ -37,7 +37,6 @@ from ._primitives import (
     pkcs7_unpad,
     sha256,
 )
-from ._token import _check_kdf
 from ._token import encrypt as _token_encrypt
 from ._token import seal as _token_seal
 
@@ -172,7 +171,7 @@ def import_fernet(
     one KDF run instead of one per token.
     """
     _check_target(password, key)
-    _check_kdf(kdf)
+    check_kdf(kdf)
     data = fernet_decrypt(token, fernet_key, ttl=ttl, now=now)
     return _seal(data, password, key, kdf, associated_data)
 
@@ -427,7 +426,7 @@ def import_aescrypt(
     """
     encoded = _check_aescrypt_password(aescrypt_password)
     _check_target(password, key)
-    kdf = _check_kdf(kdf)
+    kdf = check_kdf(kdf)
     make_credential(password, key, kdf)  # caller mistakes before reading the source
     with contextlib.ExitStack() as stack:
         reader = _open_verified_aescrypt(src, encoded, stack)

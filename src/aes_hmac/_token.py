@@ -282,9 +282,6 @@ def seal(
     return token_to_text(TokenKeys(master).seal(header_for(kdf, salt), data, associated_data))
 
 
-_check_kdf = check_kdf
-
-
 def _encrypt_from_parts(
     data: bytes | str,
     password: str | bytes | None,
@@ -302,7 +299,7 @@ def _encrypt_from_parts(
     if master is None:
         if password is None or kdf is None:
             raise ValueError("give a password and a kdf, or a raw master key")
-        master = derive_master(encode_password(password), salt, _check_kdf(kdf))
+        master = derive_master(encode_password(password), salt, check_kdf(kdf))
     keys = TokenKeys(master)
     return token_to_text(keys.seal_with_iv(header_for(kdf, salt), iv, data, associated_data))
 
@@ -321,7 +318,7 @@ def encrypt(
     not stored: ``decrypt`` must be given the same bytes.
     """
     pw = encode_password(password)
-    kdf = _check_kdf(kdf)
+    kdf = check_kdf(kdf)
     _plaintext(data)  # type errors before the expensive KDF
     _trailer(associated_data)
     salt = random_bytes(SALT_SIZE)
