@@ -317,7 +317,7 @@ def _fsync_dir(folder: str) -> None:
 
 
 @contextmanager
-def _atomic_output(dst_path: StrPath, overwrite: bool) -> Iterator[BinaryIO]:
+def atomic_output(dst_path: StrPath, overwrite: bool) -> Iterator[BinaryIO]:
     """Yield a temp file beside ``dst_path``; on success fsync + rename it there, else delete it."""
     dst = os.fspath(dst_path)
     folder = os.path.dirname(os.path.abspath(dst))
@@ -357,7 +357,7 @@ def _link_no_clobber(tmp: str, dst: str) -> None:
     os.unlink(tmp)
 
 
-def _check_paths(src_path: StrPath, dst_path: StrPath) -> None:
+def check_distinct_paths(src_path: StrPath, dst_path: StrPath) -> None:
     src, dst = os.fspath(src_path), os.fspath(dst_path)
     same = os.path.realpath(src) == os.path.realpath(dst)
     if not same and os.path.exists(dst):
@@ -385,8 +385,8 @@ def encrypt_file(
     """
     make_credential(password, key, kdf)
     chunk_log2_of(chunk_size)
-    _check_paths(src_path, dst_path)
-    with builtins.open(src_path, "rb") as src, _atomic_output(dst_path, overwrite) as out:
+    check_distinct_paths(src_path, dst_path)
+    with builtins.open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as out:
         encrypt_stream(
             src,
             out,
@@ -417,8 +417,8 @@ def decrypt_file(
     ``dst_path`` is left as it was.
     """
     make_credential(password, key)
-    _check_paths(src_path, dst_path)
-    with builtins.open(src_path, "rb") as src, _atomic_output(dst_path, overwrite) as out:
+    check_distinct_paths(src_path, dst_path)
+    with builtins.open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as out:
         decrypt_stream(
             src,
             out,
@@ -449,7 +449,7 @@ def _rewrite_slots(
         slots = edit(header, index, file_key)
         new_header = seal_header(header.chunk_log2, header.stream_id, file_key, slots)
         mode = os.fstat(src.fileno()).st_mode & 0o7777
-        with _atomic_output(target, overwrite=True) as out:
+        with atomic_output(target, overwrite=True) as out:
             os.chmod(out.fileno(), mode)
             write_all(out, new_header)
             shutil.copyfileobj(src, out, _COPY_SIZE)

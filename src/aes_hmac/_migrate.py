@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from ._errors import DecryptionError, HeaderError, InvalidToken, StreamDamaged
-from ._fileio import _atomic_output, _check_paths
+from ._fileio import atomic_output, check_distinct_paths
 from ._kdf import DEFAULT_KDF, Kdf, check_kdf
 from ._keys import PasswordKey
 from ._pipeline import encrypt_stream, make_credential
@@ -456,6 +456,6 @@ def import_aescrypt_file(
     machinery). Returns the plaintext size; ``FileExistsError`` for an existing ``dst_path``
     unless ``overwrite``.
     """
-    _check_paths(src_path, dst_path)
-    with open(src_path, "rb") as src, _atomic_output(dst_path, overwrite) as dst:
+    check_distinct_paths(src_path, dst_path)
+    with open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as dst:
         return import_aescrypt(src, dst, aescrypt_password, password, key=key, kdf=kdf)

@@ -32,7 +32,7 @@ import aes_hmac
 
 from . import _armor
 from ._errors import AesHmacError, ArmorError, HeaderError, StreamDamaged
-from ._fileio import _atomic_output
+from ._fileio import atomic_output
 
 PROG: Final = "aes-hmac"
 EXIT_OK: Final = 0
@@ -490,7 +490,7 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
             out: BinaryIO = (
                 sys.stdout.buffer
                 if dst is None
-                else stack.enter_context(_atomic_output(dst, overwrite=args.force))
+                else stack.enter_context(atomic_output(dst, overwrite=args.force))
             )
             sink: BinaryIO = _armor.ArmorWriter(out) if args.armor else out  # type: ignore[assignment]
             aes_hmac.encrypt_stream(
@@ -545,7 +545,7 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
                     counter = _CountingWriter(sys.stdout.buffer)
                     out: Any = counter
                 else:
-                    out = stack.enter_context(_atomic_output(dst, overwrite=args.force))
+                    out = stack.enter_context(atomic_output(dst, overwrite=args.force))
                 aes_hmac.decrypt_stream(
                     stream,
                     out,
@@ -655,7 +655,7 @@ def _rekey_armored(path: str, edit: Callable[[str], None]) -> None:
             stream, _ = _armor.sniff(fin)
             shutil.copyfileobj(stream, out)
         edit(binary)
-        with open(binary, "rb") as src, _atomic_output(path, overwrite=True) as dst:
+        with open(binary, "rb") as src, atomic_output(path, overwrite=True) as dst:
             writer = _armor.ArmorWriter(dst)
             shutil.copyfileobj(src, writer)
             writer.close()
@@ -721,7 +721,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 reader: BinaryIO = io.BufferedReader(_PipeView(fin))
                 out = sys.stdout.buffer
             else:
-                reader, out = fin, stack.enter_context(_atomic_output(dst, overwrite=args.force))
+                reader, out = fin, stack.enter_context(atomic_output(dst, overwrite=args.force))
             aes_hmac.import_aescrypt(reader, out, secret, new, **options)
             out.flush()
         return EXIT_OK
@@ -748,7 +748,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(text)
         sys.stdout.buffer.flush()
     else:
-        with _atomic_output(dst, overwrite=args.force) as out:
+        with atomic_output(dst, overwrite=args.force) as out:
             out.write(text)
     return EXIT_OK
 
