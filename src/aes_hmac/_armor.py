@@ -24,9 +24,9 @@ LINE_BYTES: Final = LINE_CHARS // 4 * 3
 _ARMOR_PREFIX: Final = b"-----"
 _WHITESPACE: Final = b" \t\r\n"
 _SNIFF_SIZE: Final = 64
+"""Bytes read ahead to tell armor from binary; the binary magic never starts with whitespace."""
 _SNIFF_LIMIT: Final = 64 * 1024
 """How far detection reads through leading whitespace looking for the begin line."""
-"""Bytes read ahead to tell armor from binary; the binary magic never starts with whitespace."""
 _READ_SIZE: Final = 64 * 1024
 _MAX_LINE: Final = max(LINE_CHARS, len(BEGIN_LINE)) + 2
 """Longest acceptable line including CR LF: anything longer is refused without buffering it."""
