@@ -465,3 +465,72 @@ def test_slot_edits_check_kdf_and_limits_before_any_kdf(cipher: Path) -> None:
         add_password(cipher, "pw", "new", kdf="x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="limits must be KdfLimits, not str"):
         remove_password(cipher, "pw", limits="x")  # type: ignore[arg-type]
+
+
+# --- destinations that are not plain files (review 2, item 1.1) ---
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_fifo_destination_refused_and_kept(
+    plain: Path, cipher: Path, tmp_path: Path, overwrite: bool
+) -> None:
+    """Regression: with overwrite the rename replaced the FIFO by a regular file."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=f"dst_path {fifo} is not a regular file"):
+        enc_file(plain, fifo, overwrite=overwrite)
+    with pytest.raises(ValueError, match="is not a regular file"):
+        decrypt_file(cipher, fifo, "pw", overwrite=overwrite)
+    assert fifo.is_fifo()
+    assert leftovers(tmp_path) == []
+
+
+def test_folder_destination_refused(plain: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="is not a regular file"):
+        enc_file(plain, folder, overwrite=True)
+    assert folder.is_dir()
+
+
+def test_symlink_to_fifo_refused(plain: Path, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(fifo.name)
+    with pytest.raises(ValueError, match=f"dst_path {link} is not a regular file"):
+        enc_file(plain, link, overwrite=True)
+    assert link.is_symlink() and fifo.is_fifo()
+
+
+def test_symlink_destination_replaces_its_target(cipher: Path, plain: Path, tmp_path: Path) -> None:
+    """Regression: the rename replaced the link itself and left its target untouched."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    target = sub / "target"
+    target.write_bytes(b"old")
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    decrypt_file(cipher, link, "pw", overwrite=True)
+    assert link.is_symlink()
+    assert target.read_bytes() == plain.read_bytes()
+    assert leftovers(tmp_path) == [] and leftovers(sub) == []
+
+
+def test_symlink_destination_needs_overwrite(cipher: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_bytes(b"old")
+    link = tmp_path / "link"
+    link.symlink_to(target.name)
+    with pytest.raises(FileExistsError):
+        decrypt_file(cipher, link, "pw")
+    assert target.read_bytes() == b"old"
+
+
+def test_replaced_file_keeps_its_mode_new_file_is_private(plain: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "c"
+    enc_file(plain, dst)
+    assert dst.stat().st_mode & 0o777 == 0o600
+    dst.chmod(0o644)
+    enc_file(plain, dst, overwrite=True)
+    assert dst.stat().st_mode & 0o777 == 0o644

@@ -11,6 +11,7 @@ import builtins
 import io
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -316,23 +317,47 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
+def _existing_target(dst: str) -> tuple[str, int | None]:
+    """Where ``dst`` really is (symlinks followed) and its permission bits if it exists.
+
+    Only a regular file may be replaced: renaming over a device, FIFO, socket or folder would
+    destroy the entry instead of writing to it.
+    """
+    target = os.path.realpath(dst)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return target, None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"dst_path {dst} is not a regular file")
+    return target, stat.S_IMODE(st.st_mode)
+
+
 @contextmanager
 def atomic_output(dst_path: StrPath, overwrite: bool) -> Iterator[BinaryIO]:
-    """Yield a temp file beside ``dst_path``; on success fsync + rename it there, else delete it."""
+    """Yield a temp file beside ``dst_path``; on success fsync + rename it there, else delete it.
+
+    A symlink is followed: its target is replaced and the link stays. A replaced file keeps its
+    permission bits; a new file is created with mode 0600. ``ValueError`` when ``dst_path``
+    exists and is not a regular file (device, FIFO, socket, folder).
+    """
     dst = os.fspath(dst_path)
-    folder = os.path.dirname(os.path.abspath(dst))
+    target, mode = _existing_target(dst)
     if not overwrite and os.path.lexists(dst):
         raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(dst)}{_TMP_MARK}", dir=folder)
+    folder = os.path.dirname(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}{_TMP_MARK}", dir=folder)
     try:
         with builtins.open(fd, "wb") as out:
+            if mode is not None:
+                os.chmod(out.fileno(), mode)
             yield out
             out.flush()
             os.fsync(out.fileno())
         if overwrite:
-            os.replace(tmp, dst)
+            os.replace(tmp, target)
         else:
-            _link_no_clobber(tmp, dst)
+            _link_no_clobber(tmp, target)
         _fsync_dir(folder)
     except BaseException:
         try:
@@ -381,7 +406,9 @@ def encrypt_file(
     """Encrypt the file ``src_path`` to ``dst_path`` atomically (temp file, fsync, rename).
 
     ``FileExistsError`` if ``dst_path`` exists and not ``overwrite``; ``ValueError`` if both name
-    the same file. On any failure no output remains; the source is only ever read.
+    the same file or ``dst_path`` is not a regular file. A symlink ``dst_path`` is followed (its
+    target is replaced); a replaced file keeps its mode, a new one gets 0600. On any failure no
+    output remains; the source is only ever read.
     """
     make_credential(password, key, kdf)
     chunk_log2_of(chunk_size)
@@ -414,7 +441,8 @@ def decrypt_file(
     """Decrypt ``src_path`` to ``dst_path`` atomically; plaintext appears only once all verified.
 
     Wrong password, damage, truncation or any exception: the temporary file is removed and
-    ``dst_path`` is left as it was.
+    ``dst_path`` is left as it was. ``dst_path`` follows the rules of ``encrypt_file`` (regular
+    files only, symlinks followed, mode kept, new files 0600).
     """
     make_credential(password, key)
     check_distinct_paths(src_path, dst_path)
