@@ -312,7 +312,7 @@ class ChunkCodec:
         view[:IV_SIZE] = iv
         self._cipher.encrypt_into(iv, data, view[IV_SIZE : IV_SIZE + n + BLOCK_SIZE - 1])
         end = IV_SIZE + n
-        view[end : end + TAG_SIZE] = self._cipher.tag_of(
+        view[end : end + TAG_SIZE] = self._cipher.tag(
             self._prefix, chunk_counter(index, False), view[:end]
         )
         return end + TAG_SIZE
@@ -320,12 +320,12 @@ class ChunkCodec:
     def seal_final(self, index: int, iv: bytes, data: BytesLike) -> bytes:
         """Seal the final chunk (0 to chunk_size - 1 bytes, PKCS7-padded)."""
         body = iv + self._cipher.encrypt(iv, bytes(data))
-        return body + self._cipher.tag_of(self._prefix, chunk_counter(index, True), body)
+        return body + self._cipher.tag(self._prefix, chunk_counter(index, True), body)
 
     def verifies(self, index: int, last: bool, chunk: BytesLike) -> bool:
         """True when ``chunk`` (iv || ct || tag) carries the right tag for (index, last)."""
         view = memoryview(chunk)
-        return self._cipher.verify_of(
+        return self._cipher.verify(
             view[-TAG_SIZE:], self._prefix, chunk_counter(index, last), view[:-TAG_SIZE]
         )
 
