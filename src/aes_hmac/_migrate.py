@@ -126,14 +126,13 @@ def fernet_decrypt(
         raise InvalidToken("fernet token: bad padding") from None
 
 
-def _check_target(password: str | bytes | PasswordKey | None, key: bytes | None) -> None:
+def _check_target(password: str | bytes | PasswordKey | None, key: bytes | None, kdf: Kdf) -> None:
+    """Caller mistakes in the new credential, before any source is read: ``make_credential``'s
+    checks (a ``PasswordKey`` was checked when it was built and brings its own KDF)."""
     if (password is None) == (key is None):
         raise TypeError("give exactly one of password or key")
-    if key is not None:
-        if not isinstance(key, bytes | bytearray):
-            raise TypeError(f"key must be bytes, not {type(key).__name__}")
-        if len(key) != KEY_SIZE:
-            raise ValueError(f"key must be {KEY_SIZE} bytes, got {len(key)}")
+    if not isinstance(password, PasswordKey):
+        make_credential(password, key, kdf)
 
 
 def _seal(
@@ -170,8 +169,8 @@ def import_fernet(
     A ``PasswordKey`` as ``password`` (its own KDF; ``kdf`` ignored) converts many tokens for
     one KDF run instead of one per token.
     """
-    _check_target(password, key)
-    check_kdf(kdf)
+    _check_target(password, key, kdf)
+    check_kdf(kdf)  # also for a raw key or a PasswordKey, which make no use of it
     data = fernet_decrypt(token, fernet_key, ttl=ttl, now=now)
     return _seal(data, password, key, kdf, associated_data)
 
@@ -425,9 +424,8 @@ def import_aescrypt(
     ``dst``. Returns the plaintext size. The source must not change during the import.
     """
     encoded = _check_aescrypt_password(aescrypt_password)
-    _check_target(password, key)
+    _check_target(password, key, kdf)  # caller mistakes before reading the source
     kdf = check_kdf(kdf)
-    make_credential(password, key, kdf)  # caller mistakes before reading the source
     with contextlib.ExitStack() as stack:
         reader = _open_verified_aescrypt(src, encoded, stack)
         return encrypt_stream(
