@@ -88,16 +88,32 @@ class StreamInfo:
     slots: tuple[SlotInfo, ...]
 
 
+_SLOT_TAIL: Final = IV_SIZE + KEY_SIZE + TAG_SIZE
+"""Every slot ends with iv || wrapped file key || tag, whatever its KDF."""
+
+
 @dataclass(frozen=True)
 class Slot:
-    """One parsed key slot; ``encoded`` is its exact bytes, covered by the header tag."""
+    """One parsed key slot; ``encoded`` is its exact bytes, covered by the header tag.
+
+    The IV, wrapped file key and tag are slices of ``encoded`` taken on demand.
+    """
 
     kdf: Kdf | None
     salt: bytes
-    iv: bytes
-    wrapped: bytes
-    tag: bytes
     encoded: bytes
+
+    @property
+    def iv(self) -> bytes:
+        return self.encoded[-_SLOT_TAIL : -KEY_SIZE - TAG_SIZE]
+
+    @property
+    def wrapped(self) -> bytes:
+        return self.encoded[-KEY_SIZE - TAG_SIZE : -TAG_SIZE]
+
+    @property
+    def tag(self) -> bytes:
+        return self.encoded[-TAG_SIZE:]
 
 
 @dataclass(frozen=True)
@@ -215,24 +231,16 @@ def read_header(src: BinaryIO) -> Header:
         if kdf_id not in PARAMS_SIZE:
             raise HeaderError(f"failed to read header: unknown kdf id {kdf_id}")
         salt_size = 0 if kdf_id == KDF_RAW else SALT_SIZE
-        rest = _read_exact(src, PARAMS_SIZE[kdf_id] + salt_size + IV_SIZE + KEY_SIZE + TAG_SIZE)
-        params = rest[: PARAMS_SIZE[kdf_id]]
+        params_size = PARAMS_SIZE[kdf_id]
+        rest = _read_exact(src, params_size + salt_size + _SLOT_TAIL)
         kdf: Kdf | None = None
         if kdf_id != KDF_RAW:
             try:
-                kdf = decode_kdf(kdf_id, params)
+                kdf = decode_kdf(kdf_id, rest[:params_size])
             except (TypeError, ValueError) as exc:
                 raise HeaderError(f"failed to read header: {exc}") from None
-        pos = PARAMS_SIZE[kdf_id]
-        salt = rest[pos : pos + salt_size]
-        pos += salt_size
-        iv, wrapped, tag = (
-            rest[pos : pos + IV_SIZE],
-            rest[pos + IV_SIZE : pos + IV_SIZE + KEY_SIZE],
-            rest[pos + IV_SIZE + KEY_SIZE :],
-        )
         encoded = bytes((kdf_id,)) + rest
-        slots.append(Slot(kdf, salt, iv, wrapped, tag, encoded))
+        slots.append(Slot(kdf, rest[params_size : params_size + salt_size], encoded))
         size += len(encoded)
     tag = _read_exact(src, TAG_SIZE)
     return Header(

@@ -77,21 +77,27 @@ BytesLike = bytes | bytearray | memoryview
 class TokenParts:
     """A parsed token whose layout is valid; nothing in it is authenticated yet.
 
-    ``kdf`` is None for a raw-key token (and ``salt`` is empty). ``signed`` is every byte the tag
-    covers before the associated data: header, IV and ciphertext.
+    ``kdf`` is None for a raw-key token (and ``salt`` is empty). The IV, ciphertext and tag are
+    slices of ``raw`` taken on demand: decryption works on ``raw`` itself.
     """
 
     header: bytes
     kdf: Kdf | None
     salt: bytes
-    iv: bytes
-    ciphertext: bytes
-    tag: bytes
     raw: bytes
 
     @property
-    def signed(self) -> bytes:
-        return self.raw[:-TAG_SIZE]
+    def iv(self) -> bytes:
+        start = len(self.header)
+        return self.raw[start : start + IV_SIZE]
+
+    @property
+    def ciphertext(self) -> bytes:
+        return self.raw[len(self.header) + IV_SIZE : -TAG_SIZE]
+
+    @property
+    def tag(self) -> bytes:
+        return self.raw[-TAG_SIZE:]
 
 
 class TokenKeys:
@@ -243,16 +249,7 @@ def parse(token: str | BytesLike) -> TokenParts:
             kdf = decode_kdf(kdf_id, raw[_FIXED_HEADER:params_end])
         except ValueError as exc:
             raise InvalidToken(f"invalid kdf parameters: {exc}") from None
-    iv_end = header_len + IV_SIZE
-    return TokenParts(
-        header=raw[:header_len],
-        kdf=kdf,
-        salt=raw[params_end:header_len],
-        iv=raw[header_len:iv_end],
-        ciphertext=raw[iv_end:-TAG_SIZE],
-        tag=raw[-TAG_SIZE:],
-        raw=raw,
-    )
+    return TokenParts(header=raw[:header_len], kdf=kdf, salt=raw[params_end:header_len], raw=raw)
 
 
 def check_limits(kdf: Kdf, limits: KdfLimits) -> None:
