@@ -26,7 +26,7 @@ from ._primitives import (
     pkcs7_unpad,
     random_bytes,
 )
-from ._token import BytesLike, TokenKeys, _encrypt_from_parts, encrypt, header_for, token_to_bytes
+from ._token import BytesLike, TokenKeys, encrypt, header_for
 
 DEFAULT_ITERATIONS: Final = 600_000
 """PBKDF2 iterations of ``aes_encrypt``/``aes_decrypt`` (OWASP 2023)."""
@@ -91,10 +91,12 @@ def aes_encrypt(
     Keep the ``iterations`` you used: ``aes_decrypt`` needs the same value.
     """
     kdf = PBKDF2(iterations)  # validates type and range, naming ``iterations``
+    pw = encode_password(password)
     salt = random_bytes(SALT_SIZE)
-    iv = random_bytes(IV_SIZE)
-    token = _encrypt_from_parts(plaintext, password, kdf, salt, iv, associated_data)
-    ct, iv, mac = _split_token(token_to_bytes(token), len(header_for(kdf, salt)))
+    header = header_for(kdf, salt)
+    keys = TokenKeys(derive_master(pw, salt, kdf))
+    raw = keys.seal_with_iv(header, random_bytes(IV_SIZE), plaintext, associated_data)
+    ct, iv, mac = _split_token(raw, len(header))
     return ct, iv, salt, mac
 
 

@@ -365,15 +365,15 @@ class _AesCryptReader(io.RawIOBase):
 
     def _fill(self) -> None:
         ct = _read_upto(self._src, min(_READ_SIZE, self._remaining))
-        changed = self._payload.damaged("aes crypt file changed during import")
+        changed = "aes crypt file changed during import"
         if len(ct) % BLOCK_SIZE or (self._remaining and not ct):
-            raise changed
+            raise self._payload.damaged(changed)
         self._remaining -= len(ct)
         self._mac.update(ct)
         if not self._remaining:
             self._done = True
             if not constant_time_equal(self._mac.finalize(), self._payload.tag):
-                raise changed
+                raise self._payload.damaged(changed)
         plain = aes_cbc_decrypt_raw(self._payload.file_key, self._iv, ct) if ct else b""
         if ct:
             self._iv = ct[-BLOCK_SIZE:]

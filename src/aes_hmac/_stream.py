@@ -118,13 +118,20 @@ class Slot:
 
 @dataclass(frozen=True)
 class Header:
-    """A parsed, not yet authenticated, stream header."""
+    """A parsed, not yet authenticated, stream header.
+
+    ``signed`` is its exact bytes before the tag (prefix, slot count, slots): what the tag covers.
+    """
 
     chunk_log2: int
     stream_id: bytes
     slots: tuple[Slot, ...]
+    signed: bytes
     tag: bytes
-    size: int
+
+    @property
+    def size(self) -> int:
+        return len(self.signed) + TAG_SIZE
 
     @property
     def chunk_size(self) -> int:
@@ -132,7 +139,7 @@ class Header:
 
     @property
     def prefix(self) -> bytes:
-        return encode_prefix(self.chunk_log2, self.stream_id)
+        return self.signed[:PREFIX_SIZE]
 
     def info(self) -> StreamInfo:
         return StreamInfo(
@@ -184,7 +191,12 @@ def seal_header(chunk_log2: int, stream_id: bytes, file_key: bytes, slots: list[
     if not 1 <= len(slots) <= MAX_SLOTS:
         raise ValueError(f"a stream has 1 to {MAX_SLOTS} key slots, got {len(slots)}")
     body = encode_prefix(chunk_log2, stream_id) + bytes((len(slots),)) + b"".join(slots)
-    return body + hmac_sha256(hkdf_sha256(file_key, _HEADER_INFO), body)
+    return body + _header_tag(file_key, body)
+
+
+def _header_tag(file_key: bytes, body: bytes) -> bytes:
+    """The header tag: HMAC under a key of its own, derived from the file key."""
+    return hmac_sha256(hkdf_sha256(file_key, _HEADER_INFO), body)
 
 
 def _read_exact(src: BinaryIO, n: int) -> bytes:
@@ -225,7 +237,6 @@ def read_header(src: BinaryIO) -> Header:
     if not 1 <= count <= MAX_SLOTS:
         raise HeaderError(f"failed to read header: bad slot count {count}")
     slots = []
-    size = len(fixed)
     for _ in range(count):
         kdf_id = _read_exact(src, 1)[0]
         if kdf_id not in PARAMS_SIZE:
@@ -241,11 +252,9 @@ def read_header(src: BinaryIO) -> Header:
                 raise HeaderError(f"failed to read header: {exc}") from None
         encoded = bytes((kdf_id,)) + rest
         slots.append(Slot(kdf, rest[params_size : params_size + salt_size], encoded))
-        size += len(encoded)
+    signed = b"".join([fixed, *(slot.encoded for slot in slots)])
     tag = _read_exact(src, TAG_SIZE)
-    return Header(
-        chunk_log2, fixed[len(MAGIC) + 2 : PREFIX_SIZE], tuple(slots), tag, size + TAG_SIZE
-    )
+    return Header(chunk_log2, fixed[len(MAGIC) + 2 : PREFIX_SIZE], tuple(slots), signed, tag)
 
 
 def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tuple[bytes, int]:
@@ -275,9 +284,7 @@ def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tu
         if not cipher.verify(slot.tag, prefix, slot.encoded[:-TAG_SIZE]):
             continue
         file_key = cipher.decrypt_unpadded(slot.iv, slot.wrapped)
-        body = prefix + bytes((len(header.slots),)) + b"".join(s.encoded for s in header.slots)
-        expected = hmac_sha256(hkdf_sha256(file_key, _HEADER_INFO), body)
-        if not constant_time_equal(expected, header.tag):
+        if not constant_time_equal(_header_tag(file_key, header.signed), header.tag):
             break
         return file_key, index
     if over_limit is not None:

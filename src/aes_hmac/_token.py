@@ -119,6 +119,11 @@ class TokenKeys:
         trailer = _trailer(associated_data)
         return self._cbc.seal(header, pkcs7_pad(plain), trailer)
 
+    def seal_padded(self, header: bytes, padded: bytes, trailer: bytes) -> bytes:
+        """``seal`` of data its caller already checked: ``pkcs7_pad(_plaintext(data))`` and
+        ``_trailer(associated_data)``, built before a KDF so that mistakes cost no KDF run."""
+        return self._cbc.seal(header, padded, trailer)
+
     def seal_with_iv(
         self, header: bytes, iv: bytes, data: bytes | str, associated_data: BytesLike | None
     ) -> bytes:
@@ -316,10 +321,11 @@ def encrypt(
     """
     pw = encode_password(password)
     kdf = check_kdf(kdf)
-    _plaintext(data)  # type errors before the expensive KDF
-    _trailer(associated_data)
+    padded = pkcs7_pad(_plaintext(data))  # type and encoding errors before the expensive KDF
+    trailer = _trailer(associated_data)
     salt = random_bytes(SALT_SIZE)
-    return seal(data, derive_master(pw, salt, kdf), kdf, salt, associated_data)
+    keys = TokenKeys(derive_master(pw, salt, kdf))
+    return token_to_text(keys.seal_padded(header_for(kdf, salt), padded, trailer))
 
 
 def decrypt(
