@@ -156,14 +156,13 @@ class Keyring:
         """
         check_limits_arg(limits)
         raw = token_to_bytes(token)
-        if raw.startswith(RAW_HEADER):
-            # Fast path: ``Key.decrypt`` checks the layout itself, so no separate parse.
-            return self._open(raw, self._keys, associated_data)
-        parts = parse(raw)
-        if parts.kdf is None:  # pragma: no cover - RAW_HEADER above covers every raw-key token
-            return self._open(raw, self._keys, associated_data)
-        check_limits(parts.kdf, limits)
-        return self._open(raw, self._passwords, associated_data)
+        if not raw.startswith(RAW_HEADER):
+            kdf = parse(raw).kdf  # never None: every raw-key token starts with RAW_HEADER
+            if kdf is not None:
+                check_limits(kdf, limits)
+                return self._open(raw, self._passwords, associated_data)
+        # Raw-key tokens skip ``parse``: ``Key.decrypt`` checks the layout itself.
+        return self._open(raw, self._keys, associated_data)
 
     def rotate(
         self,
