@@ -478,9 +478,21 @@ def test_help_documents_exit_codes() -> None:
         assert "0 success, 1 failure" in out and "2 usage error" in out
 
 
-def test_bad_chunk_size_from_library(pwfile: Path) -> None:
-    result = run(["encrypt", "--password-file", pwfile, *CHEAP, "--chunk-size", "1000"], stdin=b"x")
-    assert_one_error(result, 1, "chunk_size")
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["encrypt", "--chunk-size", "1000"], "argument --chunk-size: chunk_size must be a power"),
+        (["encrypt", "--chunk-size", "3K"], "argument --chunk-size: chunk_size must be a power"),
+        (["encrypt", "--chunk-size", "0"], "argument --chunk-size: chunk_size must be a power"),
+        (["encrypt", "--chunk-size", "32M"], "argument --chunk-size: chunk_size must be a power"),
+        (["encrypt", "--workers", "65"], "argument --workers: workers must be between 1 and 64"),
+        (["decrypt", "--workers", "65"], "argument --workers: workers must be between 1 and 64"),
+        (["decrypt", "--workers", "0"], "argument --workers: expected a positive integer"),
+    ],
+)
+def test_bad_chunk_size_and_workers_are_usage_errors(args: list[str], text: str) -> None:
+    """Review 2: these exited 1, and only after the password prompt (no password source here)."""
+    assert_one_error(run(args, stdin=b"x"), 2, text)
 
 
 # --- inspect ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -33,6 +34,9 @@ import aes_hmac
 from . import _armor
 from ._errors import AesHmacError, ArmorError, HeaderError, StreamDamaged
 from ._fileio import atomic_output
+from ._migrate import _fernet_key
+from ._pipeline import resolve_workers
+from ._stream import chunk_log2_of
 
 PROG: Final = "aes-hmac"
 EXIT_OK: Final = 0
@@ -60,14 +64,31 @@ LIMIT_OPTIONS: Final = (
     ("--max-argon2-lanes", "max_argon2_lanes", "P", 1, "argon2id lanes"),
 )
 """Decrypt-side limit options: flag, KdfLimits field, metavar, unit in bytes or 1, help."""
+LIMIT_MESSAGES: Final = (
+    ("kdf memory", "--max-kdf-memory-mib"),
+    ("pbkdf2 iterations", "--max-pbkdf2-iterations"),
+    ("scrypt p", "--max-scrypt-p"),
+    ("argon2id iterations", "--max-argon2-iterations"),
+    ("argon2id lanes", "--max-argon2-lanes"),
+)
+"""The parameter names of ``KdfLimits.check`` messages (docs/FORMAT.md 1.1), each with the
+option that raises that limit."""
+_LIMIT_MESSAGE: Final = re.compile(
+    r"\b("
+    + "|".join(name for name, _ in LIMIT_MESSAGES)
+    + r") \d+ (?:bytes )?exceeds? the limit \d+"
+)
 IMPORT_FORMATS: Final = ("aescrypt", "fernet", "legacy")
 LEGACY_FIELDS: Final = ("iv", "salt", "mac")
 """Base64 fields of a design-note tuple in ``import --from legacy`` input (plus "ciphertext")."""
 
 EXIT_HELP: Final = (
-    "exit status: 0 success, 1 failure (wrong password, damaged or truncated data, I/O error),"
+    "exit status: 0 success, 1 failure (wrong password, damaged or truncated data, I/O error; also,"
+    " without a message, when the reader of the output pipe goes away, as in '| head'),"
     " 2 usage error"
 )
+GENERATE_HINT: Final = "leave the password empty to generate one"
+"""Appended to a weak-password warning only when the password was typed at the prompt."""
 
 
 class CliError(Exception):
@@ -193,7 +214,7 @@ def strength_warning(password: str | bytes) -> str | None:
     exponent = math.log10(max(float(result["guesses"]), 1.0))
     return (
         f"weak password: about 10^{exponent:.0f} guesses, found in {crack} at 10^4 guesses per "
-        f"second (zxcvbn score {result['score']}/4); leave the password empty to generate one"
+        f"second (zxcvbn score {result['score']}/4)"
     )
 
 
@@ -213,7 +234,7 @@ def _fallback_warning(text: str) -> str | None:
         return None
     return (
         f"weak password: at most about {bits:.0f} bits by a length and character-set estimate "
-        f"(install zxcvbn for a better one); leave the password empty to generate one"
+        "(install zxcvbn for a better one)"
     )
 
 
@@ -234,6 +255,7 @@ def read_new_password(
 ) -> str | bytes:
     """A password for new data: asked twice (empty offers a generated one), weak ones warned."""
     password = _password_from_source(source)
+    prompted = password is None
     if password is None:
         _require_terminal()
         answer = _prompt(f"{what} (leave empty to generate one): ")
@@ -247,7 +269,7 @@ def read_new_password(
     if not quiet:
         warning = strength_warning(password)
         if warning is not None:
-            _note(f"warning: {warning}")
+            _note(f"warning: {warning}" + (f"; {GENERATE_HINT}" if prompted else ""))
     return password
 
 
@@ -332,8 +354,21 @@ def _input_stat(path: str | None) -> os.stat_result:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _check_paths(src: str | None, dst: str | None, *, force: bool) -> os.stat_result:
-    """Refuse same input and output, an existing output without --force; return the input stat."""
+@dataclass(frozen=True)
+class _Paths:
+    """What ``_check_paths`` learned: the input's stat, and whether output is written in place.
+
+    In place means stdout, or an existing output that is not a regular file (a device such as
+    /dev/null, a FIFO): it is opened and written like a shell redirection, because renaming a
+    temporary file over it would replace the device or FIFO instead of writing to it.
+    """
+
+    src_stat: os.stat_result
+    in_place: bool
+
+
+def _check_paths(src: str | None, dst: str | None, *, force: bool) -> _Paths:
+    """Refuse same input and output, a folder, an existing regular output without --force."""
     src_stat = _input_stat(src)
     try:
         dst_stat: os.stat_result | None = os.fstat(1) if dst is None else os.stat(dst)
@@ -345,9 +380,19 @@ def _check_paths(src: str | None, dst: str | None, *, force: bool) -> os.stat_re
         and (src_stat.st_dev, src_stat.st_ino) == (dst_stat.st_dev, dst_stat.st_ino)
     ):
         raise CliError("input and output are the same file")
-    if dst is not None and dst_stat is not None and not force:
+    if dst is None:
+        return _Paths(src_stat, in_place=True)
+    if dst_stat is None:
+        if os.path.islink(dst) and not force:  # a dangling link: its target would be created
+            raise CliError(f"output file {dst} exists: use --force to overwrite it")
+        return _Paths(src_stat, in_place=False)
+    if stat.S_ISDIR(dst_stat.st_mode):
+        raise CliError(f"output {dst} is a folder")
+    if not stat.S_ISREG(dst_stat.st_mode):
+        return _Paths(src_stat, in_place=True)
+    if not force:
         raise CliError(f"output file {dst} exists: use --force to overwrite it")
-    return src_stat
+    return _Paths(src_stat, in_place=False)
 
 
 @contextlib.contextmanager
@@ -363,6 +408,24 @@ def _open_input(path: str | None) -> Iterator[BinaryIO]:
         yield src
 
 
+@contextlib.contextmanager
+def _open_output(dst: str | None, paths: _Paths, *, force: bool) -> Iterator[BinaryIO]:
+    """stdout, an in-place output opened directly, or an atomic temporary file for ``dst``."""
+    if dst is None:
+        yield sys.stdout.buffer
+        return
+    if not paths.in_place:
+        with atomic_output(dst, overwrite=force) as out:
+            yield out
+        return
+    try:
+        out = open(dst, "wb")
+    except OSError as exc:
+        raise CliError(f"cannot write {dst}: {exc.strerror}") from None
+    with out:
+        yield out
+
+
 _WRITE_ONLY_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 """Errors that only a write raises: without a file name they still belong to the output."""
 
@@ -375,7 +438,7 @@ def _output_error(exc: OSError, dst: str | None) -> CliError | None:
         return None
     if dst is None:
         return None
-    temp_prefix = "." + os.path.basename(dst)
+    temp_prefix = "." + os.path.basename(os.path.realpath(dst))  # atomic_output follows links
     if os.path.basename(os.fsdecode(exc.filename)).startswith(temp_prefix):
         return CliError(f"cannot write {dst}: {exc.strerror or exc}")
     return None
@@ -431,12 +494,26 @@ def _limits_from_args(args: argparse.Namespace) -> aes_hmac.KdfLimits:
 
 
 def _chunk_size(text: str) -> int:
-    """``--chunk-size`` value: bytes, or with a K or M suffix (powers of 1024)."""
+    """``--chunk-size`` value: bytes, or with a K or M suffix (powers of 1024), checked now."""
     scale = {"k": 1 << 10, "m": 1 << 20}.get(text[-1:].lower(), 1)
     digits = text[:-1] if scale > 1 else text
     if not digits.isdigit():
         raise argparse.ArgumentTypeError(f"invalid size {text!r} (e.g. 65536, 64K, 1M)")
-    return int(digits) * scale
+    size = int(digits) * scale
+    try:
+        chunk_log2_of(size)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return size
+
+
+def _workers(text: str) -> int:
+    """``--workers`` value, checked against the library's bounds before any prompt."""
+    count = _positive(text)
+    try:
+        return resolve_workers(count)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> int:
@@ -449,6 +526,32 @@ def _fd_number(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a file descriptor number, got {text!r}")
     return int(text)
+
+
+def _warn_beyond_default_limits(
+    kdf: aes_hmac.PBKDF2 | aes_hmac.Scrypt | aes_hmac.Argon2id | None,
+) -> None:
+    """A KDF cost that decrypt refuses by default is allowed, but readers must raise a limit."""
+    if kdf is None:
+        return
+    try:
+        aes_hmac.KdfLimits().check(kdf)
+    except ValueError as exc:
+        message = str(exc)
+        option = _limit_option(message) or "a raised --max-... limit"
+        _note(f"warning: {message} of decrypt's defaults: decrypting will need {option}")
+
+
+def _limit_option(message: str) -> str | None:
+    """The ``--max-...`` option that raises the limit a KDF limit message is about, if any."""
+    match = _LIMIT_MESSAGE.search(message)
+    return None if match is None else dict(LIMIT_MESSAGES)[match.group(1)]
+
+
+def _with_limit_hint(message: str) -> str:
+    """Say how to raise a KDF limit when ``message`` is a limit error; the message is kept."""
+    option = _limit_option(message)
+    return f"{message} (raise it with {option})" if option else message
 
 
 # --- commands -----------------------------------------------------------------------------
@@ -471,8 +574,10 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
         raise CliError("refusing to write binary ciphertext to a terminal: use --armor or -o FILE")
     if args.password_fd == 0 and src is None:
         raise UsageError("--password-fd 0 is stdin, which is also the input: give an input file")
-    src_stat = _check_paths(src, dst, force=args.force)
+    paths = _check_paths(src, dst, force=args.force)
+    src_stat = paths.src_stat
     kdf = _kdf_from_args(args)
+    _warn_beyond_default_limits(kdf)
     password = read_new_password(_source(args), quiet=args.quiet)
     options: dict[str, Any] = {"workers": args.workers}
     if kdf is not None:
@@ -481,17 +586,12 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
         options["chunk_size"] = args.chunk_size
     progress = _Progress(quiet=args.quiet, total=_size_of(src_stat), label="encrypt")
     try:
-        if src is not None and dst is not None and not args.armor:
+        if src is not None and dst is not None and not paths.in_place and not args.armor:
             aes_hmac.encrypt_file(
                 src, dst, password, overwrite=args.force, progress=progress.callback, **options
             )
             return EXIT_OK
-        with _open_input(src) as fin, contextlib.ExitStack() as stack:
-            out: BinaryIO = (
-                sys.stdout.buffer
-                if dst is None
-                else stack.enter_context(atomic_output(dst, overwrite=args.force))
-            )
+        with _open_input(src) as fin, _open_output(dst, paths, force=args.force) as out:
             sink: BinaryIO = _armor.ArmorWriter(out) if args.armor else out  # type: ignore[assignment]
             aes_hmac.encrypt_stream(
                 fin,
@@ -516,18 +616,26 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     src, dst = _path(args.input), _path(args.output)
     if args.password_fd == 0 and src is None:
         raise UsageError("--password-fd 0 is stdin, which is also the input: give an input file")
-    src_stat = _check_paths(src, dst, force=args.force)
+    paths = _check_paths(src, dst, force=args.force)
+    src_stat = paths.src_stat
     limits = _limits_from_args(args)
-    progress = _Progress(quiet=args.quiet, total=_size_of(src_stat), label="decrypt")
+    progress: _Progress | None = None
     counter: _CountingWriter | None = None
     try:
         with _open_input(src) as fin:
             stream, armored = _armor.sniff(fin)
             password = read_old_password(_source(args))
+            total = None if armored else _size_of(src_stat)
+            # After the prompt: a bar drawn first would share the prompt's line.
+            progress = _Progress(quiet=args.quiet, total=total, label="decrypt")
             # decrypt_file reopens the path: only a regular file can be read twice (a <(...)
             # pipe path has lost the bytes sniff consumed).
-            if src is not None and dst is not None and not armored and stat.S_ISREG(
-                src_stat.st_mode
+            if (
+                src is not None
+                and dst is not None
+                and not paths.in_place
+                and not armored
+                and stat.S_ISREG(src_stat.st_mode)
             ):
                 aes_hmac.decrypt_file(
                     src,
@@ -539,13 +647,10 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
                     workers=args.workers,
                 )
                 return EXIT_OK
-            total = None if armored else _size_of(src_stat)
-            with contextlib.ExitStack() as stack:
-                if dst is None:
-                    counter = _CountingWriter(sys.stdout.buffer)
-                    out: Any = counter
-                else:
-                    out = stack.enter_context(atomic_output(dst, overwrite=args.force))
+            with _open_output(dst, paths, force=args.force) as opened:
+                out: Any = opened
+                if paths.in_place:
+                    out = counter = _CountingWriter(opened)
                 aes_hmac.decrypt_stream(
                     stream,
                     out,
@@ -560,14 +665,15 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
         if counter is not None and counter.written and not isinstance(exc, BrokenPipeError):
             reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
             raise CliError(
-                f"{reason}; the {counter.written} bytes already written to stdout are "
+                f"{reason}; the {counter.written} bytes already written to {dst or 'stdout'} are "
                 "incomplete and must be discarded"
             ) from None
         if isinstance(exc, OSError):
             raise _output_error(exc, dst) or exc from None
         raise
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
     return EXIT_OK
 
 
@@ -616,6 +722,7 @@ def cmd_rekey(args: argparse.Namespace) -> int:
     kdf = _kdf_from_args(args)
     if args.remove and kdf is not None:
         raise UsageError("--remove takes no KDF options")
+    _warn_beyond_default_limits(kdf)
     limits = _limits_from_args(args)
     old = read_old_password(_source(args), "Current password: ")
     edit: Callable[[str], None]
@@ -695,11 +802,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     src, dst = _path(args.input), _path(args.output)
     if args.password_fd == 0 and src is None:
         raise UsageError("--password-fd 0 is stdin, which is also the input: give an input file")
-    _check_paths(src, dst, force=args.force)
+    paths = _check_paths(src, dst, force=args.force)
     kdf = _kdf_from_args(args)
+    _warn_beyond_default_limits(kdf)
     options: dict[str, Any] = {} if kdf is None else {"kdf": kdf}
     prompt = {"aescrypt": "AES Crypt password: ", "fernet": "Fernet key: "}
     secret = read_old_password(_source(args), prompt.get(args.source, "Password: "))
+    if args.source == "fernet":
+        try:
+            _fernet_key(secret)  # once, so a wrong key is not blamed on the first token's line
+        except ValueError:
+            raise CliError("the Fernet key must be 32 url-safe base64-encoded bytes") from None
     new = secret
     new_source = _source(args, "new_")
     if args.source == "legacy" and (new_source.file or new_source.fd is not None or new_source.env):
@@ -711,17 +824,13 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise CliError("the AES Crypt password must be UTF-8 text")
         if dst is None and sys.stdout.isatty():
             raise CliError("refusing to write binary ciphertext to a terminal: use -o FILE")
-        if src is not None and dst is not None:
+        if src is not None and dst is not None and not paths.in_place:
             aes_hmac.import_aescrypt_file(src, dst, secret, new, overwrite=args.force, **options)
             return EXIT_OK
         # The library verifies the whole AES Crypt file before writing a byte, so a failure
-        # leaves stdout empty and no output file.
-        with _open_input(src) as fin, contextlib.ExitStack() as stack:
-            if dst is None:
-                reader: BinaryIO = io.BufferedReader(_PipeView(fin))
-                out = sys.stdout.buffer
-            else:
-                reader, out = fin, stack.enter_context(atomic_output(dst, overwrite=args.force))
+        # leaves stdout (or a device or FIFO output) empty and no output file.
+        with _open_input(src) as fin, _open_output(dst, paths, force=args.force) as out:
+            reader: BinaryIO = io.BufferedReader(_PipeView(fin)) if paths.in_place else fin
             aes_hmac.import_aescrypt(reader, out, secret, new, **options)
             out.flush()
         return EXIT_OK
@@ -744,12 +853,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         except AesHmacError as exc:
             raise CliError(f"line {number}: {_describe(exc)}") from None
     text = "".join(f"{token}\n" for token in tokens).encode("ascii")
-    if dst is None:
-        sys.stdout.buffer.write(text)
-        sys.stdout.buffer.flush()
-    else:
-        with atomic_output(dst, overwrite=args.force) as out:
-            out.write(text)
+    with _open_output(dst, paths, force=args.force) as out:
+        out.write(text)
+        out.flush()
     return EXIT_OK
 
 
@@ -806,19 +912,33 @@ def _add_limit_options(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def _add_io_options(parser: argparse.ArgumentParser) -> None:
+FORCE_HELP: Final = (
+    "replace an existing regular output file; it keeps its permission bits (a new file gets"
+    " 0600) and a symlink keeps pointing at the replaced file. A device or FIFO (/dev/null) is"
+    " written directly, without --force"
+)
+
+
+def _add_input(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", nargs="?", default="-", help="input file (default or '-': stdin)")
+
+
+def _add_output_options(
+    parser: argparse.ArgumentParser, quiet_help: str = "no progress bar, no password warnings"
+) -> None:
     parser.add_argument(
         "-o", "--output", metavar="PATH", help="output file (default or '-': stdout)"
     )
+    parser.add_argument("-f", "--force", action="store_true", help=FORCE_HELP)
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+
+
+def _add_workers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-f", "--force", action="store_true", help="overwrite an existing output file"
-    )
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bar, no password warnings"
-    )
-    parser.add_argument(
-        "--workers", type=_positive, metavar="N", help="parallel chunk workers (default: CPUs)"
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="parallel chunk workers, 1 to 64 (default: CPUs)",
     )
 
 
@@ -852,7 +972,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a password option, asks twice on the terminal; an empty answer generates a"
         " passphrase and shows it once. Example: tar cz DIR | aes-hmac encrypt > DIR.tgz.ahm",
     )
-    _add_io_options(enc)
+    _add_input(enc)
+    _add_output_options(enc)
+    _add_workers_option(enc)
     enc.add_argument("-a", "--armor", action="store_true", help="write the PEM-like text form")
     enc.add_argument(
         "--chunk-size",
@@ -869,7 +991,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Decrypt a file or stdin (binary or armored, detected).",
         "Example: aes-hmac decrypt DIR.tgz.ahm | tar xz",
     )
-    _add_io_options(dec)
+    _add_input(dec)
+    _add_output_options(dec)
+    _add_workers_option(dec)
     _add_password_options(dec)
     _add_limit_options(dec)
     dec.set_defaults(func=cmd_decrypt)
@@ -878,7 +1002,7 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect",
         "Show format version, chunk size and each password slot's KDF; needs no password.",
     )
-    ins.add_argument("input", nargs="?", default="-", help="input file (default or '-': stdin)")
+    _add_input(ins)
     ins.set_defaults(func=cmd_inspect)
 
     rek = command(
@@ -912,10 +1036,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--from", dest="source", choices=IMPORT_FORMATS, required=True, help="input format"
     )
-    imp.add_argument("input", nargs="?", default="-", help="input file (default or '-': stdin)")
-    imp.add_argument("-o", "--output", metavar="PATH", help="output file (default or '-': stdout)")
-    imp.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
-    imp.add_argument("-q", "--quiet", action="store_true", help="no password warnings")
+    _add_input(imp)
+    _add_output_options(imp, quiet_help="no password warnings")
     _add_password_options(imp, "", "source ")
     _add_password_options(imp, "new-", "new ")
     _add_kdf_options(imp)
@@ -968,10 +1090,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{PROG}: error: interrupted", file=stream)
         return EXIT_FAILURE
     except (CliError, AesHmacError, OSError) as exc:
-        print(f"{PROG}: error: {_describe(exc)}", file=stream)
+        print(f"{PROG}: error: {_with_limit_hint(_describe(exc))}", file=stream)
         return EXIT_FAILURE
     except (TypeError, ValueError) as exc:
         # The library's caller-mistake errors (KDF limits, chunk size, last slot): they name the
         # argument, never a secret.
-        print(f"{PROG}: error: {exc}", file=stream)
+        print(f"{PROG}: error: {_with_limit_hint(str(exc))}", file=stream)
         return EXIT_FAILURE
