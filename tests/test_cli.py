@@ -336,7 +336,7 @@ def test_not_an_encrypted_file(pwfile: Path) -> None:
 def test_kdf_limits(tmp_path: Path, pwfile: Path) -> None:
     enc = encrypt_file(tmp_path, pwfile, b"abc")
     result = run(["decrypt", "--password-file", pwfile, "--max-pbkdf2-iterations", "999", enc])
-    assert_one_error(result, 1, "exceed the limit 999")
+    assert_one_error(result, 1, "exceed the limit 999 (raise it with --max-pbkdf2-iterations)")
     result = run(["decrypt", "--password-file", pwfile, "--max-pbkdf2-iterations", "1000", enc])
     assert result.returncode == 0
     assert result.stdout == b"abc"
@@ -349,7 +349,12 @@ def test_kdf_memory_limit(pwfile: Path) -> None:
     )
     assert enc.returncode == 0, enc.stderr  # 128 * 8 * 2**13 bytes = 8 MiB
     low = run(["decrypt", "--password-file", pwfile, "--max-kdf-memory-mib", "7"], stdin=enc.stdout)
-    assert_one_error(low, 1, f"kdf memory {8 << 20} bytes exceeds the limit {7 << 20}")
+    assert_one_error(
+        low,
+        1,
+        f"kdf memory {8 << 20} bytes exceeds the limit {7 << 20} (raise it with "
+        "--max-kdf-memory-mib)",
+    )
     ok = run(["decrypt", "--password-file", pwfile, "--max-kdf-memory-mib", "8"], stdin=enc.stdout)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout == b"m"
@@ -476,6 +481,7 @@ def test_help_documents_exit_codes() -> None:
         assert result.returncode == 0
         out = result.stdout.decode()
         assert "0 success, 1 failure" in out and "2 usage error" in out
+        assert "reader of the output pipe goes away" in " ".join(out.split())
 
 
 @pytest.mark.parametrize(
@@ -641,6 +647,7 @@ def test_weak_password_warning(tmp_path: Path) -> None:
     err = result.stderr.decode()
     assert err.startswith("aes-hmac: warning: weak password")
     assert "abc123" not in err
+    assert "leave the password empty" not in err  # only said at the prompt (review 2, 1.7)
     quiet = run(["encrypt", "-q", "--password-env", "P", *CHEAP], stdin=b"x", env={"P": "abc123"})
     assert quiet.stderr == b""
     strong = run(["encrypt", "--password-env", "P", *CHEAP], stdin=b"x", env={"P": PASSWORD})
@@ -696,3 +703,167 @@ def test_decrypt_from_a_fifo_path_to_a_file(tmp_path: Path, pwfile: Path) -> Non
         writer.wait(timeout=60)
     assert result.returncode == 0, result.stderr
     assert out.read_bytes() == data
+
+
+# --- outputs that are not regular files (review 2, item 1.1) --------------------------------
+
+
+def read_fifo_in_background(fifo: Path, sink: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["sh", "-c", 'cat "$1" > "$2"', "sh", str(fifo), str(sink)])
+
+
+@pytest.mark.parametrize("armor", [[], ["--armor"]])
+def test_fifo_output_is_written_in_place(tmp_path: Path, pwfile: Path, armor: list[str]) -> None:
+    """Regression: -o FIFO asked for --force, which then replaced the FIFO by a regular file."""
+    data = data_of(3 * CHUNK + 5)
+    src = tmp_path / "plain"
+    src.write_bytes(data)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for command, path, extra in (
+        ("encrypt", src, [*CHEAP, *SMALL, *armor]),
+        ("decrypt", tmp_path / "got.ahm", []),
+    ):
+        sink = tmp_path / ("got.ahm" if command == "encrypt" else "got")
+        with read_fifo_in_background(fifo, sink) as reader:
+            result = run([command, "--password-file", pwfile, *extra, path, "-o", fifo])
+            reader.wait(timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert fifo.is_fifo()
+    assert (tmp_path / "got").read_bytes() == data
+    assert leftovers(tmp_path) == []
+
+
+def test_damage_into_a_fifo_says_output_incomplete(tmp_path: Path, pwfile: Path) -> None:
+    data = data_of(40 * CHUNK + 100)
+    enc = encrypt_file(tmp_path, pwfile, data)
+    blob = bytearray(enc.read_bytes())
+    blob[-50] ^= 0x01
+    enc.write_bytes(bytes(blob))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    sink = tmp_path / "got"
+    with read_fifo_in_background(fifo, sink) as reader:
+        result = run(["decrypt", "--password-file", pwfile, "--workers", "1", enc, "-o", fifo])
+        reader.wait(timeout=60)
+    assert_one_error(result, 1, "data damaged at byte ")
+    assert f"already written to {fifo} are incomplete and must be discarded" in (
+        result.stderr.decode()
+    )
+    assert fifo.is_fifo()
+    assert 0 < sink.stat().st_size < len(data)
+
+
+def test_dev_null_output_needs_no_force(tmp_path: Path, pwfile: Path) -> None:
+    """Regression: -o /dev/null asked for --force, which (as root) replaced /dev/null."""
+    enc = encrypt_file(tmp_path, pwfile, data_of(CHUNK + 1))
+    result = run(["decrypt", "--password-file", pwfile, enc, "-o", os.devnull])
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b""
+    assert Path(os.devnull).is_char_device()
+
+
+def test_symlink_output_replaces_its_target(tmp_path: Path, pwfile: Path) -> None:
+    """Regression: --force replaced the link itself and left its target untouched."""
+    enc = encrypt_file(tmp_path, pwfile, b"new content")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    target = sub / "target.txt"
+    target.write_bytes(b"old")
+    target.chmod(0o640)
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    refused = run(["decrypt", "--password-file", pwfile, enc, "-o", link])
+    assert_one_error(refused, 1, "exists: use --force")
+    forced = run(["decrypt", "--password-file", pwfile, "--force", enc, "-o", link])
+    assert forced.returncode == 0, forced.stderr
+    assert link.is_symlink()
+    assert target.read_bytes() == b"new content"
+    assert target.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
+    assert leftovers(tmp_path) == [] and leftovers(sub) == []
+
+
+def test_new_output_file_is_private(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, b"x")
+    assert enc.stat().st_mode & 0o777 == 0o600
+    out = tmp_path / "out"
+    assert run(["decrypt", "--password-file", pwfile, enc, "-o", out]).returncode == 0
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_folder_output_refused(tmp_path: Path, pwfile: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for extra in ([], ["--force"]):
+        result = run(["encrypt", "--password-file", pwfile, *CHEAP, *extra, "-o", folder])
+        assert_one_error(result, 1, f"output {folder} is a folder")
+    assert folder.is_dir() and list(folder.iterdir()) == []
+
+
+# --- KDF costs beyond the default limits (review 2, items 1.4 and 1.5) ----------------------
+
+STRONG_ARGON2 = [
+    "--kdf",
+    "argon2id",
+    "--argon2-memory-kib",
+    "8",
+    "--argon2-iterations",
+    "65",
+    "--argon2-lanes",
+    "1",
+]
+
+
+def test_encrypt_warns_about_costs_decrypt_refuses(tmp_path: Path, pwfile: Path) -> None:
+    enc = run(["encrypt", "--password-file", pwfile, *STRONG_ARGON2], stdin=b"costly")
+    assert enc.returncode == 0, enc.stderr
+    assert enc.stderr.decode() == (
+        "aes-hmac: warning: argon2id iterations 65 exceed the limit 64 of decrypt's defaults: "
+        "decrypting will need --max-argon2-iterations\n"
+    )
+    refused = run(["decrypt", "--password-file", pwfile], stdin=enc.stdout)
+    assert_one_error(refused, 1, "(raise it with --max-argon2-iterations)")
+    ok = run(
+        ["decrypt", "--password-file", pwfile, "--max-argon2-iterations", "65"], stdin=enc.stdout
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout == b"costly"
+    normal = run(["encrypt", "--password-file", pwfile, *CHEAP], stdin=b"x")
+    assert normal.stderr == b""
+
+
+def test_rekey_warns_about_costs_decrypt_refuses(tmp_path: Path, pwfile: Path) -> None:
+    enc = encrypt_file(tmp_path, pwfile, b"x")
+    args = ["rekey", "--add", enc, "--password-file", pwfile, "--new-password-env", "P"]
+    result = run([*args, *STRONG_ARGON2], env={"P": "another long passphrase for the test"})
+    assert result.returncode == 0, result.stderr
+    assert "decrypting will need --max-argon2-iterations" in result.stderr.decode()
+
+
+@pytest.mark.parametrize(
+    ("message", "option"),
+    [
+        ("failed to read header: pbkdf2 iterations 1000 exceed the limit 10", "pbkdf2-iterations"),
+        ("kdf limits exceeded: kdf memory 9 bytes exceeds the limit 8", "kdf-memory-mib"),
+        ("failed to read header: scrypt p 17 exceeds the limit 16", "scrypt-p"),
+        ("argon2id iterations 65 exceed the limit 64", "argon2-iterations"),
+        ("argon2id lanes 65 exceed the limit 64", "argon2-lanes"),
+    ],
+)
+def test_limit_hint_names_the_option(message: str, option: str) -> None:
+    assert cli._with_limit_hint(message) == f"{message} (raise it with --max-{option})"
+
+
+def test_limit_hint_leaves_other_messages_alone() -> None:
+    assert cli._with_limit_hint("wrong password or damaged header") == (
+        "wrong password or damaged header"
+    )
+
+
+def test_import_and_inspect_share_the_io_options() -> None:
+    parser = cli.build_parser()
+    imp = parser.parse_args(["import", "--from", "fernet", "in", "-o", "out", "-f", "-q"])
+    assert (imp.input, imp.output, imp.force, imp.quiet) == ("in", "out", True, True)
+    assert not hasattr(imp, "workers")
+    ins = parser.parse_args(["inspect"])
+    assert ins.input == "-" and not hasattr(ins, "output")

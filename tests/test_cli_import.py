@@ -187,3 +187,31 @@ def test_existing_output_needs_force(tmp_path: Path) -> None:
     assert run([*args, "--force"]).returncode == 0
     aes_hmac.decrypt_file(tmp_path / "out", tmp_path / "plain", NEW)
     assert (tmp_path / "plain").read_bytes() == b"data"
+
+
+@pytest.mark.parametrize("lines", [b"", b"gAAAAABnot-a-real-token\n"])
+def test_wrong_fernet_key_is_not_blamed_on_a_line(lines: bytes) -> None:
+    """Review 2: a malformed Fernet key was reported as "line 1: invalid fernet input"."""
+    result = run(["--from", "fernet", *PASSWORDS, *CHEAP], stdin=lines, OLD_SECRET="short key")
+    assert result.returncode == 1
+    assert one_error_line(result) == (
+        "aes-hmac: error: the Fernet key must be 32 url-safe base64-encoded bytes"
+    )
+    assert result.stdout == b""
+
+
+def test_fifo_output(tmp_path: Path) -> None:
+    """Review 2, 1.1: a FIFO output is written in place (no --force), never replaced."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    sink = tmp_path / "got"
+    with subprocess.Popen(["sh", "-c", 'cat "$1" > "$2"', "sh", str(fifo), str(sink)]) as reader:
+        result = run(
+            ["--from", "aescrypt", "-o", fifo, *PASSWORDS, *CHEAP], stdin=aescrypt_blob(b"data")
+        )
+        reader.wait(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert fifo.is_fifo()
+    out = io.BytesIO()
+    aes_hmac.decrypt_stream(io.BytesIO(sink.read_bytes()), out, NEW)
+    assert out.getvalue() == b"data"

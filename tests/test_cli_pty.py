@@ -188,3 +188,33 @@ def test_progress_bar_on_a_terminal_only_for_big_inputs(tmp_path: Path) -> None:
     term = Terminal([*args, "small", "-o", "small.ahm"], tmp_path, env=env)
     assert term.finish() == 0
     assert term.output == b""
+
+
+def test_progress_bar_comes_after_the_password_prompt(tmp_path: Path) -> None:
+    """Review 2: interactive decrypt drew the bar before ``Password:``, on the same line."""
+    (tmp_path / "big").write_bytes(bytes(6 << 20))
+    term = Terminal(
+        ["encrypt", "--password-env", "P", *CHEAP, "big", "-o", "big.ahm"],
+        tmp_path,
+        env={"P": PASSWORD},
+    )
+    assert term.finish() == 0, term.output
+    term = Terminal(["decrypt", "big.ahm", "-o", "big.out"], tmp_path)
+    term.expect(b"Password: ")
+    assert term.output.startswith(b"Password: "), term.output
+    term.type(PASSWORD)
+    assert term.finish() == 0, term.output
+    assert b"decrypt: " in term.output and b"%|" in term.output
+    assert (tmp_path / "big.out").stat().st_size == 6 << 20
+
+
+def test_weak_typed_password_is_offered_a_generated_one(tmp_path: Path) -> None:
+    (tmp_path / "note").write_bytes(b"x")
+    term = Terminal(["encrypt", *CHEAP, "note", "-o", "note.ahm"], tmp_path)
+    term.expect(b"Password (leave empty to generate one): ")
+    term.type("abc123")
+    term.expect(b"Confirm password: ")
+    term.type("abc123")
+    assert term.finish() == 0, term.output
+    assert b"weak password" in term.output
+    assert b"; leave the password empty to generate one" in term.output
