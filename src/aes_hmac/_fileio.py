@@ -29,26 +29,26 @@ from ._kdf import (
     encode_password,
 )
 from ._pipeline import (
+    ChunkSealer,
     Progress,
     check_file,
     decrypt_stream,
     encrypt_stream,
     make_credential,
+    new_stream,
     read_full,
     write_all,
 )
-from ._primitives import BLOCK_SIZE, IV_SIZE, KEY_SIZE, SALT_SIZE, random_bytes
+from ._primitives import BLOCK_SIZE, IV_SIZE, SALT_SIZE, random_bytes
 from ._stream import (
     CHUNK_OVERHEAD,
     DEFAULT_CHUNK_SIZE,
     MAX_SLOTS,
-    STREAM_ID_SIZE,
     ChunkCodec,
     Credential,
     Header,
     StreamInfo,
     chunk_log2_of,
-    encode_prefix,
     open_header,
     read_header,
     seal_header,
@@ -76,24 +76,17 @@ class StreamWriter(io.BufferedIOBase):
         super().__init__()
         # Until the header is out, a close (also from __del__) must not write a final chunk.
         self._aborted = True
-        chunk_log2 = chunk_log2_of(chunk_size)
-        stream_id, file_key = random_bytes(STREAM_ID_SIZE), random_bytes(KEY_SIZE)
-        prefix = encode_prefix(chunk_log2, stream_id)
-        slot = seal_slot(
-            prefix, credential, file_key, random_bytes(SALT_SIZE), random_bytes(IV_SIZE)
-        )
+        header, codec = new_stream(credential, chunk_size)
         self._dst = dst
         self._close_dst = close_dst
-        self._codec = ChunkCodec(file_key, prefix, chunk_size)
+        self._chunks = ChunkSealer(dst, codec)
         self._buf = bytearray(chunk_size)
-        self._out = bytearray(chunk_size + CHUNK_OVERHEAD + BLOCK_SIZE - 1)
         self._fill = 0
-        self._index = 0
-        write_all(dst, seal_header(chunk_log2, stream_id, file_key, [slot]))
+        write_all(dst, header)
         self._aborted = False
 
     def __del__(self) -> None:
-        if "_index" not in self.__dict__:
+        if "_fill" not in self.__dict__:
             return  # __init__ failed before there was anything to close
         # Nobody closed this writer: the stream was not finished, so it must read as truncated.
         if not self.closed:
@@ -116,9 +109,7 @@ class StreamWriter(io.BufferedIOBase):
             self._fill += n
             taken += n
             if self._fill == size:
-                m = self._codec.seal_into(self._index, random_bytes(IV_SIZE), self._buf, self._out)
-                write_all(self._dst, memoryview(self._out)[:m])
-                self._index += 1
+                self._chunks.write_full(self._buf)
                 self._fill = 0
         return taken
 
@@ -137,10 +128,7 @@ class StreamWriter(io.BufferedIOBase):
             return
         try:
             if not self._aborted:
-                final = self._codec.seal_final(
-                    self._index, random_bytes(IV_SIZE), self._buf[: self._fill]
-                )
-                write_all(self._dst, final)
+                self._chunks.write_final(self._buf[: self._fill])
                 self._dst.flush()
         finally:
             self._buf[:] = bytes(len(self._buf))

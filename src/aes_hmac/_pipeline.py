@@ -140,6 +140,42 @@ class _Counter:
             self.progress(self.done, self.total)
 
 
+def random_iv() -> bytes:
+    """A fresh random IV: every chunk and slot gets one (only the vectors' hook fixes them)."""
+    return random_bytes(IV_SIZE)
+
+
+def start_stream(
+    credentials: Sequence[Credential],
+    *,
+    chunk_log2: int,
+    stream_id: bytes,
+    file_key: bytes,
+    salts: Sequence[bytes],
+    slot_ivs: Sequence[bytes],
+) -> tuple[bytes, ChunkCodec]:
+    """A new stream's header bytes (one slot per credential) and the codec for its chunks."""
+    prefix = encode_prefix(chunk_log2, stream_id)
+    slots = [
+        seal_slot(prefix, c, file_key, salt, iv)
+        for c, salt, iv in zip(credentials, salts, slot_ivs, strict=True)
+    ]
+    header = seal_header(chunk_log2, stream_id, file_key, slots)
+    return header, ChunkCodec(file_key, prefix, 1 << chunk_log2)
+
+
+def new_stream(credential: Credential, chunk_size: int) -> tuple[bytes, ChunkCodec]:
+    """``start_stream`` for one credential with fresh random stream id, file key, salt and IV."""
+    return start_stream(
+        [credential],
+        chunk_log2=chunk_log2_of(chunk_size),
+        stream_id=random_bytes(STREAM_ID_SIZE),
+        file_key=random_bytes(KEY_SIZE),
+        salts=[random_bytes(SALT_SIZE)],
+        slot_ivs=[random_iv()],
+    )
+
+
 def seal_stream(
     src: BinaryIO,
     dst: BinaryIO,
@@ -156,16 +192,29 @@ def seal_stream(
     total: int | None,
 ) -> int:
     """The encryption engine with every random value supplied (the vectors' private hook)."""
-    prefix = encode_prefix(chunk_log2, stream_id)
-    slots = [
-        seal_slot(prefix, c, file_key, salt, iv)
-        for c, salt, iv in zip(credentials, salts, slot_ivs, strict=True)
-    ]
-    write_all(dst, seal_header(chunk_log2, stream_id, file_key, slots))
-    codec = ChunkCodec(file_key, prefix, 1 << chunk_log2)
-    counter = _Counter(progress, total)
+    header, codec = start_stream(
+        credentials,
+        chunk_log2=chunk_log2,
+        stream_id=stream_id,
+        file_key=file_key,
+        salts=salts,
+        slot_ivs=slot_ivs,
+    )
+    return _seal_chunks(src, dst, header, codec, next_iv, workers, _Counter(progress, total))
+
+
+def _seal_chunks(
+    src: BinaryIO,
+    dst: BinaryIO,
+    header: bytes,
+    codec: ChunkCodec,
+    next_iv: Callable[[], bytes],
+    workers: int,
+    counter: _Counter,
+) -> int:
+    write_all(dst, header)
     if workers == 1:
-        _seal_serial(src, dst, codec, next_iv, counter)
+        _seal_serial(src, ChunkSealer(dst, codec, next_iv), counter)
     else:
         _seal_parallel(src, dst, codec, next_iv, counter, workers)
     return counter.done
@@ -176,23 +225,50 @@ def _out_buffer(chunk_size: int) -> bytearray:
     return bytearray(chunk_size + CHUNK_OVERHEAD + BLOCK_SIZE - 1)
 
 
-def _seal_serial(
-    src: BinaryIO, dst: BinaryIO, codec: ChunkCodec, next_iv: Callable[[], bytes], c: _Counter
-) -> None:
-    size = codec.chunk_size
+class ChunkSealer:
+    """Seals one stream's chunks in order into ``dst``: the serial engine and ``StreamWriter``.
+
+    Full chunks are sealed into one reused output buffer; ``write_final`` seals the last chunk.
+    """
+
+    __slots__ = ("_codec", "_dst", "_next_iv", "_out", "_view", "index")
+
+    def __init__(
+        self, dst: BinaryIO, codec: ChunkCodec, next_iv: Callable[[], bytes] = random_iv
+    ) -> None:
+        self._dst = dst
+        self._codec = codec
+        self._next_iv = next_iv
+        self._out = _out_buffer(codec.chunk_size)
+        self._view = memoryview(self._out)
+        self.index = 0
+
+    @property
+    def chunk_size(self) -> int:
+        return self._codec.chunk_size
+
+    def write_full(self, data: BytesLike) -> None:
+        """Seal and write a full (non-final) chunk of exactly ``chunk_size`` bytes."""
+        m = self._codec.seal_into(self.index, self._next_iv(), data, self._out)
+        write_all(self._dst, self._view[:m])
+        self.index += 1
+
+    def write_final(self, data: BytesLike) -> None:
+        """Seal and write the final chunk (0 to chunk_size - 1 bytes)."""
+        write_all(self._dst, self._codec.seal_final(self.index, self._next_iv(), data))
+
+
+def _seal_serial(src: BinaryIO, sealer: ChunkSealer, c: _Counter) -> None:
+    size = sealer.chunk_size
     inbuf = memoryview(bytearray(size))
-    out = _out_buffer(size)
-    index = 0
     while True:
         n = read_full(src, inbuf)
         if n < size:
-            write_all(dst, codec.seal_final(index, next_iv(), inbuf[:n]))
+            sealer.write_final(inbuf[:n])
             c.add(n)
             return
-        m = codec.seal_into(index, next_iv(), inbuf, out)
-        write_all(dst, memoryview(out)[:m])
+        sealer.write_full(inbuf)
         c.add(n)
-        index += 1
 
 
 def _seal_parallel(
@@ -256,24 +332,12 @@ def encrypt_stream(
     called after each chunk with (bytes read so far, ``total``).
     """
     credential = make_credential(password, key, kdf)
-    chunk_log2 = chunk_log2_of(chunk_size)
+    chunk_log2_of(chunk_size)
     n_workers = resolve_workers(workers)
     check_file(src, "src", "read")
     check_file(dst, "dst", "write")
-    return seal_stream(
-        src,
-        dst,
-        [credential],
-        chunk_log2=chunk_log2,
-        stream_id=random_bytes(STREAM_ID_SIZE),
-        file_key=random_bytes(KEY_SIZE),
-        salts=[random_bytes(SALT_SIZE)],
-        slot_ivs=[random_bytes(IV_SIZE)],
-        next_iv=lambda: random_bytes(IV_SIZE),
-        workers=n_workers,
-        progress=progress,
-        total=total,
-    )
+    header, codec = new_stream(credential, chunk_size)
+    return _seal_chunks(src, dst, header, codec, random_iv, n_workers, _Counter(progress, total))
 
 
 def decrypt_stream(
