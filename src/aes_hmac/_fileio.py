@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import BinaryIO, Final, Literal, overload
 
-from ._errors import DecryptionError, StreamDamaged
 from ._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
@@ -34,14 +33,13 @@ from ._pipeline import (
     check_file,
     decrypt_stream,
     encrypt_stream,
+    iter_plain,
     make_credential,
     new_stream,
-    read_full,
     write_all,
 )
-from ._primitives import BLOCK_SIZE, IV_SIZE, SALT_SIZE, random_bytes
+from ._primitives import IV_SIZE, SALT_SIZE, random_bytes
 from ._stream import (
-    CHUNK_OVERHEAD,
     DEFAULT_CHUNK_SIZE,
     MAX_SLOTS,
     ChunkCodec,
@@ -153,8 +151,9 @@ class StreamWriter(io.BufferedIOBase):
 class StreamReader(io.RawIOBase):
     """Read side of ``open(..., "rb")``: releases a chunk's plaintext only after its tag verified.
 
-    The header is opened by the constructor (``HeaderError`` there). The first chunk failure is
-    stored and raised again by every later read, so no caller can read past damage.
+    The header is opened by the constructor (``HeaderError`` there). The first failure (a chunk
+    that does not verify, or a read error) is stored and raised again by every later read, so no
+    caller can read past damage or take a cut stream for a complete one.
     """
 
     def __init__(
@@ -165,17 +164,11 @@ class StreamReader(io.RawIOBase):
         self._close_src = close_src
         header = read_header(src)
         file_key, _ = open_header(header, credential, limits)
-        self._codec = ChunkCodec(file_key, header.prefix, header.chunk_size)
-        full = header.chunk_size + CHUNK_OVERHEAD
-        self._cur = memoryview(bytearray(full))
-        self._nxt = memoryview(bytearray(full))
-        self._out = bytearray(header.chunk_size + BLOCK_SIZE - 1)
+        codec = ChunkCodec(file_key, header.prefix, header.chunk_size)
+        self._chunks = iter_plain(src, codec, header.size)
         self._plain: memoryview = memoryview(b"")
-        self._offset = header.size
-        self._index = 0
-        self._error: DecryptionError | None = None
+        self._error: BaseException | None = None
         self._eof = False
-        self._have = read_full(src, self._cur)
 
     def readable(self) -> bool:
         return True
@@ -188,8 +181,12 @@ class StreamReader(io.RawIOBase):
             raise self._error
         while not self._plain and not self._eof:
             try:
-                self._next_chunk()
-            except DecryptionError as exc:
+                self._plain = next(self._chunks)[0]
+            except StopIteration:
+                self._eof = True
+            except BaseException as exc:
+                # Stored whatever it is (damage, or a read error part way through a chunk): the
+                # chunk generator is finished now, and only the authenticated end may read as EOF.
                 self._error = exc
                 raise
         view = memoryview(b).cast("B")
@@ -197,24 +194,6 @@ class StreamReader(io.RawIOBase):
         view[:n] = self._plain[:n]
         self._plain = self._plain[n:]
         return n
-
-    def _next_chunk(self) -> None:
-        full = len(self._cur)
-        n = self._have
-        m = read_full(self._src, self._nxt) if n == full else 0
-        if m == 0:
-            if n == 0:
-                raise StreamDamaged(f"data truncated at byte {self._offset}", self._offset)
-            self._plain = memoryview(
-                self._codec.open_final(self._index, self._offset, self._cur[:n])
-            )
-            self._eof = True
-            return
-        p = self._codec.open_into(self._index, self._offset, self._cur, self._out)
-        self._plain = memoryview(self._out)[:p]
-        self._offset += full
-        self._index += 1
-        self._cur, self._nxt, self._have = self._nxt, self._cur, m
 
     def close(self) -> None:
         if not self.closed and self._close_src:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Final
 
@@ -373,32 +373,39 @@ def decrypt_stream(
     return _open_parallel(src, dst, codec, header.size, counter, n_workers)
 
 
-def _open_serial(src: BinaryIO, dst: BinaryIO, codec: ChunkCodec, offset: int, c: _Counter) -> int:
+def iter_plain(src: BinaryIO, codec: ChunkCodec, offset: int) -> Iterator[tuple[memoryview, int]]:
+    """Each chunk's verified plaintext, in order, with the ``src`` bytes it took; ``offset`` is
+    where the first chunk starts (the header size). A chunk is known to be the last only once
+    the next read finds nothing, so one chunk is read ahead. A view is valid until the next.
+
+    ``StreamDamaged`` at the first chunk that fails, before any of its plaintext is yielded.
+    """
     full = codec.chunk_size + CHUNK_OVERHEAD
     cur, nxt = memoryview(bytearray(full)), memoryview(bytearray(full))
     out = _out_buffer(codec.chunk_size)
-    written = 0
+    view = memoryview(out)
     index = 0
     n = read_full(src, cur)
-    while True:
-        if n < full:
-            break
+    while n == full:
         m = read_full(src, nxt)
         if m == 0:
             break
-        p = codec.open_into(index, offset, cur, out)
-        write_all(dst, memoryview(out)[:p])
-        written += p
-        c.add(full)
+        yield view[: codec.open_into(index, offset, cur, out)], full
         offset += full
         index += 1
         cur, nxt, n = nxt, cur, m
     if n == 0:
         raise StreamDamaged(f"data truncated at byte {offset}", offset)
-    plain = codec.open_final(index, offset, cur[:n])
-    write_all(dst, plain)
-    c.add(n)
-    return written + len(plain)
+    yield memoryview(codec.open_final(index, offset, cur[:n])), n
+
+
+def _open_serial(src: BinaryIO, dst: BinaryIO, codec: ChunkCodec, offset: int, c: _Counter) -> int:
+    written = 0
+    for plain, consumed in iter_plain(src, codec, offset):
+        write_all(dst, plain)
+        written += len(plain)
+        c.add(consumed)
+    return written
 
 
 def _open_parallel(
