@@ -37,6 +37,7 @@ from ._primitives import (
     pkcs7_unpad,
     sha256,
 )
+from ._stream import read_full, read_full_bytes
 from ._token import encrypt as _token_encrypt
 from ._token import seal as _token_seal
 
@@ -219,29 +220,10 @@ def aescrypt_stretch(password: str, iv: bytes) -> bytes:
 
 
 def _read_exact(src: BinaryIO, n: int, what: str) -> bytes:
-    data = b""
-    while len(data) < n:
-        piece = src.read(n - len(data))
-        if not piece:
-            raise HeaderError(f"failed to read aes crypt header: truncated {what}")
-        data += piece
+    data = read_full_bytes(src, n)
+    if len(data) != n:
+        raise HeaderError(f"failed to read aes crypt header: truncated {what}")
     return data
-
-
-def _read_upto(src: BinaryIO, n: int) -> bytes:
-    """Up to ``n`` bytes; fewer only at end of input (raw files and pipes may return short)."""
-    data = src.read(n)
-    if not data or len(data) == n:
-        return data
-    parts = [data]
-    missing = n - len(data)
-    while missing:
-        piece = src.read(missing)
-        if not piece:
-            break
-        parts.append(piece)
-        missing -= len(piece)
-    return b"".join(parts)
 
 
 @dataclass(frozen=True)
@@ -341,6 +323,7 @@ class _AesCryptReader(io.RawIOBase):
         self._iv = payload.iv
         self._remaining = payload.length
         self._mac = hmac_sha256_stream(payload.file_key)
+        self._ct = memoryview(bytearray(_READ_SIZE))
         self._out = bytearray()
         self._done = False
         self._error: DecryptionError | None = None
@@ -364,7 +347,7 @@ class _AesCryptReader(io.RawIOBase):
         return n
 
     def _fill(self) -> None:
-        ct = _read_upto(self._src, min(_READ_SIZE, self._remaining))
+        ct = self._ct[: read_full(self._src, self._ct[: min(_READ_SIZE, self._remaining)])]
         changed = "aes crypt file changed during import"
         if len(ct) % BLOCK_SIZE or (self._remaining and not ct):
             raise self._payload.damaged(changed)
@@ -376,7 +359,7 @@ class _AesCryptReader(io.RawIOBase):
                 raise self._payload.damaged(changed)
         plain = aes_cbc_decrypt_raw(self._payload.file_key, self._iv, ct) if ct else b""
         if ct:
-            self._iv = ct[-BLOCK_SIZE:]
+            self._iv = bytes(ct[-BLOCK_SIZE:])
         if self._done and self._payload.size_mod_16:
             # v2 does not authenticate this byte; the data bytes themselves are authenticated.
             plain = plain[: len(plain) - BLOCK_SIZE + self._payload.size_mod_16]

@@ -35,6 +35,7 @@ from ._stream import (
     chunk_log2_of,
     encode_prefix,
     open_header,
+    read_full,
     read_header,
     seal_header,
     seal_slot,
@@ -86,28 +87,6 @@ def resolve_workers(workers: int | None) -> int:
     if not 1 <= workers <= 64:
         raise ValueError(f"workers must be between 1 and 64, got {workers}")
     return workers
-
-
-def read_full(src: BinaryIO, buf: memoryview) -> int:
-    """Fill ``buf`` from ``src``, looping over short reads; fewer bytes only at end of input."""
-    got = 0
-    size = len(buf)
-    readinto = getattr(src, "readinto", None)
-    while got < size:
-        if readinto is not None:
-            n = readinto(buf[got:])
-        else:
-            data = src.read(size - got)
-            n = None if data is None else len(data)
-            if n:
-                buf[got : got + n] = data
-        if n is None:
-            # A non-blocking source with no data yet: treating it as the end would truncate.
-            raise BlockingIOError("src has no data yet: non-blocking inputs are not supported")
-        if not n:
-            break
-        got += n
-    return got
 
 
 def write_all(dst: BinaryIO, data: BytesLike) -> None:

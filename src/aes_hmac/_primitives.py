@@ -85,7 +85,7 @@ def aes_cbc_encrypt_raw(key: bytes, iv: bytes, data: bytes) -> bytes:
     return enc.update(data) + enc.finalize()
 
 
-def aes_cbc_decrypt_raw(key: bytes, iv: bytes, data: bytes) -> bytes:
+def aes_cbc_decrypt_raw(key: bytes, iv: bytes, data: BytesLike) -> bytes:
     """AES-256-CBC decryption of block-aligned ``data``, no unpadding."""
     dec = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
     return dec.update(data) + dec.finalize()

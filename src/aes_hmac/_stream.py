@@ -48,6 +48,7 @@ _SLOT_LABEL: Final = b"aes-hmac stream v1 slot"
 _CHUNK_LABEL: Final = b"aes-hmac stream v1 chunk"
 _HEADER_INFO: Final = b"aes-hmac stream v1 header authentication"
 _WRONG: Final = "wrong password or damaged header"
+_WOULD_BLOCK: Final = "src has no data yet: non-blocking inputs are not supported"
 _LAST_FLAG: Final = {False: 0x00, True: 0x01}
 
 
@@ -206,17 +207,40 @@ def _read_exact(src: BinaryIO, n: int) -> bytes:
     return data
 
 
-def read_full_bytes(src: BinaryIO, n: int) -> bytes:
-    """Read up to ``n`` bytes, looping over short reads (pipes); fewer only at end of input."""
-    parts: list[bytes] = []
+def read_full(src: BinaryIO, buf: memoryview) -> int:
+    """Fill ``buf`` from ``src``, looping over short reads; fewer bytes only at end of input."""
     got = 0
-    while got < n:
-        part = src.read(n - got)
-        if not part:
+    size = len(buf)
+    readinto = getattr(src, "readinto", None)
+    while got < size:
+        if readinto is not None:
+            n = readinto(buf[got:])
+        else:
+            data = src.read(size - got)
+            n = None if data is None else len(data)
+            if n:
+                buf[got : got + n] = data
+        if n is None:
+            # A non-blocking source with no data yet: treating it as the end would truncate.
+            raise BlockingIOError(_WOULD_BLOCK)
+        if not n:
             break
-        parts.append(part)
-        got += len(part)
-    return b"".join(parts)
+        got += n
+    return got
+
+
+def read_full_bytes(src: BinaryIO, n: int) -> bytes:
+    """Up to ``n`` bytes, fewer only at end of input: one ``read`` (all of it, for files and
+    buffered streams), then ``read_full`` for the rest after a short read (raw pipes)."""
+    data = src.read(n)
+    if data is None:
+        raise BlockingIOError(_WOULD_BLOCK)
+    if not data or len(data) == n:
+        return data
+    buf = bytearray(n)
+    buf[: len(data)] = data
+    got = len(data) + read_full(src, memoryview(buf)[len(data) :])
+    return bytes(buf[:got])
 
 
 def read_header(src: BinaryIO) -> Header:
