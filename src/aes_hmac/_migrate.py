@@ -61,8 +61,8 @@ _FERNET_HEADER = struct.Struct(">BQ16s")  # version, timestamp, IV
 _FERNET_MIN_SIZE = _FERNET_HEADER.size + BLOCK_SIZE + TAG_SIZE
 
 
-def _fernet_key(fernet_key: str | bytes) -> tuple[bytes, bytes]:
-    """Split a url-safe base64 Fernet key into (signing key, encryption key)."""
+def check_fernet_key(fernet_key: str | bytes) -> tuple[bytes, bytes]:
+    """Split a url-safe base64 Fernet key into (signing key, encryption key); errors name it."""
     if not isinstance(fernet_key, str | bytes):
         raise TypeError(f"fernet_key must be str or bytes, not {type(fernet_key).__name__}")
     try:
@@ -105,7 +105,7 @@ def fernet_decrypt(
         raise TypeError(f"token must be str or bytes, not {type(token).__name__}")
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0):
         raise ValueError("ttl must be a non-negative int or None")
-    signing_key, encryption_key = _fernet_key(fernet_key)
+    signing_key, encryption_key = check_fernet_key(fernet_key)
     data = _strict_urlsafe_b64decode(token)
     if len(data) < _FERNET_MIN_SIZE or (len(data) - _FERNET_HEADER.size - TAG_SIZE) % BLOCK_SIZE:
         raise InvalidToken("fernet token: wrong length")

@@ -169,11 +169,6 @@ class CbcHmacInto(CbcHmac):
         dec.finalize()
         return n
 
-    # Old names, kept for tests/test_stream.py and benchmarks/bench_stream.py until they call
-    # ``tag``/``verify`` (which take buffers now): aliases, not copies.
-    tag_of = CbcHmac.tag
-    verify_of = CbcHmac.verify
-
 
 class ChainedCbcHmac:
     """Encrypt-then-MAC for many small messages under one key pair, without per-message contexts.

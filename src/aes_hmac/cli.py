@@ -34,7 +34,7 @@ import aes_hmac
 from . import _armor
 from ._errors import AesHmacError, ArmorError, HeaderError, StreamDamaged
 from ._fileio import atomic_output
-from ._migrate import _fernet_key
+from ._migrate import check_fernet_key
 from ._pipeline import resolve_workers
 from ._stream import chunk_log2_of
 
@@ -810,7 +810,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     secret = read_old_password(_source(args), prompt.get(args.source, "Password: "))
     if args.source == "fernet":
         try:
-            _fernet_key(secret)  # once, so a wrong key is not blamed on the first token's line
+            check_fernet_key(secret)  # once, so a wrong key is not blamed on the first token's line
         except ValueError:
             raise CliError("the Fernet key must be 32 url-safe base64-encoded bytes") from None
     new = secret
