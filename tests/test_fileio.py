@@ -335,17 +335,25 @@ def test_existing_destination_survives_a_failed_overwrite(cipher: Path, tmp_path
 def test_disk_full_from_the_writer_leaves_nothing(
     plain: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = _pipeline.write_all
+    real, real_at = _pipeline.write_all, _pipeline.pwrite_all
     calls = 0
 
-    def full_disk(dst: object, data: object) -> None:
+    def full() -> None:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk(dst: object, data: object) -> None:
+        full()
         real(dst, data)  # type: ignore[arg-type]
 
+    def full_disk_at(fd: int, data: object, offset: int) -> None:
+        full()  # the workers' own writes (a temporary file's descriptor)
+        real_at(fd, data, offset)  # type: ignore[arg-type]
+
     monkeypatch.setattr(_pipeline, "write_all", full_disk)
+    monkeypatch.setattr(_pipeline, "pwrite_all", full_disk_at)
     before = digest(plain)
     with pytest.raises(OSError, match="No space"):
         enc_file(plain, tmp_path / "c")

@@ -31,8 +31,8 @@ from ._pipeline import (
     ChunkSealer,
     Progress,
     check_file,
-    decrypt_stream,
-    encrypt_stream,
+    decrypt_to,
+    encrypt_to,
     iter_plain,
     make_credential,
     new_stream,
@@ -349,6 +349,12 @@ def _link_no_clobber(tmp: str, dst: str) -> None:
     os.unlink(tmp)
 
 
+def _own_fd(out: BinaryIO) -> int | None:
+    """The descriptor of a plain temporary file from ``atomic_output``, for the workers to
+    ``pwrite`` into; None for any other object (a wrapper must see every write)."""
+    return out.fileno() if type(out) is io.BufferedWriter else None
+
+
 def check_distinct_paths(src_path: StrPath, dst_path: StrPath) -> None:
     src, dst = os.fspath(src_path), os.fspath(dst_path)
     same = os.path.realpath(src) == os.path.realpath(dst)
@@ -381,9 +387,10 @@ def encrypt_file(
     chunk_log2_of(chunk_size)
     check_distinct_paths(src_path, dst_path)
     with builtins.open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as out:
-        encrypt_stream(
+        encrypt_to(
             src,
             out,
+            _own_fd(out),
             password,
             key=key,
             kdf=kdf,
@@ -414,9 +421,10 @@ def decrypt_file(
     make_credential(password, key)
     check_distinct_paths(src_path, dst_path)
     with builtins.open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as out:
-        decrypt_stream(
+        decrypt_to(
             src,
             out,
+            _own_fd(out),
             password,
             key=key,
             limits=limits,
