@@ -444,16 +444,14 @@ def _rewrite_slots(
     atomically write new header + the payload bytes copied unchanged (never re-encrypted)."""
     credential = make_credential(password, None)
     check_limits_arg(limits)
-    # Edit the file a symlink points to, not replace the link: the old password must stop working.
-    target = os.path.realpath(os.fspath(path))
-    with builtins.open(target, "rb") as src:
+    # atomic_output follows a symlink (the target is edited, so the old password stops working)
+    # and keeps the file's permission bits.
+    with builtins.open(path, "rb") as src:
         header = read_header(src)
         file_key, index = open_header(header, credential, limits)
         slots = edit(header, index, file_key)
         new_header = seal_header(header.chunk_log2, header.stream_id, file_key, slots)
-        mode = os.fstat(src.fileno()).st_mode & 0o7777
-        with atomic_output(target, overwrite=True) as out:
-            os.chmod(out.fileno(), mode)
+        with atomic_output(path, overwrite=True) as out:
             write_all(out, new_header)
             shutil.copyfileobj(src, out, _COPY_SIZE)
 
