@@ -10,7 +10,7 @@ import io
 
 import _runner
 
-from aes_hmac import _armor
+from aes_hmac import armor as _armor
 from aes_hmac._errors import ArmorError
 
 

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aes_hmac import DecryptionError
-from aes_hmac._armor import (
+from aes_hmac._errors import ArmorError
+from aes_hmac.armor import (
     BEGIN_LINE,
     END_LINE,
     ArmorReader,
@@ -21,7 +22,6 @@ from aes_hmac._armor import (
     looks_armored,
     sniff,
 )
-from aes_hmac._errors import ArmorError
 
 VECTOR_FILE = Path(__file__).parent / "vectors" / "armor_v1.json"
 VECTORS: list[dict[str, Any]] = json.loads(VECTOR_FILE.read_text())["vectors"]

@@ -18,7 +18,7 @@ import pytest
 
 import aes_hmac
 from aes_hmac import PBKDF2, Argon2id, DecryptionError, HeaderError, InvalidToken, Scrypt
-from aes_hmac._armor import ArmorReader
+from aes_hmac.armor import ArmorReader
 
 MEMORY_CEILING = 8 * 1024 * 1024
 KEY = bytes(range(32))

@@ -3,7 +3,15 @@
 This module only re-exports the public API; see README.md and docs/FORMAT.md.
 """
 
-from ._errors import AesHmacError, DecryptionError, HeaderError, InvalidToken, StreamDamaged
+from ._errors import (
+    AesHmacError,
+    ArmorError,
+    DecryptionError,
+    HeaderError,
+    InvalidToken,
+    KdfLimitError,
+    StreamDamaged,
+)
 from ._kdf import PBKDF2, Argon2id, KdfLimits, Scrypt
 
 # isort: split
@@ -26,7 +34,7 @@ from ._fileio import (
     remove_password,
 )
 from ._pipeline import decrypt_stream, encrypt_stream
-from ._stream import DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo
+from ._stream import DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo, check_chunk_size
 
 # isort: split
 # --- keyring and migration (issue 6) ---
@@ -40,9 +48,11 @@ __all__ = [
     "PBKDF2",
     "AesHmacError",
     "Argon2id",
+    "ArmorError",
     "DecryptionError",
     "HeaderError",
     "InvalidToken",
+    "KdfLimitError",
     "KdfLimits",
     "Key",
     "Keyring",
@@ -58,6 +68,7 @@ __all__ = [
     "aes_decrypt",
     "aes_encrypt",
     "change_password",
+    "check_chunk_size",
     "convert_legacy",
     "decrypt",
     "decrypt_file",

@@ -33,5 +33,25 @@ class StreamDamaged(DecryptionError):
         self.offset = offset
 
 
+class KdfLimitError(InvalidToken, HeaderError, ValueError):
+    """A token or stream asks for more KDF work than the decryptor's ``KdfLimits`` allow.
+
+    Raised before any derivation. It is an ``InvalidToken`` for tokens and a ``HeaderError`` for
+    streams (so existing handlers keep catching it), and a ``ValueError`` from
+    ``KdfLimits.check``. ``field`` names the ``KdfLimits`` attribute that was exceeded (for
+    example ``"max_memory_bytes"``), ``value`` what the input asked for, ``limit`` the ceiling.
+    """
+
+    def __init__(self, message: str, field: str, value: int, limit: int) -> None:
+        super().__init__(message)
+        self.field = field
+        self.value = value
+        self.limit = limit
+
+    def prefixed(self, prefix: str) -> KdfLimitError:
+        """The same error with ``prefix`` in front of its message (the layer that caught it)."""
+        return KdfLimitError(f"{prefix}{self}", self.field, self.value, self.limit)
+
+
 class ArmorError(DecryptionError):
     """Armored (text) input is malformed: missing begin/end line, bad line length or character."""

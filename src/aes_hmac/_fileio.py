@@ -21,6 +21,7 @@ from typing import BinaryIO, Final, Literal, overload
 from ._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
+    Credential,
     Kdf,
     KdfLimits,
     check_kdf,
@@ -43,7 +44,6 @@ from ._stream import (
     DEFAULT_CHUNK_SIZE,
     MAX_SLOTS,
     ChunkCodec,
-    Credential,
     Header,
     StreamInfo,
     chunk_log2_of,

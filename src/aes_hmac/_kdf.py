@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id as _Argon2id
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt as _Scrypt
 
+from ._errors import KdfLimitError
 from ._primitives import KEY_SIZE, SALT_SIZE
 
 KDF_RAW: Final = 0x00
@@ -146,27 +147,21 @@ class KdfLimits:
     max_argon2_lanes: int = 64
 
     def check(self, kdf: Kdf) -> None:
-        """Raise ``ValueError`` saying which parameter exceeds which limit."""
-        if isinstance(kdf, PBKDF2) and kdf.iterations > self.max_pbkdf2_iterations:
-            raise ValueError(
-                f"pbkdf2 iterations {kdf.iterations} exceed the limit {self.max_pbkdf2_iterations}"
-            )
-        if kdf.memory_bytes() > self.max_memory_bytes:
-            raise ValueError(
-                f"kdf memory {kdf.memory_bytes()} bytes exceeds the limit {self.max_memory_bytes}"
-            )
-        if isinstance(kdf, Scrypt) and kdf.p > self.max_scrypt_p:
-            raise ValueError(f"scrypt p {kdf.p} exceeds the limit {self.max_scrypt_p}")
+        """Raise ``KdfLimitError`` (a ``ValueError``) naming the parameter and the limit."""
+        if isinstance(kdf, PBKDF2):
+            _over("pbkdf2 iterations {} exceed", kdf.iterations, "max_pbkdf2_iterations", self)
+        _over("kdf memory {} bytes exceeds", kdf.memory_bytes(), "max_memory_bytes", self)
+        if isinstance(kdf, Scrypt):
+            _over("scrypt p {} exceeds", kdf.p, "max_scrypt_p", self)
         if isinstance(kdf, Argon2id):
-            if kdf.iterations > self.max_argon2_iterations:
-                raise ValueError(
-                    f"argon2id iterations {kdf.iterations} exceed the limit "
-                    f"{self.max_argon2_iterations}"
-                )
-            if kdf.lanes > self.max_argon2_lanes:
-                raise ValueError(
-                    f"argon2id lanes {kdf.lanes} exceed the limit {self.max_argon2_lanes}"
-                )
+            _over("argon2id iterations {} exceed", kdf.iterations, "max_argon2_iterations", self)
+            _over("argon2id lanes {} exceed", kdf.lanes, "max_argon2_lanes", self)
+
+
+def _over(what: str, value: int, field: str, limits: KdfLimits) -> None:
+    limit: int = getattr(limits, field)
+    if value > limit:
+        raise KdfLimitError(f"{what.format(value)} the limit {limit}", field, value, limit)
 
 
 DEFAULT_LIMITS: Final = KdfLimits()
@@ -237,3 +232,22 @@ def derive_master(password: bytes, salt: bytes, kdf: Kdf) -> bytes:
     if len(salt) != SALT_SIZE:
         raise ValueError(f"salt must be {SALT_SIZE} bytes, got {len(salt)}")
     return kdf.derive(password, salt)
+
+
+@dataclass(frozen=True, repr=False, eq=False)
+class Credential:
+    """One password (with the KDF to stretch it) or one raw 32-byte key; ``repr`` hides it."""
+
+    secret: bytes
+    kdf: Kdf | None
+    """``None`` for a raw key (KDF id 0x00, no salt)."""
+
+    def __repr__(self) -> str:
+        kind = "raw key" if self.kdf is None else type(self.kdf).__name__
+        return f"<Credential {kind} (secret hidden)>"
+
+    def master(self, salt: bytes) -> bytes:
+        """The slot master key: the raw key itself, or the KDF over the password and ``salt``."""
+        if self.kdf is None:
+            return self.secret
+        return derive_master(self.secret, salt, self.kdf)

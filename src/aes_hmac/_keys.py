@@ -14,6 +14,7 @@ from ._errors import InvalidToken
 from ._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
+    Credential,
     Kdf,
     KdfLimits,
     check_kdf,
@@ -88,6 +89,10 @@ class Key:
     def __hash__(self) -> int:
         return hash(self._key_id)
 
+    def credential(self) -> Credential:
+        """This key as a stream/file credential (a raw-key slot); ``repr`` hides it."""
+        return Credential(self._key, None)
+
     def encrypt(self, data: bytes | str, *, associated_data: BytesLike | None = None) -> str:
         """Text token of ``data``; ``str`` comes back as ``str``, ``bytes`` as ``bytes``."""
         return token_to_text(self._keys.seal(RAW_HEADER, data, associated_data))
@@ -157,6 +162,10 @@ class PasswordKey:
     def kdf(self) -> Kdf:
         """The KDF and parameters this object encrypts with."""
         return self._kdf
+
+    def credential(self) -> Credential:
+        """This password and KDF as a stream/file credential (a password slot)."""
+        return Credential(self._password, self._kdf)
 
     def _keys_for(self, salt: bytes, kdf: Kdf) -> TokenKeys:
         cache_key = (salt, kdf)

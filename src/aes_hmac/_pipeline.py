@@ -21,6 +21,7 @@ from ._errors import StreamDamaged
 from ._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
+    Credential,
     Kdf,
     KdfLimits,
     check_kdf,
@@ -33,7 +34,6 @@ from ._stream import (
     DEFAULT_CHUNK_SIZE,
     STREAM_ID_SIZE,
     ChunkCodec,
-    Credential,
     chunk_log2_of,
     encode_prefix,
     open_header,

@@ -11,8 +11,8 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-from ._errors import HeaderError, StreamDamaged
-from ._kdf import KDF_RAW, PARAMS_SIZE, Kdf, KdfLimits, decode_kdf, derive_master
+from ._errors import HeaderError, KdfLimitError, StreamDamaged
+from ._kdf import KDF_RAW, PARAMS_SIZE, Credential, Kdf, KdfLimits, decode_kdf
 from ._primitives import (
     BLOCK_SIZE,
     IV_SIZE,
@@ -50,25 +50,6 @@ _HEADER_INFO: Final = b"aes-hmac stream v1 header authentication"
 _WRONG: Final = "wrong password or damaged header"
 _WOULD_BLOCK: Final = "src has no data yet: non-blocking inputs are not supported"
 _LAST_FLAG: Final = {False: 0x00, True: 0x01}
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class Credential:
-    """One password (with the KDF to stretch it) or one raw 32-byte key; ``repr`` hides it."""
-
-    secret: bytes
-    kdf: Kdf | None
-    """``None`` for a raw key (KDF id 0x00, no salt)."""
-
-    def __repr__(self) -> str:
-        kind = "raw key" if self.kdf is None else type(self.kdf).__name__
-        return f"<Credential {kind} (secret hidden)>"
-
-    def master(self, salt: bytes) -> bytes:
-        """The slot master key: the raw key itself, or the KDF over the password and ``salt``."""
-        if self.kdf is None:
-            return self.secret
-        return derive_master(self.secret, salt, self.kdf)
 
 
 @dataclass(frozen=True)
@@ -146,6 +127,12 @@ class Header:
         return StreamInfo(
             VERSION, self.chunk_size, self.size, tuple(SlotInfo(s.kdf) for s in self.slots)
         )
+
+
+def check_chunk_size(chunk_size: int) -> int:
+    """``chunk_size`` itself if a stream can use it; ``ValueError`` naming the allowed range."""
+    chunk_log2_of(chunk_size)
+    return chunk_size
 
 
 def chunk_log2_of(chunk_size: int) -> int:
@@ -291,15 +278,15 @@ def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tu
     header")``.
     """
     prefix = header.prefix
-    over_limit: str | None = None
+    over_limit: KdfLimitError | None = None
     for index, slot in enumerate(header.slots):
         if (slot.kdf is None) != (credential.kdf is None):
             continue
         if slot.kdf is not None:
             try:
                 limits.check(slot.kdf)
-            except ValueError as exc:
-                over_limit = str(exc)
+            except KdfLimitError as exc:
+                over_limit = exc
                 continue
             slot_credential = Credential(credential.secret, slot.kdf)
         else:
@@ -312,7 +299,7 @@ def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tu
             break
         return file_key, index
     if over_limit is not None:
-        raise HeaderError(f"failed to read header: {over_limit}")
+        raise over_limit.prefixed("failed to read header: ")
     raise HeaderError(_WRONG)
 
 

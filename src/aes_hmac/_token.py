@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from ._errors import InvalidToken
+from ._errors import InvalidToken, KdfLimitError
 from ._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
@@ -261,8 +261,8 @@ def check_limits(kdf: Kdf, limits: KdfLimits) -> None:
     """``InvalidToken`` naming the parameter and the limit when ``kdf`` costs more than allowed."""
     try:
         limits.check(kdf)
-    except ValueError as exc:
-        raise InvalidToken(f"kdf limits exceeded: {exc}") from None
+    except KdfLimitError as exc:
+        raise exc.prefixed("kdf limits exceeded: ") from None
 
 
 def open_parts(parts: TokenParts, master: bytes, associated_data: BytesLike | None) -> bytes | str:

@@ -31,12 +31,11 @@ from typing import IO, Any, BinaryIO, Final, NoReturn
 
 import aes_hmac
 
-from . import _armor
+from . import armor as _armor
 from ._errors import AesHmacError, ArmorError, HeaderError, StreamDamaged
 from ._fileio import atomic_output
 from ._migrate import check_fernet_key
 from ._pipeline import resolve_workers
-from ._stream import chunk_log2_of
 
 PROG: Final = "aes-hmac"
 EXIT_OK: Final = 0
@@ -501,7 +500,7 @@ def _chunk_size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid size {text!r} (e.g. 65536, 64K, 1M)")
     size = int(digits) * scale
     try:
-        chunk_log2_of(size)
+        aes_hmac.check_chunk_size(size)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return size
