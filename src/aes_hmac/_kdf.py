@@ -246,6 +246,11 @@ class Credential:
         kind = "raw key" if self.kdf is None else type(self.kdf).__name__
         return f"<Credential {kind} (secret hidden)>"
 
+    def with_kdf(self, kdf: Kdf) -> Credential:
+        """The same password under another KDF (a slot names its own); subclasses that cache
+        derived keys override this to keep their cache."""
+        return Credential(self.secret, kdf)
+
     def master(self, salt: bytes) -> bytes:
         """The slot master key: the raw key itself, or the KDF over the password and ``salt``."""
         if self.kdf is None:

@@ -288,7 +288,7 @@ def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tu
             except KdfLimitError as exc:
                 over_limit = exc
                 continue
-            slot_credential = Credential(credential.secret, slot.kdf)
+            slot_credential = credential.with_kdf(slot.kdf)
         else:
             slot_credential = credential
         cipher = CbcHmac(*split_key(slot_credential.master(slot.salt), _SLOT_LABEL))
