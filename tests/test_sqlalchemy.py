@@ -29,6 +29,7 @@ from sqlalchemy import (  # noqa: E402
     Table,
     Text,
     create_engine,
+    event,
     insert,
     select,
     text,
@@ -620,3 +621,33 @@ def test_rotation_with_binary_tokens_and_composite_key(engine: Engine) -> None:
         assert all(bytes(s)[:3] == b"\xa5\x01\x00" for s in stored)
     finally:
         table.drop(engine)
+
+
+def test_rotation_leaves_a_row_written_meanwhile(
+    engine: Engine, models: Models, holder: Holder
+) -> None:
+    old_key = Key.generate()
+    holder.ring = Keyring(old_key)
+    add_users(engine, models, [f"u{i}" for i in range(1, 11)])
+    holder.ring = Keyring(Key.generate(), old_key)
+    table = models.user.__table__
+    written = False
+
+    def application_writes(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        # The application updates row 3 after rotate read it and before rotate writes it.
+        nonlocal written
+        if statement.startswith("UPDATE users") and not written:
+            written = True
+            conn.execute(
+                table.update().where(table.c.id == 3).values(email="app", email_index="app")
+            )
+
+    event.listen(engine, "before_cursor_execute", application_writes)
+    try:
+        assert rotate(engine, models.user) == 9
+    finally:
+        event.remove(engine, "before_cursor_execute", application_writes)
+    assert written
+    with Session(engine) as session:
+        assert session.get(models.user, 3).email == "app"
+        assert [u.id for u in find(session, models.user.email, "app")] == [3]
