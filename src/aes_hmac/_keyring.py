@@ -8,6 +8,8 @@ per (salt, KDF) and repeated decrypts do not repeat KDFs.
 
 from __future__ import annotations
 
+import warnings
+
 from ._errors import InvalidToken
 from ._kdf import (
     DEFAULT_KDF,
@@ -19,21 +21,14 @@ from ._kdf import (
     check_limits_arg,
 )
 from ._keys import DEFAULT_CACHE_SIZE, Key, PasswordKey
-from ._primitives import KEY_SIZE
-from ._token import (
-    RAW_HEADER,
-    VERSION,
-    BytesLike,
-    check_limits,
-    parse,
-    token_to_bytes,
-)
+from ._primitives import KEY_SIZE, BytesLike
+from ._token_codec import RAW_HEADER, VERSION, check_limits, parse, token_to_bytes
 
 __all__ = ["Keyring"]
 
 Entry = str | PasswordKey | Key | bytes
 """A keyring entry: a password (``str``, or a ``PasswordKey`` for byte passwords or its own KDF),
-or a raw key (``Key`` or 32 ``bytes``)."""
+or a raw key (``Key``; 32 ``bytes`` still mean a raw key, deprecated)."""
 
 
 def _entry(value: object, index: int, kdf: Kdf, cache_size: int) -> PasswordKey | Key:
@@ -44,6 +39,12 @@ def _entry(value: object, index: int, kdf: Kdf, cache_size: int) -> PasswordKey 
         # built into its own PasswordKey entries must never be the stricter ones.
         return PasswordKey(value, kdf=kdf, limits=NO_LIMITS, cache_size=cache_size)
     if isinstance(value, bytes | bytearray | memoryview):
+        # Everywhere else bytes are a password; here they were a raw key. Kept for one release.
+        warnings.warn(
+            f"Keyring entry {index}: wrap raw keys in Key(...); bytes will mean a password",
+            DeprecationWarning,
+            stacklevel=4,
+        )
         if len(value) != KEY_SIZE:
             raise ValueError(
                 f"entry {index}: bytes are a raw key and must be {KEY_SIZE} bytes, "
@@ -59,10 +60,11 @@ class Keyring:
     """Several passwords and raw keys; decrypts with whichever opens a token, encrypts with one.
 
     ``Keyring(primary, *others, kdf=...)``: ``str`` entries are passwords (``kdf`` is what the
-    primary encrypts with), ``PasswordKey`` entries bring their own KDF, ``Key`` or 32 ``bytes``
-    are raw keys (a ``PasswordKey`` entry also keeps its own decrypt limits, on top of the
-    ``limits`` given to each call). A password primary derives its key once per keyring (one salt
-    for all its tokens, like ``PasswordKey``). Thread-safe; ``repr`` shows only counts.
+    primary encrypts with), ``PasswordKey`` entries bring their own KDF and keep their own decrypt
+    limits on top of the ``limits`` given to each call, ``Key`` entries are raw keys (32 ``bytes``
+    too, deprecated: they will mean a password, as everywhere else). A password primary derives
+    its key once per keyring (one salt for all its tokens, like ``PasswordKey``). Thread-safe;
+    ``repr`` shows only counts.
     """
 
     __slots__ = ("_keys", "_passwords", "_primary")
@@ -123,12 +125,12 @@ class Keyring:
         """
         check_limits_arg(limits)
         raw = token_to_bytes(token)
+        # Raw-key tokens of the current version skip ``parse``: ``Key.decrypt`` checks the layout.
         if not raw.startswith(RAW_HEADER):
-            kdf = parse(raw).kdf  # never None: every raw-key token starts with RAW_HEADER
+            kdf = parse(raw).kdf
             if kdf is not None:
                 check_limits(kdf, limits)
                 return self._open(raw, self._passwords, associated_data)
-        # Raw-key tokens skip ``parse``: ``Key.decrypt`` checks the layout itself.
         return self._open(raw, self._keys, associated_data)
 
     def rotate(
@@ -163,7 +165,7 @@ class Keyring:
         check_limits_arg(limits)
         raw = token_to_bytes(token)
         parts = parse(raw)  # malformed, or a version this library cannot read: InvalidToken
-        if parts.header[1] < VERSION:  # an older version still readable (none before v1 yet)
+        if parts.version < VERSION:  # an older version still readable (none before v1 yet)
             return True
         primary_kdf = self.primary_kdf
         if (parts.kdf is None) != (primary_kdf is None):

@@ -34,8 +34,8 @@ import aes_hmac
 from . import armor as _armor
 from ._errors import AesHmacError, ArmorError, HeaderError, StreamDamaged
 from ._fileio import atomic_output
-from ._migrate import check_fernet_key
 from ._pipeline import resolve_workers
+from .importers.fernet import check_fernet_key
 
 PROG: Final = "aes-hmac"
 EXIT_OK: Final = 0
@@ -188,9 +188,7 @@ def _prompt(text: str) -> str:
         return getpass.getpass(text, stream=sys.stderr)
     except UnicodeDecodeError:
         # The decode error's message quotes a byte of the password and its position.
-        raise CliError(
-            "the password typed is not valid text in the terminal's encoding"
-        ) from None
+        raise CliError("the password typed is not valid text in the terminal's encoding") from None
 
 
 def generate_passphrase() -> str:
