@@ -120,11 +120,7 @@ def test_encrypt_stream_disk_full_at_every_boundary() -> None:
         sink = DiskFull(io.BytesIO(), capacity)
         with pytest.raises(OSError) as info:
             aes_hmac.encrypt_stream(
-                io.BytesIO(PLAIN),
-                sink,
-                key=bytes(32),
-                chunk_size=CHUNK,
-                workers=1,  # type: ignore[arg-type]
+                io.BytesIO(PLAIN), sink, key=bytes(32), chunk_size=CHUNK, workers=1  # type: ignore[arg-type]
             )
         assert info.value.errno == errno.ENOSPC, capacity
 
@@ -136,9 +132,7 @@ def test_decrypt_stream_disk_full_releases_only_verified_chunks() -> None:
         inner = io.BytesIO()
         with pytest.raises(OSError) as info:
             aes_hmac.decrypt_stream(
-                io.BytesIO(sealed.getvalue()),
-                DiskFull(inner, capacity),
-                key=bytes(32),  # type: ignore[arg-type]
+                io.BytesIO(sealed.getvalue()), DiskFull(inner, capacity), key=bytes(32)  # type: ignore[arg-type]
             )
         assert info.value.errno == errno.ENOSPC
         assert PLAIN.startswith(inner.getvalue())
@@ -221,7 +215,9 @@ def fill(mount: Path, free: int) -> Path:
 
 
 @pytest.mark.parametrize("free_pages", [0, 1, 2, 3, 4, 5])  # output needs 6 pages
-def test_real_full_tmpfs(free_pages: int, files: tuple[Path, Path, Path], tmpfs: Path) -> None:
+def test_real_full_tmpfs(
+    free_pages: int, files: tuple[Path, Path, Path], tmpfs: Path
+) -> None:
     """encrypt_file and decrypt_file into a tmpfs that fills up part way (pages of 4 KiB)."""
     src, enc, _ = files
     before = (digest(src), digest(enc))

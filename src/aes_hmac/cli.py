@@ -188,7 +188,9 @@ def _prompt(text: str) -> str:
         return getpass.getpass(text, stream=sys.stderr)
     except UnicodeDecodeError:
         # The decode error's message quotes a byte of the password and its position.
-        raise CliError("the password typed is not valid text in the terminal's encoding") from None
+        raise CliError(
+            "the password typed is not valid text in the terminal's encoding"
+        ) from None
 
 
 def generate_passphrase() -> str:
