@@ -15,11 +15,17 @@ from pathlib import Path
 from _runner import KEY, PASSWORD
 
 import aes_hmac
+from aes_hmac._kdf import KDF_RAW, PARAMS_SIZE
+from aes_hmac._primitives import IV_SIZE, KEY_SIZE, SALT_SIZE, TAG_SIZE
 
 VECTORS = Path(__file__).resolve().parent.parent / "tests" / "vectors"
 CHUNK = 4096
 HEADER_MARGIN = 80
-SLOT_SIZES = {0: 81, 1: 101, 2: 106, 3: 109}
+# A slot: KDF id, its parameters, a salt (password slots), IV, wrapped file key, tag (FORMAT.md).
+SLOT_SIZES = {
+    kdf_id: 1 + size + (SALT_SIZE if kdf_id != KDF_RAW else 0) + IV_SIZE + KEY_SIZE + TAG_SIZE
+    for kdf_id, size in PARAMS_SIZE.items()
+}
 
 
 def _load(name: str) -> dict[str, list[dict[str, object]]]:

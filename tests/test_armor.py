@@ -1,4 +1,7 @@
-"""Tests of the armor text form: vectors, round trips, streaming, and every strictness rule."""
+"""Tests of the armor text form: vectors, round trips, streaming, and every strictness rule.
+
+The JSON vectors are written by ``python scripts/make_vectors.py``.
+"""
 
 from __future__ import annotations
 
@@ -264,14 +267,3 @@ def test_sniff_whitespace_search_is_bounded() -> None:
 
 def test_vector_file_covers_the_inputs() -> None:
     assert {v["name"]: bytes.fromhex(v["data_hex"]) for v in VECTORS} == VECTOR_INPUTS
-
-
-if __name__ == "__main__":  # regenerate tests/vectors/armor_v1.json
-    doc = {
-        "description": "aes-hmac armor (docs/FORMAT.md section armor): data and its exact armor",
-        "vectors": [
-            {"name": name, "data_hex": data.hex(), "armor": armor(data).decode("ascii")}
-            for name, data in VECTOR_INPUTS.items()
-        ],
-    }
-    VECTOR_FILE.write_text(json.dumps(doc, indent=2) + "\n")

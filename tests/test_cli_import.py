@@ -16,7 +16,7 @@ import pyAesCrypt
 import pytest
 from _vectors import load
 from cryptography.fernet import Fernet
-from test_migrate import forged_aescrypt
+from test_importers_aescrypt import forged_aescrypt
 
 import aes_hmac
 

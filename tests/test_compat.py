@@ -1,30 +1,23 @@
-"""The design note's tuple API (hardened) and the original script's tuples (legacy, opt-in).
+"""The design note's tuple API (hardened), ``aes_hmac.compat``.
 
-Regenerate the JSON vectors with ``python tests/test_compat.py``.
+The JSON vectors are written by ``python scripts/make_vectors.py``.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import sys
 from typing import Any
 
 import pytest
-from _vectors import VECTORS, cases, unhex
+from _vectors import cases, unhex
 
-from aes_hmac import (
-    InvalidToken,
-    aes_decrypt,
-    aes_encrypt,
-    convert_legacy,
-    decrypt,
-    decrypt_legacy_insecure,
-    token_to_bytes,
-)
-from aes_hmac._kdf import PBKDF2
+import aes_hmac
+from aes_hmac import InvalidToken, decrypt
+from aes_hmac._kdf import PBKDF2, encode_password
 from aes_hmac._primitives import aes_cbc_encrypt_raw, hmac_sha256, pkcs7_pad
-from aes_hmac._token import _encrypt_from_parts, token_to_text
+from aes_hmac._token_codec import token_to_text
+from aes_hmac._token_v1 import seal_fixed
+from aes_hmac.compat import aes_decrypt, aes_encrypt, decrypt_legacy_insecure
 
 CHEAP = 1000  # test setting: cheap iteration count passed explicitly, the default is untouched
 SALT = bytes(range(100, 116))
@@ -44,7 +37,8 @@ def tuple_from_parts(
     plaintext: str | bytes, password: str, iterations: int, ad: bytes | None
 ) -> tuple[str, bytes, bytes, bytes]:
     """``aes_encrypt``'s tuple with the fixed salt and IV (through the token's private hook)."""
-    raw = token_to_bytes(_encrypt_from_parts(plaintext, password, PBKDF2(iterations), SALT, IV, ad))
+    kdf = PBKDF2(iterations)
+    raw = seal_fixed(plaintext, kdf.derive(encode_password(password), SALT), kdf, SALT, IV, ad)
     return base64.b64encode(raw[39:-32]).decode(), raw[23:39], raw[7:23], raw[-32:]
 
 
@@ -78,8 +72,11 @@ def test_tuple_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
     expected = (case["ciphertext"], unhex(case["iv"]), unhex(case["salt"]), unhex(case["mac"]))
     assert made == expected
     opened = aes_decrypt(
-        *expected[:1], case["password"], *expected[1:],
-        iterations=case["iterations"], associated_data=ad,
+        *expected[:1],
+        case["password"],
+        *expected[1:],
+        iterations=case["iterations"],
+        associated_data=ad,
     )
     assert opened == data and type(opened) is type(data)
 
@@ -121,7 +118,11 @@ def test_tampering_and_wrong_password_raise_the_same_error(field: str) -> None:
         args[field] = bytes(value)
     with pytest.raises(InvalidToken, match=r"^authentication failed$"):
         aes_decrypt(
-            args["ciphertext"], args["password"], args["iv"], args["salt"], args["mac"],
+            args["ciphertext"],
+            args["password"],
+            args["iv"],
+            args["salt"],
+            args["mac"],
             iterations=CHEAP,
         )
 
@@ -167,75 +168,6 @@ def test_caller_mistakes_name_the_argument() -> None:
         aes_decrypt("AAAA", "pw", iv, salt, mac, iterations=CHEAP)
 
 
-# --- the original script's tuples (legacy) -------------------------------------------------------
-
-
-@pytest.mark.parametrize(("group", "case"), cases("compat_legacy.json"))
-def test_legacy_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
-    salt, iv, mac = unhex(case["salt"]), unhex(case["iv"]), unhex(case["mac"])
-    assert original_encrypt(case["plaintext"], case["password"], salt, iv) == (
-        case["ciphertext"],
-        mac,
-    )
-    assert decrypt_legacy_insecure(case["ciphertext"], case["password"], iv, salt, mac) == (
-        case["plaintext"]
-    )
-    token = convert_legacy(
-        case["ciphertext"], case["password"], iv, salt, mac, kdf=PBKDF2(CHEAP),
-        associated_data=b"migrated",
-    )
-    assert decrypt(token, case["password"], associated_data=b"migrated") == case["plaintext"]
-    bad = bytearray(mac)
-    bad[0] ^= 1
-    with pytest.raises(InvalidToken, match="authentication failed"):
-        decrypt_legacy_insecure(case["ciphertext"], case["password"], iv, salt, bytes(bad))
-    with pytest.raises(InvalidToken, match="authentication failed"):
-        convert_legacy(case["ciphertext"], case["password"] + "x", iv, salt, mac)
-
-
-def test_legacy_mac_is_checked_before_decrypting() -> None:
-    with pytest.raises(InvalidToken, match="authentication failed"):
-        decrypt_legacy_insecure("!!not base64!!", "pw", IV, SALT, bytes(32))
-
-
-# --- vector generation --------------------------------------------------------------------------
-
-
-def main() -> None:
-    tuples: list[dict[str, Any]] = []
-    for name, data, ad in (
-        ("text", "secret delicious message", None),
-        ("bytes-ad", b"\x00binary\xff", b"record 1"),
-        ("empty-text", "", None),
-    ):
-        ct, iv, salt, mac = tuple_from_parts(data, "password", CHEAP, ad)
-        case: dict[str, Any] = {"name": name, "password": "password", "iterations": CHEAP}
-        case.update({"text": data} if isinstance(data, str) else {"data_hex": data.hex()})
-        case.update(
-            associated_data=None if ad is None else ad.hex(),
-            ciphertext=ct, iv=iv.hex(), salt=salt.hex(), mac=mac.hex(),
-        )
-        tuples.append(case)
-    legacy: list[dict[str, Any]] = []
-    for name, plaintext, password in (
-        ("note-example", "secret delicious message", "password"),
-        ("unicode", "grüße, 世界", "pässwörd"),
-        ("one-block", "0123456789abcdef", "password"),
-    ):
-        ct, mac = original_encrypt(plaintext, password, SALT, IV)
-        legacy.append({
-            "name": name, "plaintext": plaintext, "password": password,
-            "ciphertext": ct, "iv": IV.hex(), "salt": SALT.hex(), "mac": mac.hex(),
-        })
-    for file, items, what in (
-        ("compat_tuple.json", tuples, "aes_encrypt tuples with fixed salt/iv"),
-        ("compat_legacy.json", legacy,
-         "original script: PBKDF2-SHA256 200000, one key, HMAC over base64 text"),
-    ):
-        doc = {"format": what, "generator": "python tests/test_compat.py", "tests": items}
-        (VECTORS / file).write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
-        print(f"wrote {len(items)} cases to {file}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    main()
+def test_top_level_keeps_the_design_note_names() -> None:
+    assert aes_hmac.aes_encrypt is aes_encrypt and aes_hmac.aes_decrypt is aes_decrypt
+    assert {"aes_encrypt", "aes_decrypt"} <= set(aes_hmac.__all__)

@@ -33,7 +33,7 @@ def _tamper(token: str) -> str:
 def test_key_password_key_and_keyring_shared_by_eight_threads() -> None:
     key = Key(RAW_KEY)
     bulk = PasswordKey(PASSWORD, kdf=CHEAP, cache_size=4)
-    ring = Keyring(PASSWORD, RAW_KEY, kdf=CHEAP)
+    ring = Keyring(PASSWORD, Key(RAW_KEY), kdf=CHEAP)
     foreign = [
         (aes_hmac.encrypt(f"foreign {n}", PASSWORD, kdf=CHEAP), f"foreign {n}")
         for n in range(FOREIGN_SALTS)

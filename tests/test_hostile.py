@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import aes_hmac
+import aes_hmac.importers
 from aes_hmac import PBKDF2, Argon2id, DecryptionError, HeaderError, InvalidToken, Scrypt
 from aes_hmac.armor import ArmorReader
 
@@ -60,9 +61,7 @@ def kdf_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield runs
 
 
-def refused(
-    call: Callable[[], object], error: type[Exception], message: str
-) -> tuple[str, int]:
+def refused(call: Callable[[], object], error: type[Exception], message: str) -> tuple[str, int]:
     """Run ``call`` under tracemalloc; it must raise ``error`` containing ``message``.
 
     Returns the message and the peak traced memory in bytes.
@@ -265,7 +264,7 @@ AESCRYPT_HEAD = b"AES\x02\x00"
 def test_aescrypt_length_fields(name: str, data: bytes, message: str) -> None:
     """AES Crypt v2 extension lengths are u16 fields: refused by their bound or as truncated."""
     _, peak = refused(
-        lambda: aes_hmac.import_aescrypt(io.BytesIO(data), io.BytesIO(), "pw", key=KEY),
+        lambda: aes_hmac.importers.import_aescrypt(io.BytesIO(data), io.BytesIO(), "pw", key=KEY),
         HeaderError,
         message,
     )

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 import aes_hmac
 from aes_hmac import PBKDF2, Argon2id, InvalidToken, KdfLimits, Key, Keyring, PasswordKey, Scrypt
-from aes_hmac._keyring import needs_stronger_kdf
-from aes_hmac._token import VERSION, parse, token_to_bytes, token_to_text
+from aes_hmac._token_codec import VERSION, parse, token_to_bytes, token_to_text
 
 CHEAP = PBKDF2(iterations=1000)
 CHEAPER = PBKDF2(iterations=500)
@@ -40,7 +39,7 @@ def kdf_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
 
 
 def test_round_trip_password_primary_keeps_type_and_ad() -> None:
-    ring = Keyring("primary pw", KEY_A, kdf=CHEAP)
+    ring = Keyring("primary pw", Key(KEY_A), kdf=CHEAP)
     text = ring.encrypt("héllo", associated_data=b"row 7")
     data = ring.encrypt(b"\x00bytes", associated_data=None)
     assert ring.decrypt(text, associated_data=b"row 7") == "héllo"
@@ -53,7 +52,7 @@ def test_round_trip_password_primary_keeps_type_and_ad() -> None:
 
 
 def test_round_trip_raw_primary_and_token_api_interop() -> None:
-    ring = Keyring(KEY_A, "old password", kdf=CHEAP)
+    ring = Keyring(Key(KEY_A), "old password", kdf=CHEAP)
     token = ring.encrypt(b"data", associated_data=b"ad")
     assert parse(token).kdf is None
     assert Key(KEY_A).decrypt(token, associated_data=b"ad") == b"data"
@@ -62,7 +61,7 @@ def test_round_trip_raw_primary_and_token_api_interop() -> None:
 
 def test_decrypts_with_any_entry_of_each_kind() -> None:
     ring = Keyring(
-        "new", PasswordKey(b"\xffbyte pw", kdf=CHEAP), "old", Key(KEY_B), KEY_A, kdf=CHEAP
+        "new", PasswordKey(b"\xffbyte pw", kdf=CHEAP), "old", Key(KEY_B), Key(KEY_A), kdf=CHEAP
     )
     assert ring.decrypt(aes_hmac.encrypt(b"1", "old", kdf=CHEAPER)) == b"1"
     assert ring.decrypt(aes_hmac.encrypt(b"2", b"\xffbyte pw", kdf=CHEAP_SCRYPT)) == b"2"
@@ -73,7 +72,7 @@ def test_decrypts_with_any_entry_of_each_kind() -> None:
 def test_wrong_keyring_is_invalid_token() -> None:
     token = aes_hmac.encrypt(b"secret", "right", kdf=CHEAP)
     raw_token = Key(KEY_A).encrypt(b"secret")
-    ring = Keyring("wrong", "also wrong", KEY_B, kdf=CHEAP)
+    ring = Keyring("wrong", "also wrong", Key(KEY_B), kdf=CHEAP)
     for t in (token, raw_token):
         with pytest.raises(InvalidToken, match="no keyring entry opens this token"):
             ring.decrypt(t)
@@ -82,7 +81,7 @@ def test_wrong_keyring_is_invalid_token() -> None:
 
 
 def test_raw_key_tokens_never_run_a_kdf(kdf_calls: list[object]) -> None:
-    ring = Keyring("p1", "p2", PasswordKey("p3", kdf=CHEAP), KEY_B, KEY_A, kdf=CHEAP)
+    ring = Keyring("p1", "p2", PasswordKey("p3", kdf=CHEAP), Key(KEY_B), Key(KEY_A), kdf=CHEAP)
     kdf_calls.clear()
     token = Key(KEY_A).encrypt(b"fast")
     for _ in range(3):
@@ -95,11 +94,11 @@ def test_raw_key_tokens_never_run_a_kdf(kdf_calls: list[object]) -> None:
 def test_password_tokens_try_only_passwords_and_cache(kdf_calls: list[object]) -> None:
     token = aes_hmac.encrypt(b"x", "p2", kdf=CHEAP)
     kdf_calls.clear()
-    ring = Keyring("p1", "p2", KEY_A, kdf=CHEAP)
+    ring = Keyring("p1", "p2", Key(KEY_A), kdf=CHEAP)
     for _ in range(5):
         assert ring.decrypt(token) == b"x"
     assert len(kdf_calls) == 2  # p1 fails once, p2 opens once; both cached afterwards
-    raw_only = Keyring(KEY_A, KEY_B)
+    raw_only = Keyring(Key(KEY_A), Key(KEY_B))
     with pytest.raises(InvalidToken):
         raw_only.decrypt(token)
     assert len(kdf_calls) == 2
@@ -137,11 +136,11 @@ def test_rotate_keeps_ad_and_type_and_upgrades_kdf() -> None:
 
 
 def test_rotate_between_kinds() -> None:
-    to_raw = Keyring(KEY_A, "pw", kdf=CHEAP)
+    to_raw = Keyring(Key(KEY_A), "pw", kdf=CHEAP)
     rotated = to_raw.rotate(aes_hmac.encrypt(b"d", "pw", kdf=CHEAP))
     assert parse(rotated).kdf is None
     assert Key(KEY_A).decrypt(rotated) == b"d"
-    to_password = Keyring("pw", KEY_A, kdf=CHEAP)
+    to_password = Keyring("pw", Key(KEY_A), kdf=CHEAP)
     back = to_password.rotate(rotated)
     assert parse(back).kdf == CHEAP
     assert aes_hmac.decrypt(back, "pw") == b"d"
@@ -162,11 +161,11 @@ def test_needs_rotation_by_kdf(token_kdf: PBKDF2 | Scrypt, expected: bool) -> No
 
 
 def test_needs_rotation_by_key() -> None:
-    password_ring = Keyring("pw", "other", KEY_A, kdf=CHEAP)
+    password_ring = Keyring("pw", "other", Key(KEY_A), kdf=CHEAP)
     assert not password_ring.needs_rotation(password_ring.encrypt(b"own"))
     assert password_ring.needs_rotation(aes_hmac.encrypt(b"d", "other", kdf=CHEAP))
     assert password_ring.needs_rotation(Key(KEY_A).encrypt(b"raw"))
-    raw_ring = Keyring(KEY_A, KEY_B, "pw", kdf=CHEAP)
+    raw_ring = Keyring(Key(KEY_A), Key(KEY_B), "pw", kdf=CHEAP)
     assert not raw_ring.needs_rotation(
         Key(KEY_A).encrypt(b"d", associated_data=b"a"), associated_data=b"a"
     )
@@ -182,14 +181,14 @@ def test_needs_rotation_refuses_a_version_it_cannot_read() -> None:
     raw = bytearray(token_to_bytes(Key(KEY_A).encrypt(b"d")))
     raw[1] = VERSION - 1
     with pytest.raises(InvalidToken, match="unsupported token version 0"):
-        Keyring(KEY_A).needs_rotation(token_to_text(bytes(raw)))
+        Keyring(Key(KEY_A)).needs_rotation(token_to_text(bytes(raw)))
 
 
 @pytest.mark.parametrize("method", ["decrypt", "needs_rotation", "rotate"])
 def test_limits_argument_type_checked(method: str) -> None:
     token = Key(KEY_A).encrypt(b"d")
     with pytest.raises(TypeError, match="limits must be KdfLimits, not str"):
-        getattr(Keyring(KEY_A), method)(token, limits="x")
+        getattr(Keyring(Key(KEY_A)), method)(token, limits="x")
 
 
 @pytest.mark.parametrize(
@@ -206,14 +205,14 @@ def test_limits_argument_type_checked(method: str) -> None:
         (Argon2id(3, 1024, 4), PBKDF2(10), True),
     ],
 )
-def test_needs_stronger_kdf(
+def test_weaker_than_is_the_rotation_rule(
     kdf: PBKDF2 | Scrypt | Argon2id, target: PBKDF2 | Scrypt | Argon2id, weaker: bool
 ) -> None:
-    assert needs_stronger_kdf(kdf, target) is weaker
+    assert kdf.weaker_than(target) is weaker
 
 
 def test_repr_hides_secrets() -> None:
-    ring = Keyring("hunter2 password", KEY_A, kdf=CHEAP)
+    ring = Keyring("hunter2 password", Key(KEY_A), kdf=CHEAP)
     text = repr(ring)
     assert "hunter2" not in text
     assert KEY_A.hex() not in text
@@ -222,8 +221,9 @@ def test_repr_hides_secrets() -> None:
 
 
 def test_bad_entries_and_arguments() -> None:
-    with pytest.raises(
-        ValueError, match="entry 1: bytes are a raw key and must be 32 bytes, got 5"
+    with (
+        pytest.warns(DeprecationWarning),
+        pytest.raises(ValueError, match="entry 1: bytes are a raw key and must be 32 bytes, got 5"),
     ):
         Keyring("pw", b"short")
     with pytest.raises(TypeError, match="entry 0 must be str, bytes, Key or PasswordKey, not int"):
@@ -233,11 +233,11 @@ def test_bad_entries_and_arguments() -> None:
     with pytest.raises(ValueError, match="password must not be empty"):
         Keyring("")
     with pytest.raises(TypeError, match="associated_data"):
-        Keyring(KEY_A).encrypt(b"x", associated_data="text")  # type: ignore[arg-type]
+        Keyring(Key(KEY_A)).encrypt(b"x", associated_data="text")  # type: ignore[arg-type]
 
 
 def test_eight_threads_share_one_keyring(kdf_calls: list[object]) -> None:
-    ring = Keyring("p1", "p2", KEY_A, kdf=CHEAP)
+    ring = Keyring("p1", "p2", Key(KEY_A), kdf=CHEAP)
     old = aes_hmac.encrypt(b"old", "p2", kdf=CHEAP)
     raw = Key(KEY_A).encrypt(b"raw")
     kdf_calls.clear()
@@ -268,7 +268,7 @@ def test_eight_threads_share_one_keyring(kdf_calls: list[object]) -> None:
 @settings(max_examples=50, deadline=None)
 @given(data=st.one_of(st.binary(max_size=100), st.text(max_size=50)), ad=st.none() | st.binary())
 def test_hypothesis_round_trip_raw_primary(data: bytes | str, ad: bytes | None) -> None:
-    ring = Keyring(KEY_A, KEY_B)
+    ring = Keyring(Key(KEY_A), Key(KEY_B))
     assert ring.decrypt(ring.encrypt(data, associated_data=ad), associated_data=ad) == data
 
 
@@ -276,4 +276,29 @@ def test_hypothesis_round_trip_raw_primary(data: bytes | str, ad: bytes | None) 
 @given(junk=st.one_of(st.binary(max_size=120), st.text(max_size=120)))
 def test_hypothesis_junk_raises_only_invalid_token(junk: bytes | str) -> None:
     with pytest.raises(InvalidToken):
-        Keyring(KEY_A, "pw", kdf=CHEAP).decrypt(junk)
+        Keyring(Key(KEY_A), "pw", kdf=CHEAP).decrypt(junk)
+
+
+@pytest.mark.parametrize("raw", [KEY_A, bytearray(KEY_A), memoryview(KEY_A)])
+def test_bytes_entries_are_deprecated_raw_keys(raw: bytes) -> None:
+    """Bytes mean a password everywhere else; in a Keyring they stay a raw key for one release."""
+    with pytest.warns(
+        DeprecationWarning, match=r"wrap raw keys in Key\(\.\.\.\); bytes will mean a"
+    ):
+        ring = Keyring("pw", raw, kdf=CHEAP)
+    assert ring.decrypt(Key(KEY_A).encrypt(b"d")) == b"d"
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="must be 32 bytes"):
+        Keyring(b"short")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    ["pw", PasswordKey("pw", kdf=CHEAP), PasswordKey(b"pw", kdf=CHEAP), Key(KEY_A)],
+    ids=["str", "PasswordKey", "PasswordKey-bytes", "Key"],
+)
+def test_every_secret_kind_is_an_entry(entry: str | PasswordKey | Key) -> None:
+    """The kinds ``encrypt`` takes open in a keyring the same way, either side."""
+    ring = Keyring(entry, kdf=CHEAP)
+    token = aes_hmac.encrypt(b"data", entry, kdf=CHEAP)
+    assert ring.decrypt(token) == b"data"
+    assert aes_hmac.decrypt(ring.encrypt("text"), entry) == "text"

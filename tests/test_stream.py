@@ -287,17 +287,3 @@ def test_fast_chunk_mac_is_plain_hmac_sha256() -> None:
     assert fast.tag(memoryview(b"a"), b"b", memoryview(data)) == expected
     assert fast.verify(expected, b"ab", data)
     assert not fast.verify(bytes(32), b"ab", data)
-
-
-def _regenerate() -> None:
-    """Rewrite stream_v1.json's expected bytes from its fixed inputs (after a deliberate format
-    change only, together with docs/FORMAT.md): python tests/test_stream.py"""
-    path = Path(__file__).parent / "vectors" / "stream_v1.json"
-    doc = json.loads(path.read_text())
-    for v in doc["vectors"]:
-        v["stream"] = seal_vector(v).hex()
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-
-
-if __name__ == "__main__":
-    _regenerate()

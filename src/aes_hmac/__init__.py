@@ -1,7 +1,13 @@
 """aes-hmac: password-based authenticated encryption, AES-256-CBC + HMAC-SHA256 (encrypt-then-MAC).
 
-This module only re-exports the public API; see README.md and docs/FORMAT.md.
+This module only re-exports the everyday API; see README.md and docs/FORMAT.md. The design
+note's tuple API is ``aes_hmac.compat`` (``aes_encrypt``/``aes_decrypt`` also here), importers
+are ``aes_hmac.importers``, the armor text form is ``aes_hmac.armor``.
 """
+
+import importlib
+import warnings
+from typing import Any
 
 from ._errors import (
     AesHmacError,
@@ -12,13 +18,14 @@ from ._errors import (
     KdfLimitError,
     StreamDamaged,
 )
-from ._kdf import PBKDF2, Argon2id, KdfLimits, Scrypt
+from ._kdf import KDFS, PBKDF2, Argon2id, KdfLimits, KdfOption, Scrypt
 
 # isort: split
 # --- token format and design-note API (issue 2) ---
-from ._compat import aes_decrypt, aes_encrypt, convert_legacy, decrypt_legacy_insecure
 from ._keys import Key, PasswordKey, generate_key
-from ._token import decrypt, encrypt, token_to_bytes
+from ._token import decrypt, encrypt
+from ._token_codec import token_to_bytes
+from .compat import aes_decrypt, aes_encrypt
 
 # isort: split
 # --- streams and files (issue 3) ---
@@ -39,12 +46,12 @@ from ._stream import DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo, check_chunk_size
 # isort: split
 # --- keyring and migration (issue 6) ---
 from ._keyring import Keyring
-from ._migrate import import_aescrypt, import_aescrypt_file, import_fernet
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "KDFS",
     "PBKDF2",
     "AesHmacError",
     "Argon2id",
@@ -54,6 +61,7 @@ __all__ = [
     "InvalidToken",
     "KdfLimitError",
     "KdfLimits",
+    "KdfOption",
     "Key",
     "Keyring",
     "PasswordKey",
@@ -69,20 +77,36 @@ __all__ = [
     "aes_encrypt",
     "change_password",
     "check_chunk_size",
-    "convert_legacy",
     "decrypt",
     "decrypt_file",
-    "decrypt_legacy_insecure",
     "decrypt_stream",
     "encrypt",
     "encrypt_file",
     "encrypt_stream",
     "generate_key",
-    "import_aescrypt",
-    "import_aescrypt_file",
-    "import_fernet",
     "inspect_stream",
     "open",
     "remove_password",
     "token_to_bytes",
 ]
+
+# Names that moved in 0.2: still importable from here for one release, with a warning.
+_MOVED = {
+    "convert_legacy": "aes_hmac.compat",
+    "decrypt_legacy_insecure": "aes_hmac.compat",
+    "import_aescrypt": "aes_hmac.importers",
+    "import_aescrypt_file": "aes_hmac.importers",
+    "import_fernet": "aes_hmac.importers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aes_hmac' has no attribute {name!r}")
+    warnings.warn(
+        f"aes_hmac.{name} is deprecated; use {module}.{name} (removed in the next release)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)

@@ -8,75 +8,43 @@ per (salt, KDF) and repeated decrypts do not repeat KDFs.
 
 from __future__ import annotations
 
-from typing import Final
+import warnings
 
 from ._errors import InvalidToken
 from ._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
-    PBKDF2,
-    Argon2id,
+    NO_LIMITS,
     Kdf,
     KdfLimits,
-    Scrypt,
     check_kdf,
     check_limits_arg,
 )
 from ._keys import DEFAULT_CACHE_SIZE, Key, PasswordKey
-from ._primitives import KEY_SIZE
-from ._token import (
-    RAW_HEADER,
-    VERSION,
-    BytesLike,
-    check_limits,
-    parse,
-    token_to_bytes,
-)
+from ._primitives import KEY_SIZE, BytesLike
+from ._token_codec import RAW_HEADER, VERSION, check_limits, parse, token_to_bytes
 
-__all__ = ["Keyring", "needs_stronger_kdf"]
+__all__ = ["Keyring"]
 
 Entry = str | PasswordKey | Key | bytes
 """A keyring entry: a password (``str``, or a ``PasswordKey`` for byte passwords or its own KDF),
-or a raw key (``Key`` or 32 ``bytes``)."""
-
-# The keyring checks the caller's limits itself before any PasswordKey derives, so the limits
-# built into its own PasswordKey entries must never be the stricter ones.
-_LIMITS_CHECKED_BY_KEYRING: Final = KdfLimits(
-    max_pbkdf2_iterations=1 << 32,
-    max_memory_bytes=1 << 64,
-    max_scrypt_p=1 << 32,
-    max_argon2_iterations=1 << 32,
-    max_argon2_lanes=1 << 24,
-)
-
-
-def needs_stronger_kdf(kdf: Kdf, target: Kdf) -> bool:
-    """True when ``kdf`` is a different algorithm from ``target`` or any of its costs is lower.
-
-    A different algorithm counts as weaker on purpose: rotation converges on the one KDF the
-    primary entry uses, and costs of different algorithms are not comparable.
-    """
-    if type(kdf) is not type(target):
-        return True
-    if isinstance(kdf, PBKDF2) and isinstance(target, PBKDF2):
-        return kdf.iterations < target.iterations
-    if isinstance(kdf, Scrypt) and isinstance(target, Scrypt):
-        return kdf.log2_n < target.log2_n or kdf.r < target.r or kdf.p < target.p
-    if isinstance(kdf, Argon2id) and isinstance(target, Argon2id):
-        return (
-            kdf.iterations < target.iterations
-            or kdf.memory_kib < target.memory_kib
-            or kdf.lanes < target.lanes
-        )
-    return True  # pragma: no cover - the three KDFs above are the whole Kdf union
+or a raw key (``Key``; 32 ``bytes`` still mean a raw key, deprecated)."""
 
 
 def _entry(value: object, index: int, kdf: Kdf, cache_size: int) -> PasswordKey | Key:
     if isinstance(value, PasswordKey | Key):
         return value
     if isinstance(value, str):
-        return PasswordKey(value, kdf=kdf, limits=_LIMITS_CHECKED_BY_KEYRING, cache_size=cache_size)
+        # The keyring checks the caller's limits itself before any entry derives, so the limits
+        # built into its own PasswordKey entries must never be the stricter ones.
+        return PasswordKey(value, kdf=kdf, limits=NO_LIMITS, cache_size=cache_size)
     if isinstance(value, bytes | bytearray | memoryview):
+        # Everywhere else bytes are a password; here they were a raw key. Kept for one release.
+        warnings.warn(
+            f"Keyring entry {index}: wrap raw keys in Key(...); bytes will mean a password",
+            DeprecationWarning,
+            stacklevel=4,
+        )
         if len(value) != KEY_SIZE:
             raise ValueError(
                 f"entry {index}: bytes are a raw key and must be {KEY_SIZE} bytes, "
@@ -92,10 +60,11 @@ class Keyring:
     """Several passwords and raw keys; decrypts with whichever opens a token, encrypts with one.
 
     ``Keyring(primary, *others, kdf=...)``: ``str`` entries are passwords (``kdf`` is what the
-    primary encrypts with), ``PasswordKey`` entries bring their own KDF, ``Key`` or 32 ``bytes``
-    are raw keys (a ``PasswordKey`` entry also keeps its own decrypt limits, on top of the
-    ``limits`` given to each call). A password primary derives its key once per keyring (one salt
-    for all its tokens, like ``PasswordKey``). Thread-safe; ``repr`` shows only counts.
+    primary encrypts with), ``PasswordKey`` entries bring their own KDF and keep their own decrypt
+    limits on top of the ``limits`` given to each call, ``Key`` entries are raw keys (32 ``bytes``
+    too, deprecated: they will mean a password, as everywhere else). A password primary derives
+    its key once per keyring (one salt for all its tokens, like ``PasswordKey``). Thread-safe;
+    ``repr`` shows only counts.
     """
 
     __slots__ = ("_keys", "_passwords", "_primary")
@@ -156,12 +125,12 @@ class Keyring:
         """
         check_limits_arg(limits)
         raw = token_to_bytes(token)
+        # Raw-key tokens of the current version skip ``parse``: ``Key.decrypt`` checks the layout.
         if not raw.startswith(RAW_HEADER):
-            kdf = parse(raw).kdf  # never None: every raw-key token starts with RAW_HEADER
+            kdf = parse(raw).kdf
             if kdf is not None:
                 check_limits(kdf, limits)
                 return self._open(raw, self._passwords, associated_data)
-        # Raw-key tokens skip ``parse``: ``Key.decrypt`` checks the layout itself.
         return self._open(raw, self._keys, associated_data)
 
     def rotate(
@@ -196,13 +165,13 @@ class Keyring:
         check_limits_arg(limits)
         raw = token_to_bytes(token)
         parts = parse(raw)  # malformed, or a version this library cannot read: InvalidToken
-        if parts.header[1] < VERSION:  # an older version still readable (none before v1 yet)
+        if parts.version < VERSION:  # an older version still readable (none before v1 yet)
             return True
         primary_kdf = self.primary_kdf
         if (parts.kdf is None) != (primary_kdf is None):
             return True
         if parts.kdf is not None and primary_kdf is not None:
-            if needs_stronger_kdf(parts.kdf, primary_kdf):
+            if parts.kdf.weaker_than(primary_kdf):
                 return True
             check_limits(parts.kdf, limits)
         try:

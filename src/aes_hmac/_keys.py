@@ -28,20 +28,22 @@ from ._primitives import (
     KEY_SIZE,
     SALT_SIZE,
     TAG_SIZE,
+    BytesLike,
     constant_time_equal,
     hkdf_sha256,
     random_bytes,
 )
-from ._token import (
+from ._token_codec import (
+    FORMATS,
     RAW_HEADER,
-    BytesLike,
-    TokenKeys,
+    WRITER,
     check_limits,
-    header_for,
+    open_parts,
     parse,
     token_to_bytes,
     token_to_text,
 )
+from ._token_format import TokenCipher, TokenFormat
 
 _RAW_HEADER_LEN: Final = len(RAW_HEADER)
 _RAW_OVERHEAD: Final = _RAW_HEADER_LEN + IV_SIZE + TAG_SIZE
@@ -70,7 +72,7 @@ class Key:
         if len(key) != KEY_SIZE:
             raise ValueError(f"key must be {KEY_SIZE} bytes, got {len(key)}")
         self._key = key
-        self._keys = TokenKeys(key)
+        self._keys = WRITER.cipher(key)
         self._key_id = hkdf_sha256(key, _KEY_ID_LABEL, 8)
 
     @classmethod
@@ -104,9 +106,11 @@ class Key:
         raw = token_to_bytes(token)
         body = len(raw) - _RAW_OVERHEAD
         if raw[:_RAW_HEADER_LEN] != RAW_HEADER or body < BLOCK_SIZE or body % BLOCK_SIZE:
-            # Slow path only to name the failure precisely.
-            if parse(raw).kdf is not None:
+            # Slow path: name the failure precisely, or open an older format version.
+            parts = parse(raw)
+            if parts.kdf is not None:
                 raise InvalidToken("token needs a password, not a raw key")
+            return open_parts(parts, self._key, associated_data)
         return self._keys.open(raw, _RAW_HEADER_LEN, associated_data)
 
 
@@ -150,8 +154,8 @@ class PasswordKey:
         self._limits = limits
         self._cache_size = cache_size
         self._salt = random_bytes(SALT_SIZE)
-        self._own: tuple[bytes, TokenKeys] | None = None
-        self._cache: OrderedDict[tuple[bytes, Kdf], TokenKeys] = OrderedDict()
+        self._own: tuple[bytes, TokenCipher] | None = None
+        self._cache: OrderedDict[tuple[int, bytes, Kdf], TokenCipher] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._derive_lock = threading.Lock()
 
@@ -167,8 +171,8 @@ class PasswordKey:
         """This password and KDF as a stream/file credential (a password slot)."""
         return Credential(self._password, self._kdf)
 
-    def _keys_for(self, salt: bytes, kdf: Kdf) -> TokenKeys:
-        cache_key = (salt, kdf)
+    def _keys_for(self, fmt: TokenFormat, salt: bytes, kdf: Kdf) -> TokenCipher:
+        cache_key = (fmt.version, salt, kdf)
         with self._cache_lock:
             keys = self._cache.get(cache_key)
             if keys is not None:
@@ -179,7 +183,7 @@ class PasswordKey:
             with self._cache_lock:
                 keys = self._cache.get(cache_key)
             if keys is None:
-                keys = TokenKeys(derive_master(self._password, salt, kdf))
+                keys = fmt.cipher(derive_master(self._password, salt, kdf))
                 with self._cache_lock:
                     self._cache[cache_key] = keys
                     while len(self._cache) > self._cache_size:
@@ -190,8 +194,8 @@ class PasswordKey:
         """Text token of ``data`` under the password; derives the key on the first call only."""
         own = self._own
         if own is None:
-            keys = self._keys_for(self._salt, self._kdf)
-            own = self._own = (header_for(self._kdf, self._salt), keys)
+            keys = self._keys_for(WRITER, self._salt, self._kdf)
+            own = self._own = (WRITER.header_for(self._kdf, self._salt), keys)
         return token_to_text(own[1].seal(own[0], data, associated_data))
 
     def decrypt(
@@ -209,6 +213,5 @@ class PasswordKey:
         if parts.kdf is None:
             raise InvalidToken("token needs a raw key, not a password")
         check_limits(parts.kdf, self._limits)
-        keys = self._keys_for(parts.salt, parts.kdf)
+        keys = self._keys_for(FORMATS[parts.version], parts.salt, parts.kdf)
         return keys.open(raw, len(parts.header), associated_data)
-

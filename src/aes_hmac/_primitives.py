@@ -246,29 +246,6 @@ class ChainedCbcHmac:
         return out[IV_SIZE:]
 
 
-LEGACY_AES128_KEY_SIZE = 16
-"""Bytes in an AES-128 key: only Fernet tokens (read for migration) use AES-128."""
-
-
-def aes128_cbc_decrypt_raw(key: bytes, iv: bytes, data: bytes) -> bytes:
-    """AES-128-CBC decryption of block-aligned ``data``, no unpadding; for reading Fernet tokens."""
-    if len(key) != LEGACY_AES128_KEY_SIZE:
-        raise ValueError(f"key must be {LEGACY_AES128_KEY_SIZE} bytes, got {len(key)}")
-    dec = Cipher(algorithms.AES128(key), modes.CBC(iv)).decryptor()
-    return dec.update(data) + dec.finalize()
-
-
 def hmac_sha256_stream(key: bytes) -> _chmac.HMAC:
     """An incremental HMAC-SHA256 (``update``/``finalize``) for a MAC over data read in pieces."""
     return _chmac.HMAC(key, _SHA256)
-
-
-_SHA256_EMPTY = hashes.Hash(_SHA256)
-"""Never updated: copying it is twice as fast as a new ``Hash`` (AES Crypt hashes 8192 times)."""
-
-
-def sha256(data: bytes) -> bytes:
-    """SHA-256 of ``data``; only AES Crypt's legacy key stretching (read for migration) needs it."""
-    digest = _SHA256_EMPTY.copy()
-    digest.update(data)
-    return digest.finalize()

@@ -34,8 +34,8 @@ import aes_hmac
 from . import armor as _armor
 from ._errors import AesHmacError, ArmorError, HeaderError, StreamDamaged
 from ._fileio import atomic_output
-from ._migrate import check_fernet_key
 from ._pipeline import resolve_workers
+from .importers.fernet import check_fernet_key
 
 PROG: Final = "aes-hmac"
 EXIT_OK: Final = 0

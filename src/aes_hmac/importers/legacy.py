@@ -1,35 +1,32 @@
-"""The design note's tuple API, hardened, and an opt-in reader for the original script's tuples.
+"""Tuples made by the ORIGINAL script (the design note's first version): read them, convert them.
 
-``aes_encrypt`` returns ``(ciphertext, iv, salt, mac)`` as the note says, but it is a PBKDF2 token
-split apart: the MAC is the token tag over ``A5 01 01 u32(iterations) salt iv ciphertext``, so it
-covers the suite, the KDF parameters, the salt and the IV, and the keys for AES and HMAC differ.
-The tuple cannot carry its iteration count: ``aes_decrypt(..., iterations=N)`` reads tuples made
-under another default.
+Its design is weak: one PBKDF2 key for AES and HMAC, and a MAC over the base64 text alone, so a
+changed IV alters the first plaintext block undetected. Reading is opt-in and named so; convert
+such tuples to tokens soon. The tuple field checks here are shared with ``aes_hmac.compat``.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Final
 
-from ._errors import InvalidToken
-from ._kdf import DEFAULT_KDF, PBKDF2, Kdf, derive_master, encode_password, encode_utf8
-from ._primitives import (
+from .._errors import InvalidToken
+from .._kdf import DEFAULT_KDF, PBKDF2, Kdf, derive_master, encode_utf8
+from .._primitives import (
     BLOCK_SIZE,
     IV_SIZE,
     SALT_SIZE,
     TAG_SIZE,
+    BytesLike,
     aes_cbc_decrypt_raw,
     constant_time_equal,
     hmac_sha256,
     pkcs7_unpad,
-    random_bytes,
 )
-from ._token import BytesLike, TokenKeys, encrypt, header_for
+from .._token import encrypt
 
-DEFAULT_ITERATIONS: Final = 600_000
-"""PBKDF2 iterations of ``aes_encrypt``/``aes_decrypt`` (OWASP 2023)."""
+__all__ = ["convert_legacy", "decrypt_legacy_insecure"]
+
 LEGACY_ITERATIONS: Final = 200_000
 """PBKDF2 iterations of the original script."""
 
@@ -43,7 +40,7 @@ def _check_bytes(name: str, value: object, size: int) -> bytes:
     return value
 
 
-def _check_tuple(iv: object, salt: object, mac: object) -> tuple[bytes, bytes, bytes]:
+def check_tuple(iv: object, salt: object, mac: object) -> tuple[bytes, bytes, bytes]:
     """Sizes and types of a tuple's byte fields: wrong ones are caller mistakes, not tampering."""
     return (
         _check_bytes("iv", iv, IV_SIZE),
@@ -52,7 +49,7 @@ def _check_tuple(iv: object, salt: object, mac: object) -> tuple[bytes, bytes, b
     )
 
 
-def _decode_ciphertext(ciphertext: object) -> bytes:
+def decode_ciphertext(ciphertext: object) -> bytes:
     """Standard base64 (with padding) text to bytes; malformed text is tampering, not a typo."""
     if isinstance(ciphertext, str):
         try:
@@ -70,57 +67,6 @@ def _decode_ciphertext(ciphertext: object) -> bytes:
     if not ct or len(ct) % BLOCK_SIZE:
         raise InvalidToken("ciphertext length is not a whole number of blocks")
     return ct
-
-
-def _split_token(raw: bytes, header_len: int) -> tuple[str, bytes, bytes]:
-    iv_end = header_len + IV_SIZE
-    ct = raw[iv_end:-TAG_SIZE]
-    return base64.b64encode(ct).decode("ascii"), raw[header_len:iv_end], raw[-TAG_SIZE:]
-
-
-def aes_encrypt(
-    plaintext: str | bytes,
-    password: str | bytes,
-    *,
-    iterations: int = DEFAULT_ITERATIONS,
-    associated_data: BytesLike | None = None,
-) -> tuple[str, bytes, bytes, bytes]:
-    """Encrypt as the design note says; returns ``(ciphertext, iv, salt, mac)``.
-
-    ``ciphertext`` is standard base64 text, ``iv`` and ``salt`` 16 random bytes, ``mac`` 32 bytes.
-    Keep the ``iterations`` you used: ``aes_decrypt`` needs the same value.
-    """
-    kdf = PBKDF2(iterations)  # validates type and range, naming ``iterations``
-    pw = encode_password(password)
-    salt = random_bytes(SALT_SIZE)
-    header = header_for(kdf, salt)
-    keys = TokenKeys(derive_master(pw, salt, kdf))
-    raw = keys.seal_with_iv(header, random_bytes(IV_SIZE), plaintext, associated_data)
-    ct, iv, mac = _split_token(raw, len(header))
-    return ct, iv, salt, mac
-
-
-def aes_decrypt(
-    ciphertext: str,
-    password: str | bytes,
-    iv: bytes,
-    salt: bytes,
-    mac: bytes,
-    *,
-    iterations: int = DEFAULT_ITERATIONS,
-    associated_data: BytesLike | None = None,
-) -> str | bytes:
-    """Verify and decrypt a tuple from ``aes_encrypt``; ``InvalidToken`` on any failure.
-
-    ``iterations`` must be the value the tuple was made with (the tuple does not record it).
-    """
-    pw = encode_password(password)
-    iv, salt, mac = _check_tuple(iv, salt, mac)
-    kdf = PBKDF2(iterations)  # validates type and range, naming ``iterations``
-    ct = _decode_ciphertext(ciphertext)
-    header = header_for(kdf, salt)
-    keys = TokenKeys(derive_master(pw, salt, kdf))
-    return keys.open(header + iv + ct + mac, len(header), associated_data)
 
 
 def _legacy_password(password: object) -> bytes:
@@ -142,7 +88,7 @@ def decrypt_legacy_insecure(
     plaintext undetected. The MAC is still verified before anything is decrypted.
     """
     pw = _legacy_password(password)
-    iv, salt, mac = _check_tuple(iv, salt, mac)
+    iv, salt, mac = check_tuple(iv, salt, mac)
     if not isinstance(ciphertext, str):
         raise TypeError(f"ciphertext must be str, not {type(ciphertext).__name__}")
     try:
@@ -152,7 +98,7 @@ def decrypt_legacy_insecure(
     key = derive_master(pw, salt, PBKDF2(LEGACY_ITERATIONS))
     if not constant_time_equal(hmac_sha256(key, text), mac):
         raise InvalidToken("authentication failed")
-    ct = _decode_ciphertext(ciphertext)
+    ct = decode_ciphertext(ciphertext)
     try:
         return pkcs7_unpad(aes_cbc_decrypt_raw(key, iv, ct)).decode("utf-8")
     except ValueError:  # bad padding or UnicodeDecodeError, both ValueError

@@ -1,182 +1,43 @@
-"""Migration into this library's formats: Fernet tokens and AES Crypt version 2 files.
+"""AES Crypt stream format version 2 (https://www.aescrypt.com/aes_file_format.html) into ours.
 
-Each reader verifies its format's MAC before it releases anything, then the data is re-encrypted
-by the token or stream layer. AES Crypt keeps its one HMAC at the end of the file, so its whole
-file is verified in a first pass and converted in a second (non-seekable input is spooled, as
-ciphertext, to an anonymous temp file). Design-note tuples are converted by
-``_compat.convert_legacy``.
+AES Crypt keeps its one HMAC at the end of the file, so the whole file is verified in a first
+pass and converted in a second (non-seekable input is spooled, as ciphertext, to an anonymous
+temp file). Its SHA-256 password stretching, which only AES Crypt uses, lives here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import io
 import os
 import struct
 import tempfile
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final
 
-from ._errors import DecryptionError, HeaderError, InvalidToken, StreamDamaged
-from ._fileio import atomic_output, check_distinct_paths
-from ._kdf import DEFAULT_KDF, Kdf, check_kdf
-from ._keys import PasswordKey
-from ._pipeline import encrypt_stream, make_credential
-from ._primitives import (
+from cryptography.hazmat.primitives import hashes
+
+from .._credential import RawKey, Secret
+from .._errors import DecryptionError, HeaderError, StreamDamaged
+from .._fileio import atomic_output, check_distinct_paths
+from .._kdf import DEFAULT_KDF, Kdf, check_kdf
+from .._pipeline import encrypt_stream
+from .._primitives import (
     BLOCK_SIZE,
     KEY_SIZE,
     TAG_SIZE,
-    aes128_cbc_decrypt_raw,
     aes_cbc_decrypt_raw,
     constant_time_equal,
     hmac_sha256,
     hmac_sha256_stream,
-    pkcs7_unpad,
-    sha256,
 )
-from ._stream import read_full, read_full_bytes
-from ._token import encrypt as _token_encrypt
-from ._token import seal as _token_seal
+from .._stream import read_full, read_full_bytes
+from ._target import stream_target
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = [
-    "fernet_decrypt",
-    "import_aescrypt",
-    "import_aescrypt_file",
-    "import_fernet",
-]
-
-# --- Fernet (https://github.com/fernet/spec/blob/master/Spec.md) ---
-
-FERNET_VERSION: Final = 0x80
-FERNET_MAX_CLOCK_SKEW: Final = 60
-"""Seconds a token's timestamp may lie in the future, as in the Fernet spec and pyca's Fernet."""
-_FERNET_HALF_KEY = 16
-_FERNET_HEADER = struct.Struct(">BQ16s")  # version, timestamp, IV
-_FERNET_MIN_SIZE = _FERNET_HEADER.size + BLOCK_SIZE + TAG_SIZE
-
-
-def check_fernet_key(fernet_key: str | bytes) -> tuple[bytes, bytes]:
-    """Split a url-safe base64 Fernet key into (signing key, encryption key); errors name it."""
-    if not isinstance(fernet_key, str | bytes):
-        raise TypeError(f"fernet_key must be str or bytes, not {type(fernet_key).__name__}")
-    try:
-        raw = base64.urlsafe_b64decode(fernet_key)
-    except (binascii.Error, ValueError):
-        raise ValueError("fernet_key must be 32 url-safe base64-encoded bytes") from None
-    if len(raw) != 2 * _FERNET_HALF_KEY:
-        raise ValueError("fernet_key must be 32 url-safe base64-encoded bytes")
-    return raw[:_FERNET_HALF_KEY], raw[_FERNET_HALF_KEY:]
-
-
-def _strict_urlsafe_b64decode(text: str | bytes) -> bytes:
-    """Decode url-safe base64, refusing every character outside the alphabet (no silent skip)."""
-    if isinstance(text, str):
-        try:
-            text = text.encode("ascii")
-        except UnicodeEncodeError:
-            raise InvalidToken("fernet token: bad base64") from None
-    try:
-        return base64.b64decode(text.strip(), altchars=b"-_", validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidToken("fernet token: bad base64") from None
-
-
-def fernet_decrypt(
-    token: str | bytes,
-    fernet_key: str | bytes,
-    *,
-    ttl: int | None = None,
-    now: float | None = None,
-) -> bytes:
-    """Verify and decrypt a Fernet token; every failure is ``InvalidToken``.
-
-    The HMAC (signing key, over everything before it) is checked in constant time before any
-    AES-128-CBC decryption or unpadding. ``ttl`` (seconds) rejects older tokens; timestamps more
-    than 60 s in the future are always rejected, as the spec says. ``now`` (Unix time) overrides
-    the clock, for tests and replays.
-    """
-    if not isinstance(token, str | bytes):
-        raise TypeError(f"token must be str or bytes, not {type(token).__name__}")
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0):
-        raise ValueError("ttl must be a non-negative int or None")
-    signing_key, encryption_key = check_fernet_key(fernet_key)
-    data = _strict_urlsafe_b64decode(token)
-    if len(data) < _FERNET_MIN_SIZE or (len(data) - _FERNET_HEADER.size - TAG_SIZE) % BLOCK_SIZE:
-        raise InvalidToken("fernet token: wrong length")
-    if data[0] != FERNET_VERSION:
-        raise InvalidToken("fernet token: unknown version")
-    body, tag = data[:-TAG_SIZE], data[-TAG_SIZE:]
-    if not constant_time_equal(hmac_sha256(signing_key, body), tag):
-        raise InvalidToken("fernet token: wrong key or tampered")
-    _, timestamp, iv = _FERNET_HEADER.unpack_from(body)
-    current = time.time() if now is None else now
-    if timestamp > current + FERNET_MAX_CLOCK_SKEW:
-        raise InvalidToken("fernet token: timestamp in the future")
-    if ttl is not None and timestamp + ttl < current:
-        raise InvalidToken("fernet token: expired")
-    padded = aes128_cbc_decrypt_raw(encryption_key, iv, body[_FERNET_HEADER.size :])
-    try:
-        return pkcs7_unpad(padded)
-    except ValueError:
-        raise InvalidToken("fernet token: bad padding") from None
-
-
-def _check_target(password: str | bytes | PasswordKey | None, key: bytes | None, kdf: Kdf) -> None:
-    """Caller mistakes in the new credential, before any source is read: ``make_credential``'s
-    checks (a ``PasswordKey`` was checked when it was built and brings its own KDF)."""
-    if (password is None) == (key is None):
-        raise TypeError("give exactly one of password or key")
-    if not isinstance(password, PasswordKey):
-        make_credential(password, key, kdf)
-
-
-def _seal(
-    data: bytes,
-    password: str | bytes | PasswordKey | None,
-    key: bytes | None,
-    kdf: Kdf,
-    associated_data: bytes | None,
-) -> str:
-    """Encrypt migrated data as one of our tokens, under a password or a raw key."""
-    if key is not None:
-        return _token_seal(data, bytes(key), None, b"", associated_data or b"")
-    if isinstance(password, PasswordKey):
-        return password.encrypt(data, associated_data=associated_data)
-    if password is not None:
-        return _token_encrypt(data, password, kdf=kdf, associated_data=associated_data)
-    raise TypeError("give exactly one of password or key")
-
-
-def import_fernet(
-    token: str | bytes,
-    fernet_key: str | bytes,
-    *,
-    password: str | bytes | PasswordKey | None = None,
-    key: bytes | None = None,
-    kdf: Kdf = DEFAULT_KDF,
-    associated_data: bytes | None = None,
-    ttl: int | None = None,
-    now: float | None = None,
-) -> str:
-    """Convert a Fernet token into one of our tokens under ``password`` or a raw 32-byte ``key``.
-
-    The Fernet token is fully verified first (``fernet_decrypt``); its bytes come out as bytes.
-    A ``PasswordKey`` as ``password`` (its own KDF; ``kdf`` ignored) converts many tokens for
-    one KDF run instead of one per token.
-    """
-    _check_target(password, key, kdf)
-    check_kdf(kdf)  # also for a raw key or a PasswordKey, which make no use of it
-    data = fernet_decrypt(token, fernet_key, ttl=ttl, now=now)
-    return _seal(data, password, key, kdf, associated_data)
-
-
-# --- AES Crypt stream format version 2 (https://www.aescrypt.com/aes_file_format.html) ---
+__all__ = ["aescrypt_stretch", "import_aescrypt", "import_aescrypt_file"]
 
 AESCRYPT_MAGIC: Final = b"AES"
 AESCRYPT_VERSION: Final = 2
@@ -187,6 +48,16 @@ _AESCRYPT_MAX_EXTENSION_BYTES = 1 << 20
 _AESCRYPT_KEY_BLOCK = BLOCK_SIZE + KEY_SIZE  # encrypted (IV || file key)
 _AESCRYPT_TRAILER = 1 + TAG_SIZE  # size mod 16, HMAC
 _READ_SIZE = 256 * 1024  # a multiple of BLOCK_SIZE: pass 2 decrypts whole blocks per read
+
+
+_SHA256_EMPTY: Final = hashes.Hash(hashes.SHA256())
+"""Never updated: copying it is twice as fast as a new ``Hash`` (AES Crypt hashes 8192 times)."""
+
+
+def _sha256(data: bytes) -> bytes:
+    digest = _SHA256_EMPTY.copy()
+    digest.update(data)
+    return digest.finalize()
 
 
 def _aescrypt_password_bytes(password: str, name: str) -> bytes:
@@ -210,7 +81,7 @@ def _check_aescrypt_password(aescrypt_password: object) -> bytes:
 def _stretch(encoded: bytes, iv: bytes) -> bytes:
     digest = iv + bytes(KEY_SIZE - len(iv))
     for _ in range(AESCRYPT_STRETCH_ROUNDS):
-        digest = sha256(digest + encoded)
+        digest = _sha256(digest + encoded)
     return digest
 
 
@@ -393,12 +264,15 @@ def import_aescrypt(
     src: BinaryIO,
     dst: BinaryIO,
     aescrypt_password: str,
-    password: str | bytes | None = None,
+    password: Secret | None = None,
     *,
-    key: bytes | None = None,
+    key: RawKey | None = None,
     kdf: Kdf = DEFAULT_KDF,
 ) -> int:
     """Convert an AES Crypt v2 stream into our stream format; nothing is written unverified.
+
+    The new credential is ``password`` (a password, ``Key`` or ``PasswordKey``) or ``key``
+    (32 bytes or a ``Key``), as everywhere in the library.
 
     AES Crypt's one HMAC is at the end, so the whole file is verified first (header HMAC, then
     payload HMAC, constant time), then read again and converted: a seekable ``src`` twice, any
@@ -407,26 +281,19 @@ def import_aescrypt(
     ``dst``. Returns the plaintext size. The source must not change during the import.
     """
     encoded = _check_aescrypt_password(aescrypt_password)
-    _check_target(password, key, kdf)  # caller mistakes before reading the source
-    kdf = check_kdf(kdf)
+    target = stream_target(password, key, check_kdf(kdf))  # caller mistakes before any reading
     with contextlib.ExitStack() as stack:
         reader = _open_verified_aescrypt(src, encoded, stack)
-        return encrypt_stream(
-            io.BufferedReader(reader, _READ_SIZE),
-            dst,
-            password,
-            key=None if key is None else bytes(key),
-            kdf=kdf,
-        )
+        return encrypt_stream(io.BufferedReader(reader, _READ_SIZE), dst, **target)
 
 
 def import_aescrypt_file(
     src_path: str | os.PathLike[str],
     dst_path: str | os.PathLike[str],
     aescrypt_password: str,
-    password: str | bytes | None = None,
+    password: Secret | None = None,
     *,
-    key: bytes | None = None,
+    key: RawKey | None = None,
     kdf: Kdf = DEFAULT_KDF,
     overwrite: bool = False,
 ) -> int:

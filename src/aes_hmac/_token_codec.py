@@ -1,0 +1,118 @@
+"""Tokens on the wire: the text form, version dispatch, and sealing under the current version.
+
+A token is ``A5 version ...`` (docs/FORMAT.md, "token format"); its text form is URL-safe base64
+without padding. ``FORMATS`` maps each readable version to its module's ``TokenFormat`` and
+``WRITER`` is the one new tokens use: a version 2 is one new module and one entry here. Every
+failure of any kind is ``InvalidToken``; checks run in a fixed order, the KDF only after the
+header parsed and its parameters passed the limits, decryption only after the tag verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Final
+
+from . import _token_v1
+from ._errors import InvalidToken, KdfLimitError
+from ._kdf import Kdf, KdfLimits
+from ._primitives import BytesLike
+from ._token_format import MAGIC, TokenFormat, TokenParts
+
+FORMATS: Final[dict[int, TokenFormat]] = {fmt.version: fmt for fmt in (_token_v1.FORMAT,)}
+"""Every token format version this library reads, by version byte."""
+WRITER: Final = _token_v1.FORMAT
+"""The format new tokens are written in."""
+VERSION: Final = WRITER.version
+RAW_HEADER: Final = WRITER.header_for(None, b"")
+"""Header of every raw-key token the writer makes (the keyring's fast path tests for it)."""
+
+_MIN_SIZE: Final = 3
+"""Every version has its magic, its version and at least one more byte."""
+_B64URL_ALPHABET: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# In canonical base64 the unused low bits of the last character are zero: 4 bits when the text
+# length is 2 mod 4, 2 bits when it is 3 mod 4. Refusing the others gives each token one spelling.
+_CANONICAL_LAST: Final = {
+    0: _B64URL_ALPHABET,
+    2: _B64URL_ALPHABET[::16],
+    3: _B64URL_ALPHABET[::4],
+}
+_B64_PAD: Final = {0: b"", 2: b"==", 3: b"="}
+
+
+def token_to_bytes(token: str | BytesLike) -> bytes:
+    """The binary form of a token given in either form (layout not checked; see ``parse``)."""
+    if isinstance(token, str):
+        try:
+            text = token.strip().encode("ascii")
+        except UnicodeEncodeError:
+            raise InvalidToken("token is not valid base64") from None
+        return _b64decode(text)
+    if isinstance(token, bytes | bytearray | memoryview):
+        data = bytes(token)
+        if data[:1] == bytes((MAGIC,)):
+            return data
+        return _b64decode(data.strip())
+    raise TypeError(f"token must be str or bytes, not {type(token).__name__}")
+
+
+def token_to_text(raw: bytes) -> str:
+    """The text form of a binary token: URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: bytes) -> bytes:
+    rem = len(text) % 4
+    if (
+        rem == 1
+        or text.translate(None, _B64URL_ALPHABET)
+        or (rem and text[-1] not in _CANONICAL_LAST[rem])
+    ):
+        raise InvalidToken("token is not valid base64")
+    try:
+        return base64.urlsafe_b64decode(text + _B64_PAD[rem])
+    except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
+        raise InvalidToken("token is not valid base64") from None
+
+
+def parse(token: str | BytesLike) -> TokenParts:
+    """Decode a token and check its layout with its version's parser: magic, version, KDF id and
+    parameters, lengths. Authenticates nothing and runs no KDF; ``InvalidToken`` with a reason."""
+    raw = token_to_bytes(token)
+    if len(raw) < _MIN_SIZE:
+        raise InvalidToken("token too short")
+    if raw[0] != MAGIC:
+        raise InvalidToken("wrong magic byte")
+    fmt = FORMATS.get(raw[1])
+    if fmt is None:
+        raise InvalidToken(f"unsupported token version {raw[1]}")
+    return fmt.parse(raw)
+
+
+def check_limits(kdf: Kdf, limits: KdfLimits) -> None:
+    """``InvalidToken`` naming the parameter and the limit when ``kdf`` costs more than allowed."""
+    try:
+        limits.check(kdf)
+    except KdfLimitError as exc:
+        raise exc.prefixed("kdf limits exceeded: ") from None
+
+
+def open_parts(parts: TokenParts, master: bytes, associated_data: BytesLike | None) -> bytes | str:
+    """Verify ``parts`` under a 32-byte master key (raw key or KDF output), then decrypt."""
+    cipher = FORMATS[parts.version].cipher(master)
+    return cipher.open(parts.raw, len(parts.header), associated_data)
+
+
+def seal(
+    data: bytes | str,
+    master: bytes,
+    kdf: Kdf | None,
+    salt: bytes,
+    associated_data: BytesLike | None,
+) -> str:
+    """Text token of ``data`` under a master key; ``kdf``/``salt`` are what the header records.
+
+    The caller derived ``master`` from ``kdf`` and ``salt`` (or holds a raw key, kdf None).
+    """
+    header = WRITER.header_for(kdf, salt)
+    return token_to_text(WRITER.cipher(master).seal(header, data, associated_data))

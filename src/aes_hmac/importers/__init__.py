@@ -1,0 +1,20 @@
+"""Importers: data from other tools and formats into this library's tokens and streams.
+
+Each source is one module: ``fernet`` (Fernet tokens), ``aescrypt`` (AES Crypt v2 files),
+``legacy`` (tuples of the original script). Every importer verifies its source's MAC before it
+releases anything, and takes the new credential the way the rest of the library does: a
+password (``str`` or ``bytes``), a ``Key`` or a ``PasswordKey``, or ``key=`` 32 bytes.
+"""
+
+from .aescrypt import import_aescrypt, import_aescrypt_file
+from .fernet import fernet_decrypt, import_fernet
+from .legacy import convert_legacy, decrypt_legacy_insecure
+
+__all__ = [
+    "convert_legacy",
+    "decrypt_legacy_insecure",
+    "fernet_decrypt",
+    "import_aescrypt",
+    "import_aescrypt_file",
+    "import_fernet",
+]
