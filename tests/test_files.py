@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import aes_hmac
 from aes_hmac import (
     PBKDF2,
     HeaderError,
@@ -348,3 +349,58 @@ def test_replaced_file_keeps_its_mode_new_file_is_private(plain: Path, tmp_path:
     dst.chmod(0o644)
     enc_file(plain, dst, overwrite=True)
     assert dst.stat().st_mode & 0o777 == 0o644
+
+
+# --- one credential rule for files and slot edits ---
+
+
+def test_files_take_a_key_as_password_or_as_key(plain: Path, tmp_path: Path) -> None:
+    key = aes_hmac.Key(bytes(range(32)))
+    encrypt_file(plain, tmp_path / "a", key=key, chunk_size=CHUNK)
+    encrypt_file(plain, tmp_path / "b", key, chunk_size=CHUNK)
+    for name in ("a", "b"):
+        assert inspect_stream(tmp_path / name).slots == (SlotInfo(None),)
+        decrypt_file(tmp_path / name, tmp_path / f"{name}.out", key=bytes(range(32)))
+        assert (tmp_path / f"{name}.out").read_bytes() == plain.read_bytes()
+
+
+def test_raw_key_slots_are_edited_like_password_slots(cipher: Path, plain: Path) -> None:
+    key, other = aes_hmac.Key(bytes(32)), aes_hmac.Key(bytes(range(32)))
+    before = payload(cipher)
+    add_password(cipher, "pw", key)
+    assert inspect_stream(cipher).slots == (SlotInfo(CHEAP), SlotInfo(None))
+    change_password(cipher, key, other)
+    with pytest.raises(HeaderError):
+        decrypt_stream(io.BytesIO(cipher.read_bytes()), io.BytesIO(), key=key)
+    out = io.BytesIO()
+    decrypt_stream(io.BytesIO(cipher.read_bytes()), out, key=other)
+    assert out.getvalue() == plain.read_bytes()
+    remove_password(cipher, "pw")
+    assert inspect_stream(cipher).slots == (SlotInfo(None),)
+    change_password(cipher, other, aes_hmac.PasswordKey("again", kdf=CHEAP))
+    assert inspect_stream(cipher).slots == (SlotInfo(CHEAP),)
+    assert plaintext_of(cipher, "again") == plain.read_bytes()
+    assert payload(cipher) == before
+
+
+def test_slot_edit_secrets_are_checked_by_name(cipher: Path) -> None:
+    before = digest(cipher)
+    with pytest.raises(TypeError, match="new must be str, bytes, Key or PasswordKey, not int"):
+        add_password(cipher, "pw", 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="old must be str, bytes, Key or PasswordKey, not NoneType"):
+        change_password(cipher, None, "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="new must not be empty"):
+        change_password(cipher, "pw", "")
+    assert digest(cipher) == before
+
+
+def test_old_keyword_names_still_work_with_a_warning(cipher: Path, plain: Path) -> None:
+    changed = r"change_password: deprecated keyword old_password= \(now old=\), new_password="
+    with pytest.warns(DeprecationWarning, match=changed):
+        change_password(cipher, old_password="pw", new_password="two", kdf=CHEAP)  # type: ignore[call-arg]
+    added = r"add_password: deprecated keyword password= \(now existing=\)"
+    with pytest.warns(DeprecationWarning, match=added):
+        add_password(cipher, password="two", new_password="three", kdf=CHEAP)  # type: ignore[call-arg]
+    assert plaintext_of(cipher, "three") == plain.read_bytes()
+    with pytest.raises(TypeError, match="give new, not both new and new_password"):
+        add_password(cipher, "two", new="x", new_password="y")  # type: ignore[call-arg]

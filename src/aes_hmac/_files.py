@@ -228,16 +228,17 @@ def _renamed(old_to_new: dict[str, str]) -> Callable[[_F], _F]:
     def wrap(fn: _F) -> _F:
         @functools.wraps(fn)
         def call(*args: Any, **kwargs: Any) -> None:
-            for old, new in old_to_new.items():
-                if old in kwargs:
-                    if new in kwargs:
-                        raise TypeError(f"give {new}, not both {new} and {old}")
-                    warnings.warn(
-                        f"{fn.__name__}({old}=...) is deprecated: use {new}=",
-                        DeprecationWarning,
-                        stacklevel=2,
-                    )
-                    kwargs[new] = kwargs.pop(old)
+            used = [old for old in old_to_new if old in kwargs]
+            for old in used:
+                new = old_to_new[old]
+                if new in kwargs:
+                    raise TypeError(f"give {new}, not both {new} and {old}")
+                kwargs[new] = kwargs.pop(old)
+            if used:
+                names = ", ".join(f"{old}= (now {old_to_new[old]}=)" for old in used)
+                warnings.warn(
+                    f"{fn.__name__}: deprecated keyword {names}", DeprecationWarning, stacklevel=2
+                )
             fn(*args, **kwargs)
 
         return call  # type: ignore[return-value]
