@@ -19,6 +19,8 @@ from aes_hmac import (
     StreamDamaged,
     _engine,
     _files,
+    _io,
+    _parallel,
     add_password,
     change_password,
     decrypt_file,
@@ -141,7 +143,7 @@ def test_existing_destination_survives_a_failed_overwrite(cipher: Path, tmp_path
 def test_disk_full_from_the_writer_leaves_nothing(
     plain: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real, real_at = _engine.write_all, _engine.pwrite_all
+    real, real_at = _io.write_all, _io.pwrite_all
     calls = 0
 
     def full() -> None:
@@ -158,9 +160,9 @@ def test_disk_full_from_the_writer_leaves_nothing(
         full()  # the workers' own writes (a temporary file's descriptor)
         real_at(fd, data, offset)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_engine, "write_all", full_disk)
-    monkeypatch.setattr(_engine, "pwrite_all", full_disk_at)
-    monkeypatch.setattr(_files, "write_all", full_disk)
+    for module in (_engine, _parallel, _files):
+        monkeypatch.setattr(module, "write_all", full_disk)
+    monkeypatch.setattr(_parallel, "pwrite_all", full_disk_at)
     before = digest(plain)
     with pytest.raises(OSError, match="No space"):
         enc_file(plain, tmp_path / "c")

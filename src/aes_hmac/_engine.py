@@ -1,4 +1,4 @@
-"""encrypt_stream / decrypt_stream: the serial loop and the parallel engine with its output sinks.
+"""encrypt_stream / decrypt_stream: the serial loop, and the parallel engine (``_parallel``).
 
 Chunks are independent (own IV, own tag), so several can be sealed or opened at once; the
 ``cryptography`` calls release the GIL, so threads use every core. In the parallel engine every
@@ -27,14 +27,19 @@ from ._credential import RawKey, Secret, to_credential
 from ._errors import StreamDamaged
 from ._io import (
     check_file,
-    positional_target,
-    pwrite_all,
     read_full,
     read_full_bytes,
-    start_writeback,
     write_all,
 )
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
+from ._parallel import (
+    Counter,
+    Progress,
+    Source,
+    choose_sink,
+    run_parallel,
+    workers_for,
+)
 from ._primitives import BLOCK_SIZE, IV_SIZE, KEY_SIZE, SALT_SIZE, BytesLike, random_bytes
 from ._stream import (
     CHUNK_OVERHEAD,
@@ -49,13 +54,7 @@ from ._stream import (
     seal_slot,
 )
 
-Progress = Callable[[int, int | None], None]
-"""progress(bytes of input consumed so far, total or None)."""
-
 _MAX_WORKERS: Final = 8
-_BUFFER_BUDGET: Final = 24 << 20
-"""Bytes of chunk buffers at most (but always two workers' worth): with the interpreter's
-~32 MiB this keeps peak RSS under 64 MiB at the default chunk size for any worker count."""
 
 
 def resolve_workers(workers: int | None) -> int:
@@ -67,22 +66,6 @@ def resolve_workers(workers: int | None) -> int:
     if not 1 <= workers <= 64:
         raise ValueError(f"workers must be between 1 and 64, got {workers}")
     return workers
-
-
-class _Counter:
-    """Reports progress after each chunk; keeps the running totals in one place."""
-
-    __slots__ = ("done", "progress", "total")
-
-    def __init__(self, progress: Progress | None, total: int | None) -> None:
-        self.progress = progress
-        self.total = total
-        self.done = 0
-
-    def add(self, n: int) -> None:
-        self.done += n
-        if self.progress is not None:
-            self.progress(self.done, self.total)
 
 
 def random_iv() -> bytes:
@@ -143,7 +126,7 @@ def seal_stream(
         slot_ivs=slot_ivs,
     )
     write_all(dst, header)
-    counter = _Counter(None, None)
+    counter = Counter(None, None)
     _seal_serial(src, ChunkSealer(dst, codec, next_iv), counter)
     return counter.done
 
@@ -186,7 +169,7 @@ class ChunkSealer:
         write_all(self._dst, self._codec.seal_final(self.index, self._next_iv(), data))
 
 
-def _seal_serial(src: BinaryIO, sealer: ChunkSealer, c: _Counter) -> None:
+def _seal_serial(src: BinaryIO, sealer: ChunkSealer, c: Counter) -> None:
     size = sealer.chunk_size
     inbuf = memoryview(bytearray(size))
     while True:
@@ -225,222 +208,13 @@ def iter_plain(src: BinaryIO, codec: ChunkCodec, offset: int) -> Iterator[tuple[
     yield memoryview(codec.open_final(index, offset, cur[:n])), n
 
 
-def _open_serial(src: BinaryIO, dst: BinaryIO, codec: ChunkCodec, offset: int, c: _Counter) -> int:
+def _open_serial(src: BinaryIO, dst: BinaryIO, codec: ChunkCodec, offset: int, c: Counter) -> int:
     written = 0
     for plain, consumed in iter_plain(src, codec, offset):
         write_all(dst, plain)
         written += len(plain)
         c.add(consumed)
     return written
-
-
-# --- the parallel engine ---
-
-
-class _Source:
-    """Hands out chunks in stream order to whichever worker asks; reads under one lock.
-
-    ``peek``: a chunk of full size is the last one only if nothing follows, so one byte is read
-    ahead and carried into the next chunk (decryption; an encrypted chunk of full size may be
-    the final one). Without ``peek`` a short read ends the stream (encryption).
-    """
-
-    def __init__(self, src: BinaryIO, size: int, peek: bool) -> None:
-        self._src = src
-        self._size = size
-        self._peek = peek
-        self._carry = b""
-        self._lock = threading.Lock()
-        self._index = 0
-        self._stopped = False
-
-    def stop(self) -> None:
-        self._stopped = True
-
-    def take(self, buf: memoryview) -> tuple[int, int, bool, BaseException | None] | None:
-        """(index, bytes read into ``buf``, is last, read error) or ``None`` when finished."""
-        with self._lock:
-            if self._stopped:
-                return None
-            index = self._index
-            self._index += 1
-            try:
-                n, last = self._read(buf)
-            except BaseException as exc:
-                self._stopped = True
-                return index, 0, True, exc
-            if last:
-                self._stopped = True
-            return index, n, last, None
-
-    def _read(self, buf: memoryview) -> tuple[int, bool]:
-        k = len(self._carry)
-        buf[:k] = self._carry
-        n = k + read_full(self._src, buf[k:])
-        if n < self._size or not self._peek:
-            return n, n < self._size
-        self._carry = read_full_bytes(self._src, 1)
-        return n, not self._carry
-
-
-class _Turns:
-    """Whose turn it is to release a chunk, and the first failure in stream order."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._next = 0
-        self.error: BaseException | None = None
-
-    def wait(self, index: int) -> bool:
-        """Block until chunk ``index`` may be released; False when the run failed meanwhile."""
-        with self._cond:
-            while self._next < index and self.error is None:
-                self._cond.wait()
-            return self.error is None
-
-    def release(self, index: int) -> None:
-        with self._cond:
-            self._next = index + 1
-            self._cond.notify_all()
-
-    def fail(self, index: int, exc: BaseException) -> None:
-        """Record ``exc`` once every earlier chunk is released, so the error reported is the
-        first in stream order; an interrupt (not an ``Exception``) stops everything at once."""
-        try:
-            if isinstance(exc, Exception):
-                self.wait(index)
-        finally:
-            self.abort(exc)
-
-    def abort(self, exc: BaseException) -> None:
-        """Record ``exc`` now (unless a failure is already recorded) and wake every worker."""
-        with self._cond:
-            if self.error is None:
-                self.error = exc
-            self._cond.notify_all()
-
-
-class _InOrder:
-    """Any file object, pipe or socket: each worker writes its chunk once the one before is."""
-
-    def __init__(self, dst: BinaryIO, counter: _Counter) -> None:
-        self._dst = dst
-        self._counter = counter
-
-    def head(self, data: bytes) -> None:
-        """Write what goes before the chunks (the header), before any worker starts."""
-        write_all(self._dst, data)
-
-    def put(self, turns: _Turns, index: int, data: memoryview, consumed: int) -> None:
-        if turns.wait(index):
-            try:
-                write_all(self._dst, data)
-                self._counter.add(consumed)
-            finally:
-                turns.release(index)
-
-    def finish(self) -> None:
-        pass
-
-
-class _AtOffsets:
-    """A plain regular file: chunk ``index`` goes to ``base + index * step`` with ``pwrite``,
-    once every earlier chunk was released (verified), so only the writes run out of order.
-
-    ``finish`` leaves the file object's position right after the bytes released in order.
-    """
-
-    def __init__(self, dst: BinaryIO, fd: int, base: int, step: int, counter: _Counter) -> None:
-        self._dst = dst
-        self._fd = fd
-        self._base = base
-        self._step = step
-        self._counter = counter
-        self._end = base
-
-    def head(self, data: bytes) -> None:
-        """Write the header just before ``base``."""
-        pwrite_all(self._fd, data, self._base - len(data))
-
-    def put(self, turns: _Turns, index: int, data: memoryview, consumed: int) -> None:
-        at = self._base + index * self._step
-        if not turns.wait(index):
-            return
-        try:
-            self._end = at + len(data)
-            self._counter.add(consumed)
-        finally:
-            turns.release(index)
-        pwrite_all(self._fd, data, at)
-        start_writeback(self._fd, at, len(data))
-
-    def finish(self) -> None:
-        self._dst.seek(self._end)
-
-
-def _sink(dst: BinaryIO, base: int, step: int, counter: _Counter) -> _InOrder | _AtOffsets:
-    """The offset sink when ``dst`` allows it (``base`` past its current position), else in
-    order."""
-    target = positional_target(dst)
-    if target is None:
-        return _InOrder(dst, counter)
-    fd, position = target
-    return _AtOffsets(dst, fd, position + base, step, counter)
-
-
-Work = Callable[[int, memoryview, int, bool, bytearray], memoryview]
-"""work(index, input, bytes read, is last, output buffer) -> the chunk's output bytes."""
-
-
-def _run_parallel(
-    source: _Source, sink: _InOrder | _AtOffsets, work: Work, in_size: int, out_size: int, n: int
-) -> None:
-    """Run ``n`` workers (the calling thread and n - 1 threads) until the source is finished;
-    raise the first failure in stream order. Every thread is joined before returning, so no
-    write happens after this returns."""
-    turns = _Turns()
-
-    def worker() -> None:
-        inbuf = memoryview(bytearray(in_size))
-        out = bytearray(out_size)
-        while turns.error is None:
-            job = source.take(inbuf)
-            if job is None:
-                return
-            index, got, last, error = job
-            try:
-                if error is not None:
-                    raise error
-                sink.put(turns, index, work(index, inbuf, got, last, out), got)
-            except BaseException as exc:
-                source.stop()
-                turns.fail(index, exc)
-                return
-            if last:
-                return
-
-    threads = [
-        threading.Thread(target=worker, name=f"aes-hmac-{i}", daemon=True) for i in range(1, n)
-    ]
-    try:
-        for t in threads:
-            t.start()
-        worker()
-    except BaseException as exc:  # a thread that would not start, or an interrupt
-        source.stop()
-        turns.abort(exc)
-        raise
-    finally:
-        for t in threads:
-            if t.ident is not None:
-                t.join()
-        sink.finish()
-    if turns.error is not None:
-        raise turns.error
-
-
-def _workers_for(workers: int, buffer_size: int) -> int:
-    return max(2, min(workers, _BUFFER_BUDGET // (2 * buffer_size)))
 
 
 def encrypt_stream(
@@ -469,13 +243,13 @@ def encrypt_stream(
     check_file(src, "src", "read")
     check_file(dst, "dst", "write")
     header, codec = new_stream(credential, chunk_size)
-    counter = _Counter(progress, total)
+    counter = Counter(progress, total)
     if n_workers == 1:
         write_all(dst, header)
         _seal_serial(src, ChunkSealer(dst, codec), counter)
         return counter.done
     full = chunk_size + CHUNK_OVERHEAD
-    sink = _sink(dst, len(header), full, counter)
+    sink = choose_sink(dst, len(header), full, counter)
     sink.head(header)
 
     def seal(index: int, data: memoryview, n: int, last: bool, out: bytearray) -> memoryview:
@@ -483,13 +257,13 @@ def encrypt_stream(
             return memoryview(codec.seal_final(index, random_iv(), data[:n]))
         return memoryview(out)[: codec.seal_into(index, random_iv(), data, out)]
 
-    _run_parallel(
-        _Source(src, chunk_size, peek=False),
+    run_parallel(
+        Source(src, chunk_size, peek=False),
         sink,
         seal,
         chunk_size,
         len(out_buffer(chunk_size)),
-        _workers_for(n_workers, full),
+        workers_for(n_workers, full),
     )
     return counter.done
 
@@ -520,7 +294,7 @@ def decrypt_stream(
     check_file(dst, "dst", "write")
     header = read_header(partial(read_full_bytes, src))
     codec = open_codec(header, credential, limits)
-    counter = _Counter(progress, total)
+    counter = Counter(progress, total)
     counter.add(header.size)
     if n_workers == 1:
         return _open_serial(src, dst, codec, header.size, counter)
@@ -542,12 +316,12 @@ def decrypt_stream(
             written += len(plain)
         return plain
 
-    _run_parallel(
-        _Source(src, full, peek=True),
-        _sink(dst, 0, size, counter),
+    run_parallel(
+        Source(src, full, peek=True),
+        choose_sink(dst, 0, size, counter),
         open_chunk,
         full,
         len(out_buffer(size)),
-        _workers_for(n_workers, full),
+        workers_for(n_workers, full),
     )
     return written

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any, BinaryIO, Final, TypeVar
 
 from ._credential import RawKey, Secret, secret_credential, to_credential
-from ._engine import Progress, decrypt_stream, encrypt_stream
+from ._engine import decrypt_stream, encrypt_stream
 from ._io import check_file, read_full_bytes, write_all
 from ._kdf import (
     DEFAULT_KDF,
@@ -31,6 +31,7 @@ from ._kdf import (
     check_kdf,
     check_limits_arg,
 )
+from ._parallel import Progress
 from ._primitives import IV_SIZE, SALT_SIZE, random_bytes
 from ._stream import (
     DEFAULT_CHUNK_SIZE,
