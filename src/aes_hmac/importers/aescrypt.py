@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, BinaryIO, Final
 from cryptography.hazmat.primitives import hashes
 
 from .._credential import RawKey, Secret
+from .._engine import encrypt_stream
 from .._errors import DecryptionError, HeaderError, StreamDamaged
-from .._fileio import atomic_output, check_distinct_paths
+from .._files import atomic_output, check_distinct_paths
+from .._io import read_full, read_full_bytes
 from .._kdf import DEFAULT_KDF, Kdf, check_kdf
-from .._pipeline import encrypt_stream
 from .._primitives import (
     BLOCK_SIZE,
     KEY_SIZE,
@@ -31,7 +32,6 @@ from .._primitives import (
     hmac_sha256,
     hmac_sha256_stream,
 )
-from .._stream import read_full, read_full_bytes
 from ._target import stream_target
 
 if TYPE_CHECKING:
