@@ -337,15 +337,21 @@ def open_seekable(
     credential = to_credential(password, key)
     check_limits_arg(limits)
     if isinstance(file, str | os.PathLike):
-        fileobj: BinaryIO = builtins.open(file, "rb")
-        try:
-            read_at, size = file_read_at(fileobj)
-            return SeekableReader(read_at, size, credential, limits, fileobj.close)
-        except BaseException:
-            fileobj.close()
-            raise
+        return seekable_path(file, credential, limits)
     check_file(file, "file", "read")
     if not is_seekable(file):
         raise ValueError("file must be seekable for random access")
     read_at, size = file_read_at(file)
     return SeekableReader(read_at, size, credential, limits)
+
+
+def seekable_path(path: StrPath, credential: Credential, limits: KdfLimits) -> SeekableReader:
+    """``open_seekable`` on a path with a credential already built (the file is closed with
+    the reader)."""
+    fileobj: BinaryIO = builtins.open(path, "rb")
+    try:
+        read_at, size = file_read_at(fileobj)
+        return SeekableReader(read_at, size, credential, limits, fileobj.close)
+    except BaseException:
+        fileobj.close()
+        raise
