@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import uuid
 from pathlib import Path
 
@@ -138,3 +139,14 @@ def test_bad_arguments() -> None:
     fs = AesHmacFileSystem(password="pw", kdf=CHEAP)
     with pytest.raises(ValueError, match="mode"):
         fs._open("/x", "ab")
+
+
+def test_pickled_filesystem_reads_and_writes() -> None:
+    fs = AesHmacFileSystem(target_protocol="memory", password="pw", kdf=CHEAP)
+    path = f"/p{uuid.uuid4().hex}/x.ahm"
+    fs.pipe_file(path, b"shipped")
+    copy = pickle.loads(pickle.dumps(fs))
+    assert copy.cat_file(path) == b"shipped"
+    copy.pipe_file(path + "2", b"back")
+    assert fs.cat_file(path + "2") == b"back"
+    assert "password" not in fs.storage_options

@@ -78,7 +78,10 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
             raise TypeError("give fs or target_protocol, not both")
         chunk_log2_of(chunk_size)
         check_limits_arg(limits)
-        self._credential = _shared_credential(to_credential(password, key, kdf=kdf))
+        credential = (
+            password if isinstance(password, Credential) else to_credential(password, key, kdf=kdf)
+        )
+        self._credential = _shared_credential(credential)
         self._instance = os.urandom(16).hex()
         self._chunk_size = chunk_size
         self._limits = limits
@@ -86,6 +89,16 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
             fs
             if fs is not None
             else fsspec.filesystem(target_protocol or "file", **(target_options or {}))
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # fsspec would rebuild from storage_options, which hold no secret (stripped above). The
+        # copy gets the secret itself (a worker may meet salts this process never derived, and
+        # may write) and the slot keys derived so far, so it does not derive those again.
+        c = self._credential
+        return (
+            _rebuild,
+            (self.fs, Credential(c.secret, c.kdf), dict(c.masters), self._chunk_size, self._limits),
         )
 
     @property
@@ -180,6 +193,19 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
 
     def modified(self, path: str) -> Any:
         return self.fs.modified(path)
+
+
+def _rebuild(
+    fs: AbstractFileSystem,
+    credential: Credential,
+    masters: dict[tuple[bytes, Kdf], bytes],
+    chunk_size: int,
+    limits: KdfLimits,
+) -> AesHmacFileSystem:
+    afs = AesHmacFileSystem(fs=fs, password=credential, chunk_size=chunk_size, limits=limits)
+    with afs._credential.lock:
+        afs._credential.masters.update(masters)
+    return afs
 
 
 _CREDENTIALS: OrderedDict[tuple[bytes, Kdf | None], BatchCredential] = OrderedDict()
