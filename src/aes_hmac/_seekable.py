@@ -97,8 +97,9 @@ class SeekableReader(io.RawIOBase):
         self._lock = threading.Lock()
         self._pos = 0
         self._pool: _ReadAhead | None = None
-        self._next_ahead = 0
+        self._ahead_chunks = max(1, _READ_AHEAD_BYTES // self._chunk_size)
         self._prev_index = -1
+        self._streak = 0
 
     def __repr__(self) -> str:
         return f"<SeekableReader size={self._size} chunk_size={self._chunk_size}>"
@@ -187,22 +188,31 @@ class SeekableReader(io.RawIOBase):
     def _parts(self, offset: int, length: int, sequential: bool) -> Iterator[memoryview]:
         """Views of verified plaintext covering ``length`` bytes from ``offset`` (to the end)."""
         end = min(offset + length, self._size)
+        until = (end - 1) // self._chunk_size  # the last chunk this request needs
+        # Only a request inside one chunk leaves the future to guess: a longer one says exactly
+        # what it wants (pyarrow reads a whole column chunk at once), so nothing past it is read.
+        guess = sequential and until == offset // self._chunk_size
         while offset < end:
             index, within = divmod(offset, self._chunk_size)
-            plain = self._chunk(index, sequential)
+            plain = self._chunk(index, until, guess)
             n = min(end - offset, len(plain) - within)
             yield plain[within : within + n]
             offset += n
 
-    def _chunk(self, index: int, sequential: bool) -> memoryview:
+    def _chunk(self, index: int, until: int, guess: bool) -> memoryview:
         with self._lock:
             plain = self._cache.get(index)
             if plain is not None:
                 self._cache.move_to_end(index)
-        if sequential and index == self._prev_index + 1 and index < self._last:
-            self._read_ahead(index)
-        if sequential:
+        ahead = until
+        if guess and index != self._prev_index:
+            # Speculation grows with the run of chunks read in order (as the kernel's read-ahead
+            # does), so a reader that jumps about (Parquet columns) fetches little it won't use.
+            self._streak = self._streak + 1 if index == self._prev_index + 1 else 0
             self._prev_index = index
+            ahead = max(until, index + self._streak)
+        if ahead > index:
+            self._read_ahead(index, ahead)
         if plain is None:
             plain = self._pool.take(index) if self._pool is not None else None
             if plain is None:
@@ -213,21 +223,20 @@ class SeekableReader(io.RawIOBase):
                     self._cache.popitem(last=False)
         return plain
 
-    def _read_ahead(self, index: int) -> None:
-        """Start decrypting the chunks after ``index`` on worker threads (sequential reads)."""
-        ahead = min(self._last - 1, index + max(1, _READ_AHEAD_BYTES // self._chunk_size))
-        if not index < self._next_ahead <= ahead + 1:
-            self._next_ahead = index + 1  # the reader jumped: start over from here
-        start = self._next_ahead
-        if start > ahead:
+    def _read_ahead(self, index: int, ahead: int) -> None:
+        """Start decrypting the chunks after ``index`` up to ``ahead`` (known to be needed, or
+        a sequential reader's next ones) on worker threads, at most ``_READ_AHEAD_BYTES``."""
+        ahead = min(self._last - 1, ahead, index + self._ahead_chunks)
+        with self._lock:
+            wanted = [i for i in range(index + 1, ahead + 1) if i not in self._cache]
+        if not wanted:
             return
         if self._pool is None:
             workers = resolve_workers(None)
             if workers == 1:
                 return
-            self._pool = _ReadAhead(self._open_chunk, workers, ahead - index + 1)
-        self._pool.submit(range(start, ahead + 1))
-        self._next_ahead = ahead + 1
+            self._pool = _ReadAhead(self._open_chunk, workers, self._ahead_chunks + 1)
+        self._pool.submit(wanted)
 
     def _open_chunk(self, index: int) -> memoryview:
         offset = self._header_size + index * (self._chunk_size + CHUNK_OVERHEAD)
@@ -259,7 +268,7 @@ class _ReadAhead:
         self._futures: OrderedDict[int, Future[memoryview]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def submit(self, indexes: range) -> None:
+    def submit(self, indexes: list[int]) -> None:
         with self._lock:
             for index in indexes:
                 if index not in self._futures:
