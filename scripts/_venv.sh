@@ -5,6 +5,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-    .venv/bin/python -m pip install -q -e '.[cli,sqlalchemy,test]'
+    .venv/bin/python -m pip install -q -e '.[cli,sqlalchemy,fsspec,dask,test]'
     touch .venv/.installed
 fi

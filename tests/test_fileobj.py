@@ -14,6 +14,7 @@ import aes_hmac
 from aes_hmac import (
     PBKDF2,
     HeaderError,
+    SeekableReader,
     SlotInfo,
     StreamDamaged,
     StreamReader,
@@ -34,9 +35,18 @@ def open_writer(fileobj: object, **kw: object) -> StreamWriter:
     return w
 
 
-def open_reader(fileobj: object, password: str = "pw") -> StreamReader:
+class OneWay(io.BytesIO):
+    """A ``BytesIO`` that says it cannot seek, as a pipe does: ``open`` reads it in order."""
+
+    def seekable(self) -> bool:
+        return False
+
+
+def open_reader(fileobj: object, password: str = "pw") -> StreamReader | SeekableReader:
+    """A seekable source gives the random-access reader, anything else the sequential one."""
     r = aes_hmac.open(fileobj, "rb", password=password)  # type: ignore[arg-type]
-    assert isinstance(r, StreamReader)
+    seekable = getattr(fileobj, "seekable", lambda: False)()
+    assert isinstance(r, SeekableReader if seekable else StreamReader)
     return r
 
 
@@ -138,7 +148,7 @@ def test_reader_keeps_raising_the_same_error() -> None:
         w.write(bytes(3 * CHUNK))
     blob = bytearray(buf.getvalue())
     blob[-FULL] ^= 1  # damage inside the second-to-last... any chunk after the first
-    r = open_reader(io.BytesIO(bytes(blob)))
+    r = open_reader(OneWay(bytes(blob)))
     got = bytearray()
     with pytest.raises(StreamDamaged) as first:
         while chunk := r.read(1000):
@@ -148,6 +158,23 @@ def test_reader_keeps_raising_the_same_error() -> None:
             r.read(10)
         assert again.value is first.value
     assert bytes(got) == bytes(len(got)) and len(got) % CHUNK == 0
+
+
+def test_seekable_reader_fails_only_at_the_damaged_chunk() -> None:
+    buf = io.BytesIO()
+    with open_writer(buf) as w:
+        w.write(bytes(3 * CHUNK))
+    blob = bytearray(buf.getvalue())
+    final = CHUNK_OVERHEAD + 16  # the empty final chunk: IV, one padding block, tag
+    blob[-final - 20] ^= 1  # inside the third chunk, the last full one
+    r = open_reader(io.BytesIO(bytes(blob)))
+    assert r.read(2 * CHUNK) == bytes(2 * CHUNK)
+    for _ in range(2):
+        with pytest.raises(StreamDamaged) as damaged:
+            r.read(10)
+        assert damaged.value.offset == len(blob) - final - FULL
+    r.seek(3 * CHUNK)
+    assert r.read() == b""  # the final chunk (empty here) verified at open
 
 
 def test_reader_wrong_password_fails_at_open() -> None:

@@ -18,7 +18,7 @@ from ._errors import (
     KdfLimitError,
     StreamDamaged,
 )
-from ._kdf import KDFS, PBKDF2, Argon2id, KdfLimits, KdfOption, Scrypt
+from ._kdf import KDFS, PBKDF2, Argon2id, Kdf, KdfLimits, KdfOption, Scrypt
 
 # isort: split
 # --- token format and design-note API (issue 2) ---
@@ -28,7 +28,7 @@ from ._token_codec import token_to_bytes
 from .compat import aes_decrypt, aes_encrypt
 
 # isort: split
-# --- streams and files (issue 3) ---
+# --- streams, files, random access, folders (issues 3, 11) ---
 from ._engine import decrypt_stream, encrypt_stream
 from ._fileobj import StreamReader, StreamWriter, open
 from ._files import (
@@ -39,10 +39,12 @@ from ._files import (
     inspect_stream,
     remove_password,
 )
+from ._seekable import SeekableReader, open_seekable
 from ._stream import DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo, check_chunk_size
+from ._tree import TreeResult, decrypt_tree, encrypt_tree
 
 # isort: split
-# --- keyring and migration (issue 6) ---
+# --- keyring (issue 6) ---
 from ._keyring import Keyring
 
 __version__ = "0.1.0"
@@ -57,6 +59,7 @@ __all__ = [
     "DecryptionError",
     "HeaderError",
     "InvalidToken",
+    "Kdf",
     "KdfLimitError",
     "KdfLimits",
     "KdfOption",
@@ -64,11 +67,13 @@ __all__ = [
     "Keyring",
     "PasswordKey",
     "Scrypt",
+    "SeekableReader",
     "SlotInfo",
     "StreamDamaged",
     "StreamInfo",
     "StreamReader",
     "StreamWriter",
+    "TreeResult",
     "__version__",
     "add_password",
     "aes_decrypt",
@@ -78,12 +83,15 @@ __all__ = [
     "decrypt",
     "decrypt_file",
     "decrypt_stream",
+    "decrypt_tree",
     "encrypt",
     "encrypt_file",
     "encrypt_stream",
+    "encrypt_tree",
     "generate_key",
     "inspect_stream",
     "open",
+    "open_seekable",
     "remove_password",
     "token_to_bytes",
 ]

@@ -243,8 +243,25 @@ def encrypt_stream(
     check_file(src, "src", "read")
     check_file(dst, "dst", "write")
     header, codec = new_stream(credential, chunk_size)
+    return seal_chunks(src, dst, header, codec, workers=n_workers, progress=progress, total=total)
+
+
+def seal_chunks(
+    src: BinaryIO,
+    dst: BinaryIO,
+    header: bytes,
+    codec: ChunkCodec,
+    *,
+    workers: int,
+    progress: Progress | None = None,
+    total: int | None = None,
+) -> int:
+    """Write ``header``, then every chunk of ``src`` sealed by ``codec``; returns plaintext
+    bytes. The one encryption engine: ``encrypt_stream`` and folder batches (which share a
+    salt) call it with a header they built."""
     counter = Counter(progress, total)
-    if n_workers == 1:
+    chunk_size = codec.chunk_size
+    if workers == 1:
         write_all(dst, header)
         _seal_serial(src, ChunkSealer(dst, codec), counter)
         return counter.done
@@ -263,7 +280,7 @@ def encrypt_stream(
         seal,
         chunk_size,
         len(out_buffer(chunk_size)),
-        workers_for(n_workers, full),
+        workers_for(workers, full),
     )
     return counter.done
 

@@ -14,6 +14,7 @@ from ._credential import RawKey, Secret, to_credential
 from ._engine import ChunkSealer, iter_plain, new_stream
 from ._io import check_file, read_full_bytes, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
+from ._seekable import SeekableReader, file_read_at, is_seekable
 from ._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of, open_codec, read_header
 
 StrPath = str | os.PathLike[str]
@@ -171,7 +172,7 @@ def open(
     kdf: Kdf = DEFAULT_KDF,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     limits: KdfLimits = DEFAULT_LIMITS,
-) -> StreamReader: ...
+) -> StreamReader | SeekableReader: ...
 @overload
 def open(
     file: StrPath | BinaryIO,
@@ -192,12 +193,14 @@ def open(
     kdf: Kdf = DEFAULT_KDF,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     limits: KdfLimits = DEFAULT_LIMITS,
-) -> StreamWriter | StreamReader:
+) -> StreamWriter | StreamReader | SeekableReader:
     """Open an encrypted stream as a file object: "wb" encrypts what is written, "rb" decrypts.
 
     ``file`` is a path (opened and closed here; "wb" writes it directly, not atomically: use
     ``encrypt_file`` for that) or a binary file object (left open). Give ``password`` (str,
-    bytes, ``Key`` or ``PasswordKey``) or ``key`` (32 bytes or ``Key``).
+    bytes, ``Key`` or ``PasswordKey``) or ``key`` (32 bytes or ``Key``). "rb" on a seekable
+    source gives a ``SeekableReader`` (random access; the final chunk is verified at open, so a
+    truncated file fails here); on a pipe or socket a sequential ``StreamReader``.
     """
     if mode not in ("rb", "wb"):
         raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")
@@ -213,6 +216,11 @@ def open(
     try:
         if mode == "wb":
             return StreamWriter(fileobj, credential, chunk_size, owned)
+        if is_seekable(fileobj):
+            read_at, size = file_read_at(fileobj)
+            return SeekableReader(
+                read_at, size, credential, limits, fileobj.close if owned else None
+            )
         return StreamReader(fileobj, credential, limits, owned)
     except BaseException:
         if owned:

@@ -1,0 +1,311 @@
+"""The ``aeshmac`` fsspec protocol: encrypted files on any fsspec filesystem (extra ``fsspec``).
+
+Chained over another filesystem, every file is an aes-hmac stream::
+
+    fsspec.open("aeshmac::file:///data/x.parquet.ahm", "rb", aeshmac={"password": "..."})
+    pandas.read_parquet("aeshmac::memory://x.parquet.ahm",
+                        storage_options={"aeshmac": {"password": "..."}})
+
+"rb" returns the seekable reader: each read fetches (one range request) and verifies only the
+chunks it touches. "wb" streams through the stream writer; the file is finalized on close and is
+atomic where the target allows it (local files: temporary file, fsync, rename; object stores:
+the object appears at close; ``memory://`` is not atomic). Names are kept as given (``.ahm`` is
+the caller's choice); sizes reported by ``ls``/``info`` are plaintext sizes, read from each
+file's authenticated final chunk. The password and key are left out of fsspec's instance token,
+so they never appear in Dask task names; pickling the filesystem (Dask ships it to workers)
+carries the options given here, password included, like any fsspec credentials.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections import OrderedDict
+from typing import Any, BinaryIO, ClassVar
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.spec import AbstractFileSystem
+from fsspec.utils import tokenize
+
+from .._credential import to_credential
+from .._errors import DecryptionError
+from .._fileobj import StreamWriter
+from .._files import atomic_output
+from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
+from .._seekable import SeekableReader, seekable_path
+from .._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of
+from .._tree import BatchCredential
+
+try:  # fsspec >= 2025.x marks filesystems meant to be chained; older ones chain all the same
+    from fsspec.implementations.chained import ChainedFileSystem as _Base
+except ImportError:  # pragma: no cover
+    _Base = AbstractFileSystem
+
+
+class AesHmacFileSystem(_Base):  # type: ignore[misc]
+    """Files of ``fs`` (or of ``target_protocol`` with ``target_options``) as aes-hmac streams.
+
+    Give ``password`` (str, bytes, ``Key`` or ``PasswordKey``) or ``key`` (32 bytes or ``Key``);
+    ``kdf`` and ``chunk_size`` apply to files written, ``limits`` to files read. Derived slot
+    keys are cached per (salt, KDF), so a folder written by ``encrypt_tree`` costs one
+    derivation.
+    """
+
+    protocol: ClassVar[str] = "aeshmac"
+    root_marker = ""
+    # The secret stays out of fsspec's token (a fast hash of it would end up in Dask task
+    # names); so instances must not be shared through fsspec's cache (that would hand one
+    # caller's secret to another) and each gets a random token of its own.
+    _strip_tokenize_options = ("password", "key")
+    cachable = False
+
+    def __init__(
+        self,
+        target_protocol: str | None = None,
+        target_options: dict[str, Any] | None = None,
+        fs: AbstractFileSystem | None = None,
+        password: object = None,
+        key: object = None,
+        kdf: Kdf = DEFAULT_KDF,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        limits: KdfLimits = DEFAULT_LIMITS,
+        fo: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if fs is not None and target_protocol is not None:
+            raise TypeError("give fs or target_protocol, not both")
+        chunk_log2_of(chunk_size)
+        check_limits_arg(limits)
+        credential = (
+            password if isinstance(password, Credential) else to_credential(password, key, kdf=kdf)
+        )
+        self._credential = _shared_credential(credential)
+        self._instance = os.urandom(16).hex()
+        self._chunk_size = chunk_size
+        self._limits = limits
+        self.fs: AbstractFileSystem = (
+            fs
+            if fs is not None
+            else fsspec.filesystem(target_protocol or "file", **(target_options or {}))
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # fsspec would rebuild from storage_options, which hold no secret (stripped above). The
+        # copy gets the secret itself (a worker may meet salts this process never derived, and
+        # may write) and the slot keys derived so far, so it does not derive those again.
+        c = self._credential
+        return (
+            _rebuild,
+            (self.fs, Credential(c.secret, c.kdf), dict(c.masters), self._chunk_size, self._limits),
+        )
+
+    @property
+    def _fs_token(self) -> str:
+        return str(tokenize(self._fs_token_, self._instance))
+
+    def __repr__(self) -> str:
+        return f"<AesHmacFileSystem over {type(self.fs).__name__} (secret hidden)>"
+
+    # --- reading and writing -------------------------------------------------------------
+
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: int | None = None,
+        autocommit: bool = True,
+        cache_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> io.IOBase:
+        if mode == "rb":
+            return self._reader(path)
+        if mode == "wb":
+            return _EncryptingFile(self, path)
+        raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")
+
+    def _reader(self, path: str) -> SeekableReader:
+        if isinstance(self.fs, LocalFileSystem):
+            return seekable_path(path, self._credential, self._limits)
+        size = self.fs.size(path)
+        fs = self.fs
+
+        def read_at(offset: int, buf: memoryview) -> int:
+            # One range request per chunk: fsspec filesystems are safe to call from threads.
+            data = fs.cat_file(path, start=offset, end=offset + len(buf)) if len(buf) else b""
+            buf[: len(data)] = data
+            return len(data)
+
+        return SeekableReader(read_at, size, self._credential, self._limits)
+
+    # --- listing: the target's entries with plaintext sizes ---------------------------------
+
+    def _plain(self, entry: dict[str, Any]) -> dict[str, Any]:
+        if entry.get("type") != "file":
+            return entry
+        entry = dict(entry)
+        try:
+            with self._reader(entry["name"]) as reader:
+                entry["size"] = reader.size
+        except (DecryptionError, ValueError):
+            entry["size"] = None  # not an aes-hmac stream (or not ours): size unknown
+        return entry
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        entries = self.fs.ls(path, detail=True, **kwargs)
+        if not detail:
+            return [e["name"] for e in entries]
+        return [self._plain(e) for e in entries]
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        return self._plain(self.fs.info(path, **kwargs))
+
+    # --- everything else is the target's own operation ----------------------------------------
+
+    def exists(self, path: str, **kwargs: Any) -> bool:
+        return bool(self.fs.exists(path, **kwargs))
+
+    def isdir(self, path: str) -> bool:
+        return bool(self.fs.isdir(path))
+
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        self.fs.mkdir(path, create_parents=create_parents, **kwargs)
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        self.fs.makedirs(path, exist_ok=exist_ok)
+
+    def rmdir(self, path: str) -> None:
+        self.fs.rmdir(path)
+
+    def rm_file(self, path: str) -> None:
+        self.fs.rm_file(path)
+
+    def rm(self, path: str, recursive: bool = False, maxdepth: int | None = None) -> None:
+        self.fs.rm(path, recursive=recursive, maxdepth=maxdepth)
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        # A stream is not bound to its name: copying the ciphertext copies the file.
+        self.fs.cp_file(path1, path2, **kwargs)
+
+    def created(self, path: str) -> Any:
+        return self.fs.created(path)
+
+    def modified(self, path: str) -> Any:
+        return self.fs.modified(path)
+
+
+def _rebuild(
+    fs: AbstractFileSystem,
+    credential: Credential,
+    masters: dict[tuple[bytes, Kdf], bytes],
+    chunk_size: int,
+    limits: KdfLimits,
+) -> AesHmacFileSystem:
+    afs = AesHmacFileSystem(fs=fs, password=credential, chunk_size=chunk_size, limits=limits)
+    with afs._credential.lock:
+        afs._credential.masters.update(masters)
+    return afs
+
+
+_CREDENTIALS: OrderedDict[tuple[bytes, Kdf | None], BatchCredential] = OrderedDict()
+_CREDENTIALS_LOCK = threading.Lock()
+_MAX_CREDENTIALS = 8
+
+
+def _shared_credential(credential: Credential) -> BatchCredential:
+    """One derivation cache per secret and process: Dask builds a filesystem per task from its
+    options, and every task of a worker process then reuses the keys derived by the first."""
+    with _CREDENTIALS_LOCK:
+        ident = (credential.secret, credential.kdf)
+        shared = _CREDENTIALS.get(ident)
+        if shared is None:
+            shared = _CREDENTIALS[ident] = BatchCredential.of(credential)
+            while len(_CREDENTIALS) > _MAX_CREDENTIALS:
+                _CREDENTIALS.popitem(last=False)
+        _CREDENTIALS.move_to_end(ident)
+        return shared
+
+
+class _EncryptingFile(io.BufferedIOBase):
+    """ "wb" file of ``AesHmacFileSystem``: a ``StreamWriter`` over the target file.
+
+    ``close`` seals the final chunk and then commits; leaving a ``with`` block by an exception
+    (or ``discard``) drops the file where the target allows, and never finalizes it.
+    """
+
+    def __init__(self, afs: AesHmacFileSystem, path: str) -> None:
+        super().__init__()
+        self.path = path
+        self._atomic: Any = None
+        self._target: Any = None
+        if isinstance(afs.fs, LocalFileSystem):
+            self._atomic = atomic_output(path, True)
+            out: BinaryIO = self._atomic.__enter__()
+        else:
+            try:
+                self._target = afs.fs.open(path, "wb", autocommit=False)
+            except (TypeError, NotImplementedError):
+                self._target = afs.fs.open(path, "wb")
+            out = self._target
+        try:
+            self._writer = StreamWriter(out, afs._credential, afs._chunk_size, close_dst=False)
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        return self._writer.write(b)
+
+    def flush(self) -> None:
+        if not self.closed:
+            self._writer.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._writer.close()
+        except BaseException as exc:
+            self._finish(exc)
+            raise
+        finally:
+            super().close()
+        self._finish(None)
+
+    def discard(self) -> None:
+        """Close without finalizing; the target file is dropped where the target allows."""
+        if self.closed:
+            return
+        self._writer.abort()
+        super().close()
+        self._finish(ValueError("discarded"))
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            self.discard()
+        else:
+            self.close()
+
+    def _finish(self, exc: BaseException | None) -> None:
+        if self._atomic is not None:
+            atomic, self._atomic = self._atomic, None
+            if exc is None:
+                atomic.__exit__(None, None, None)
+            else:
+                atomic.__exit__(type(exc), exc, exc.__traceback__)
+            return
+        target, self._target = self._target, None
+        if target is None:
+            return
+        target.close()
+        if getattr(target, "autocommit", True):
+            return
+        if exc is None:
+            target.commit()
+        else:
+            target.discard()

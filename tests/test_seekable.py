@@ -1,0 +1,231 @@
+"""Tests of the seekable reader: random access against the plaintext, archives and Parquet over
+it, and damage that fails only the reads touching it (the final chunk is checked at open)."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import aes_hmac
+from aes_hmac import PBKDF2, HeaderError, StreamDamaged
+from aes_hmac._seekable import SeekableReader, chunk_layout, open_seekable
+from aes_hmac._stream import CHUNK_OVERHEAD, read_header
+
+CHEAP = PBKDF2(iterations=1000)
+CHUNK = 4096
+FULL = CHUNK + CHUNK_OVERHEAD
+PLAIN = os.urandom(10 * CHUNK + 1234)
+
+
+def encrypted(data: bytes, chunk_size: int = CHUNK) -> bytes:
+    out = io.BytesIO()
+    aes_hmac.encrypt_stream(io.BytesIO(data), out, "pw", kdf=CHEAP, chunk_size=chunk_size)
+    return out.getvalue()
+
+
+ENC = encrypted(PLAIN)
+HEADER = read_header(io.BytesIO(ENC).read).size
+
+
+def reader(data: bytes = ENC) -> SeekableReader:
+    return open_seekable(io.BytesIO(data), password="pw")
+
+
+def flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 1]) + data[at + 1 :]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(PLAIN) + 100), st.integers(0, 3 * CHUNK)), max_size=8))
+def test_random_reads_match_the_plaintext(reads: list[tuple[int, int]]) -> None:
+    with reader() as r:
+        for offset, length in reads:
+            assert r.pread(offset, length) == PLAIN[offset : offset + length]
+            r.seek(offset)
+            data = r.read(length)
+            assert data == PLAIN[offset : offset + length]
+            assert r.tell() == offset + len(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK])
+def test_sizes_at_chunk_boundaries(size: int) -> None:
+    data = os.urandom(size)
+    with reader(encrypted(data)) as r:
+        assert r.seekable() and r.readable()
+        assert r.seek(0, os.SEEK_END) == size == r.size
+        assert r.read() == b""
+        r.seek(0)
+        assert r.read() == data
+        r.seek(-min(size, 5), os.SEEK_END)
+        assert r.read() == data[-5:] if size else r.read() == b""
+
+
+def test_chunk_layout_finds_the_final_chunk() -> None:
+    for size, (index, offset) in [
+        (len(ENC), (10, HEADER + 10 * FULL)),
+        (HEADER + FULL, (0, HEADER)),
+        (HEADER + FULL + 64, (1, HEADER + FULL)),
+    ]:
+        assert chunk_layout(HEADER, CHUNK, size) == (index, offset)
+
+
+def test_readinto_and_sequential_reads_from_a_path(tmp_path: Path) -> None:
+    big = os.urandom(40 * CHUNK + 7)
+    path = tmp_path / "big.ahm"
+    path.write_bytes(encrypted(big))
+    with open_seekable(path, password="pw") as r:
+        buf = bytearray(1000)
+        parts = []
+        while n := r.readinto(buf):
+            parts.append(bytes(buf[:n]))
+        assert b"".join(parts) == big
+        r.seek(5 * CHUNK - 3)
+        assert r.read(10) == big[5 * CHUNK - 3 : 5 * CHUNK + 7]
+
+
+def test_stream_starts_at_the_file_position() -> None:
+    src = io.BytesIO(b"junk" + ENC)
+    src.seek(4)
+    with open_seekable(src, password="pw") as r:
+        assert r.read() == PLAIN
+    assert not src.closed
+
+
+def test_pread_from_threads() -> None:
+    errors: list[BaseException] = []
+    with reader() as r:
+
+        def work(seed: int) -> None:
+            try:
+                for i in range(200):
+                    offset = (seed * 7919 + i * 104729) % len(PLAIN)
+                    assert r.pread(offset, 777) == PLAIN[offset : offset + 777]
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+
+
+def test_zipfile_members_in_any_order() -> None:
+    members = {f"m{i}.bin": os.urandom(300 * i + 17) for i in range(12)}
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with reader(encrypted(raw.getvalue())) as r, zipfile.ZipFile(r) as z:
+        for name in sorted(members, reverse=True):
+            assert z.read(name) == members[name]
+        assert z.read("m3.bin") == members["m3.bin"]
+
+
+def test_tarfile_random_access() -> None:
+    members = {f"d/f{i}": os.urandom(1000 * i + 3) for i in range(10)}
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as t:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    with reader(encrypted(raw.getvalue())) as r, tarfile.open(fileobj=r, mode="r:") as t:
+        infos = t.getmembers()
+        for info in reversed(infos):
+            f = t.extractfile(info)
+            assert f is not None and f.read() == members[info.name]
+
+
+def test_parquet_footer_first() -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    table = pa.table({"a": list(range(5000)), "b": [f"row {i}" for i in range(5000)]})
+    raw = io.BytesIO()
+    pq.write_table(table, raw, row_group_size=1000)
+    with reader(encrypted(raw.getvalue())) as r:
+        pf = pq.ParquetFile(r)
+        assert pf.metadata.num_rows == 5000 and pf.metadata.num_row_groups == 5
+        assert pf.read_row_group(3, columns=["a"]).column("a").to_pylist() == list(
+            range(3000, 4000)
+        )
+        assert pf.read().equals(table)
+
+
+def test_truncation_is_caught_at_open() -> None:
+    for cut in (1, 64, FULL, FULL + 10, len(ENC) - HEADER):
+        with pytest.raises(StreamDamaged):
+            reader(ENC[:-cut])
+    with pytest.raises(StreamDamaged, match="truncated"):
+        reader(ENC[: HEADER + 3 * FULL])  # cut exactly at a chunk boundary
+
+
+def test_extension_is_caught_at_open() -> None:
+    with pytest.raises(StreamDamaged):
+        reader(ENC + b"\0" * 16)
+
+
+def test_damage_in_an_unread_chunk_does_not_stop_other_reads() -> None:
+    damaged = flip(ENC, HEADER + 4 * FULL + 100)
+    with reader(damaged) as r:
+        assert r.pread(0, 3 * CHUNK) == PLAIN[: 3 * CHUNK]
+        assert r.pread(6 * CHUNK, CHUNK) == PLAIN[6 * CHUNK : 7 * CHUNK]
+        with pytest.raises(StreamDamaged) as info:
+            r.pread(4 * CHUNK + 10, 5)
+        assert info.value.offset == HEADER + 4 * FULL
+        assert f"at byte {HEADER + 4 * FULL}" in str(info.value)
+        r.seek(3 * CHUNK)
+        with pytest.raises(StreamDamaged):
+            r.read(2 * CHUNK)  # crosses into the damaged chunk
+        assert r.tell() == 3 * CHUNK
+        assert r.pread(5 * CHUNK, 100) == PLAIN[5 * CHUNK : 5 * CHUNK + 100]
+
+
+def test_damage_in_the_final_chunk_is_caught_at_open() -> None:
+    with pytest.raises(StreamDamaged) as info:
+        reader(flip(ENC, len(ENC) - 1))
+    assert info.value.offset == HEADER + 10 * FULL
+
+
+def test_wrong_password_and_header_damage() -> None:
+    with pytest.raises(HeaderError):
+        open_seekable(io.BytesIO(ENC), password="nope")
+    with pytest.raises(HeaderError):
+        reader(flip(ENC, 20))
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(TypeError, match="password"):
+        open_seekable(io.BytesIO(ENC))
+    with pytest.raises(TypeError, match="file"):
+        open_seekable(42, password="pw")  # type: ignore[arg-type]
+
+    class Pipe(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+    with pytest.raises(ValueError, match="seekable"):
+        open_seekable(Pipe(), password="pw")  # type: ignore[arg-type]
+    with reader() as r:
+        with pytest.raises(ValueError, match="negative"):
+            r.seek(-1)
+        with pytest.raises(ValueError, match="whence"):
+            r.seek(0, 7)
+        with pytest.raises(ValueError, match="offset"):
+            r.pread(-1, 3)
+    with pytest.raises(ValueError, match="closed"):
+        r.read(1)
+
+
+def test_repr_hides_the_key() -> None:
+    with reader() as r:
+        assert "pw" not in repr(r) and "key" not in repr(r).lower()
