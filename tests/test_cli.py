@@ -6,6 +6,7 @@ that the many-chunk cases stay small. A few in-process tests cover the pure help
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+import aes_hmac
 from aes_hmac import cli
+from aes_hmac.cli import io_policy, messages, options, passwords
 
 BIN_DIR = Path(sys.executable).parent
 SCRIPT = shutil.which("aes-hmac", path=str(BIN_DIR))
@@ -658,7 +661,7 @@ def test_weak_password_warning(tmp_path: Path) -> None:
     ("password", "weak"), [("abc", True), ("password1", True), (PASSWORD, False)]
 )
 def test_fallback_estimate(password: str, weak: bool) -> None:
-    warning = cli._fallback_warning(password)
+    warning = passwords.fallback_warning(password)
     assert (warning is not None) is weak
     if warning is not None:
         assert "install zxcvbn" in warning
@@ -666,29 +669,29 @@ def test_fallback_estimate(password: str, weak: bool) -> None:
 
 def test_strength_warning_without_zxcvbn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "zxcvbn", None)  # makes the import fail
-    warning = cli.strength_warning("password1")
+    warning = passwords.strength_warning("password1")
     assert warning is not None and "bits" in warning
 
 
 def test_generated_passphrase() -> None:
-    first, second = cli.generate_passphrase(), cli.generate_passphrase()
+    first, second = passwords.generate_passphrase(), passwords.generate_passphrase()
     assert first != second
     assert re.fullmatch(r"[a-z2-7]{4}(-[a-z2-7]{4}){5}", first)
-    assert cli.strength_warning(first) is None
+    assert passwords.strength_warning(first) is None
 
 
 @pytest.mark.parametrize(("text", "size"), [("4096", 4096), ("64K", 65536), ("1m", 1 << 20)])
 def test_chunk_size_parsing(text: str, size: int) -> None:
-    assert cli._chunk_size(text) == size
+    assert options.chunk_size(text) == size
 
 
 def test_progress_without_tqdm_or_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     monkeypatch.setitem(sys.modules, "tqdm", None)  # makes the import fail
-    assert cli._Progress(quiet=False, total=None, label="x").callback is None
+    assert io_policy.Progress(quiet=False, total=None, label="x").callback is None
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
     monkeypatch.delitem(sys.modules, "tqdm")
-    assert cli._Progress(quiet=False, total=None, label="x").callback is None
+    assert io_policy.Progress(quiet=False, total=None, label="x").callback is None
 
 
 def test_decrypt_from_a_fifo_path_to_a_file(tmp_path: Path, pwfile: Path) -> None:
@@ -841,23 +844,33 @@ def test_rekey_warns_about_costs_decrypt_refuses(tmp_path: Path, pwfile: Path) -
 
 
 @pytest.mark.parametrize(
-    ("message", "option"),
+    ("field", "option"),
     [
-        ("failed to read header: pbkdf2 iterations 1000 exceed the limit 10", "pbkdf2-iterations"),
-        ("kdf limits exceeded: kdf memory 9 bytes exceeds the limit 8", "kdf-memory-mib"),
-        ("failed to read header: scrypt p 17 exceeds the limit 16", "scrypt-p"),
-        ("argon2id iterations 65 exceed the limit 64", "argon2-iterations"),
-        ("argon2id lanes 65 exceed the limit 64", "argon2-lanes"),
+        ("max_pbkdf2_iterations", "pbkdf2-iterations"),
+        ("max_memory_bytes", "kdf-memory-mib"),
+        ("max_scrypt_p", "scrypt-p"),
+        ("max_argon2_iterations", "argon2-iterations"),
+        ("max_argon2_lanes", "argon2-lanes"),
     ],
 )
-def test_limit_hint_names_the_option(message: str, option: str) -> None:
-    assert cli._with_limit_hint(message) == f"{message} (raise it with --max-{option})"
+def test_limit_hint_names_the_option(field: str, option: str) -> None:
+    """The hint comes from the error's field, whatever its message says."""
+    exc = aes_hmac.KdfLimitError(
+        "failed to read header: some cost 9 exceeds the limit 8", field, 9, 8
+    )
+    assert messages.describe(exc) == f"{exc} (raise it with --max-{option})"
+
+
+def test_every_limit_field_has_an_option() -> None:
+    fields = {f.name for f in dataclasses.fields(aes_hmac.KdfLimits)}
+    assert {option.field for option in options.LIMIT_OPTIONS} == fields
 
 
 def test_limit_hint_leaves_other_messages_alone() -> None:
-    assert cli._with_limit_hint("wrong password or damaged header") == (
-        "wrong password or damaged header"
-    )
+    exc = aes_hmac.HeaderError("wrong password or damaged header")
+    assert messages.describe(exc) == "wrong password or damaged header"
+    unknown = aes_hmac.KdfLimitError("a new cost 9 exceeds the limit 8", "max_new_cost", 9, 8)
+    assert messages.describe(unknown) == "a new cost 9 exceeds the limit 8"
 
 
 def test_import_and_inspect_share_the_io_options() -> None:
