@@ -8,6 +8,7 @@ with other lengths are compared on that prefix.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import unicodedata
 from typing import Any
@@ -16,17 +17,24 @@ import pytest
 from _vectors import cases, unhex
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id as ReferenceArgon2id
 
+import aes_hmac
 from aes_hmac._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
-    KDF_PBKDF2,
+    KDF_RAW,
+    KDFS,
+    NO_LIMITS,
     PARAMS_SIZE,
     PBKDF2,
     Argon2id,
+    Kdf,
     KdfLimits,
     Scrypt,
+    check_kdf,
     decode_kdf,
     encode_password,
+    kdf_by_id,
+    kdf_by_name,
 )
 from aes_hmac._primitives import aes_cbc_decrypt_raw, pkcs7_unpad
 
@@ -90,13 +98,92 @@ def test_wycheproof_pbes2(group: dict[str, Any], test: dict[str, Any]) -> None:
     assert plain == unhex(test["msg"])
 
 
-@pytest.mark.parametrize(
-    "kdf", [PBKDF2(1), PBKDF2(600_000), Scrypt(), Scrypt(1, 1, 1), Argon2id(), Argon2id(1, 8, 1)]
-)
-def test_encode_decode_round_trip(kdf: PBKDF2 | Scrypt | Argon2id) -> None:
+# Two instances of every registered KDF: its defaults and its cheapest valid parameters. A new KDF
+# in KDFS fails test_every_kdf_has_test_instances until it gets its two here.
+INSTANCES: dict[type[Kdf], tuple[Kdf, Kdf]] = {
+    PBKDF2: (PBKDF2(), PBKDF2(1)),
+    Scrypt: (Scrypt(), Scrypt(1, 1, 1)),
+    Argon2id: (Argon2id(), Argon2id(1, 8, 1)),
+}
+ALL_INSTANCES = [kdf for pair in INSTANCES.values() for kdf in pair]
+
+# What ``describe`` says for the defaults: the text the CLI's inspect prints.
+DESCRIPTIONS = {
+    PBKDF2: "pbkdf2-hmac-sha256 iterations=600000",
+    Scrypt: "scrypt log2n=17 r=8 p=1 (memory 128 MiB)",
+    Argon2id: "argon2id memory=65536 KiB iterations=3 lanes=4",
+}
+
+
+def test_every_kdf_has_test_instances() -> None:
+    assert set(INSTANCES) == set(KDFS) == set(DESCRIPTIONS)
+
+
+def test_registry_ids_names_and_lookup() -> None:
+    assert [cls.kdf_id for cls in KDFS] == sorted({cls.kdf_id for cls in KDFS})
+    assert KDF_RAW not in {cls.kdf_id for cls in KDFS}
+    assert [cls.name for cls in KDFS] == ["pbkdf2", "scrypt", "argon2id"]
+    assert aes_hmac.KDFS is KDFS and aes_hmac.KdfOption is not None
+    for cls in KDFS:
+        assert kdf_by_name(cls.name) is cls
+        assert kdf_by_id(cls.kdf_id) is cls
+        assert PARAMS_SIZE[cls.kdf_id] == cls.params_size
+    assert PARAMS_SIZE[KDF_RAW] == 0
+    with pytest.raises(
+        ValueError, match="unknown kdf 'bcrypt' \\(choose pbkdf2, scrypt, argon2id\\)"
+    ):
+        kdf_by_name("bcrypt")
+    for bad_id in (KDF_RAW, 4, 255):
+        with pytest.raises(ValueError, match=f"unknown kdf id {bad_id}"):
+            kdf_by_id(bad_id)
+        with pytest.raises(ValueError, match=f"unknown kdf id {bad_id}"):
+            decode_kdf(bad_id, b"")
+
+
+@pytest.mark.parametrize("cls", KDFS)
+def test_options_name_real_fields(cls: type[Kdf]) -> None:
+    """Each CLI option sets a distinct dataclass field, and every field has an option."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    assert sorted(o.field for o in cls.options) == sorted(names)
+    assert all(o.flag.startswith("--") and o.metavar and o.help for o in cls.options)
+    made = cls(**{o.field: getattr(INSTANCES[cls][1], o.field) for o in cls.options})
+    assert made == INSTANCES[cls][1]
+
+
+@pytest.mark.parametrize("kdf", ALL_INSTANCES)
+def test_encode_decode_round_trip(kdf: Kdf) -> None:
     block = kdf.encode()
-    assert len(block) == PARAMS_SIZE[kdf.kdf_id]
-    assert decode_kdf(kdf.kdf_id, block) == kdf
+    assert len(block) == type(kdf).params_size == PARAMS_SIZE[kdf.kdf_id]
+    assert decode_kdf(kdf.kdf_id, block) == kdf == type(kdf).decode(block)
+    for wrong in (block[:-1], block + b"\0"):
+        with pytest.raises(ValueError, match="truncated kdf parameters"):
+            type(kdf).decode(wrong)
+
+
+@pytest.mark.parametrize("cls", KDFS)
+def test_describe_default(cls: type[Kdf]) -> None:
+    assert cls().describe() == DESCRIPTIONS[cls]
+
+
+@pytest.mark.parametrize("kdf", ALL_INSTANCES)
+def test_weaker_than_compares_within_one_algorithm(kdf: Kdf) -> None:
+    assert not kdf.weaker_than(kdf)
+    for other in ALL_INSTANCES:
+        if type(other) is not type(kdf):
+            assert kdf.weaker_than(other) and other.weaker_than(kdf)
+    cheap, strong = INSTANCES[type(kdf)][1], INSTANCES[type(kdf)][0]
+    assert cheap.weaker_than(strong) and not strong.weaker_than(cheap)
+
+
+@pytest.mark.parametrize("kdf", ALL_INSTANCES)
+def test_no_limits_admit_everything(kdf: Kdf) -> None:
+    NO_LIMITS.check(kdf)
+    assert check_kdf(kdf) is kdf
+
+
+def test_check_kdf_names_the_registered_classes() -> None:
+    with pytest.raises(TypeError, match="kdf must be PBKDF2, Scrypt or Argon2id, not str"):
+        check_kdf("pbkdf2")
 
 
 def test_defaults() -> None:
@@ -128,7 +215,7 @@ def test_pbkdf2_iterations_top_bit_refused() -> None:
     with pytest.raises(ValueError, match="iterations must be between 1 and 2147483647"):
         PBKDF2(2**31)
     with pytest.raises(ValueError, match="iterations must be between"):
-        decode_kdf(KDF_PBKDF2, (2**31).to_bytes(4, "big"))
+        decode_kdf(PBKDF2.kdf_id, (2**31).to_bytes(4, "big"))
 
 
 @pytest.mark.parametrize("secret", ["hunter2\ud800", "\udcffmy card 4111"])

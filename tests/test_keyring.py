@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 import aes_hmac
 from aes_hmac import PBKDF2, Argon2id, InvalidToken, KdfLimits, Key, Keyring, PasswordKey, Scrypt
-from aes_hmac._keyring import needs_stronger_kdf
 from aes_hmac._token import VERSION, parse, token_to_bytes, token_to_text
 
 CHEAP = PBKDF2(iterations=1000)
@@ -206,10 +205,10 @@ def test_limits_argument_type_checked(method: str) -> None:
         (Argon2id(3, 1024, 4), PBKDF2(10), True),
     ],
 )
-def test_needs_stronger_kdf(
+def test_weaker_than_is_the_rotation_rule(
     kdf: PBKDF2 | Scrypt | Argon2id, target: PBKDF2 | Scrypt | Argon2id, weaker: bool
 ) -> None:
-    assert needs_stronger_kdf(kdf, target) is weaker
+    assert kdf.weaker_than(target) is weaker
 
 
 def test_repr_hides_secrets() -> None:

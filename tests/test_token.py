@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aes_hmac import InvalidToken, KdfLimits, Key, decrypt, encrypt, token_to_bytes
-from aes_hmac._kdf import PBKDF2, Argon2id, Kdf, Scrypt
+from aes_hmac._kdf import KDFS as KDF_REGISTRY
+from aes_hmac._kdf import PBKDF2, Argon2id, Kdf, Scrypt, kdf_by_name
 from aes_hmac._primitives import ChainedCbcHmac, pkcs7_pad, split_key
 from aes_hmac._token import (
     KEY_LABEL,
@@ -53,7 +54,7 @@ def _kdf_from(spec: dict[str, Any] | None) -> Kdf | None:
         return None
     params = dict(spec)
     name = params.pop("name")
-    return {"pbkdf2": PBKDF2, "scrypt": Scrypt, "argon2id": Argon2id}[name](**params)
+    return kdf_by_name(name)(**params)
 
 
 def _kdf_spec(name: str, kdf: Kdf) -> dict[str, Any]:
@@ -103,7 +104,7 @@ def decrypt_any(token: str | bytes, case: dict[str, Any]) -> bytes | str:
 def test_valid_vectors_cover_the_matrix() -> None:
     valid = [p.values[1] for p in cases("token_valid.json")]
     kinds = {None if c["kdf"] is None else c["kdf"]["name"] for c in valid}
-    assert kinds == {None, "pbkdf2", "scrypt", "argon2id"}
+    assert kinds == {None, *(cls.name for cls in KDF_REGISTRY)}
     assert any(c["associated_data"] is not None for c in valid)
     assert any("text" in c for c in valid) and any("data_hex" in c for c in valid)
     assert any(c.get("data_hex") == "" for c in valid)
@@ -332,8 +333,12 @@ def _invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
     add("tampered-tag", pw, flip(pw_raw, len(pw_raw) - 1), auth)
     add("truncated-one-byte", pw, pw_raw[:-1], "token too short")  # one ciphertext block
     long_raw = unhex(by_name["pbkdf2-text"]["token_hex"])
-    add("truncated-one-byte-of-two-blocks", by_name["pbkdf2-text"], long_raw[:-1],
-        "token length is not a whole number of blocks")
+    add(
+        "truncated-one-byte-of-two-blocks",
+        by_name["pbkdf2-text"],
+        long_raw[:-1],
+        "token length is not a whole number of blocks",
+    )
     add("truncated-one-block", pw, pw_raw[:-16], "token too short")
     add("truncated-to-header", pw, pw_raw[:10], "token too short")
     add("truncated-to-two-bytes", pw, pw_raw[:2], "token too short")
@@ -349,22 +354,42 @@ def _invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
     add("bad-base64-standard-alphabet", pw, text[:10] + "+" + text[11:], bad64)
     add("bad-base64-padding", pw, text + "=" * (-len(text) % 4 or 4), "token is not valid base64")
     add("bad-base64-length", pw, text + "A", "token is not valid base64")
-    add("bad-base64-non-canonical", rk, _non_canonical(token_to_text(rk_raw)),
-        "token is not valid base64")
+    add(
+        "bad-base64-non-canonical",
+        rk,
+        _non_canonical(token_to_text(rk_raw)),
+        "token is not valid base64",
+    )
     add("bad-base64-non-ascii", pw, text[:10] + "é" + text[11:], "token is not valid base64")
     add("empty", pw, "", "token too short")
     over_limit = header_for(PBKDF2(30_000_000), SALT) + pw_raw[23:]
-    add("limits-pbkdf2-iterations", pw, over_limit,
-        "kdf limits exceeded: pbkdf2 iterations 30000000 exceed the limit 20000000")
+    add(
+        "limits-pbkdf2-iterations",
+        pw,
+        over_limit,
+        "kdf limits exceeded: pbkdf2 iterations 30000000 exceed the limit 20000000",
+    )
     big_scrypt = header_for(Scrypt(24, 8, 1), SALT) + pw_raw[23:]
-    add("limits-scrypt-memory", pw, big_scrypt,
-        "kdf limits exceeded: kdf memory 17179869184 bytes exceeds the limit 1073741824")
-    add("limits-lowered-by-caller", pw, pw_raw,
+    add(
+        "limits-scrypt-memory",
+        pw,
+        big_scrypt,
+        "kdf limits exceeded: kdf memory 17179869184 bytes exceeds the limit 1073741824",
+    )
+    add(
+        "limits-lowered-by-caller",
+        pw,
+        pw_raw,
         "kdf limits exceeded: pbkdf2 iterations 1000 exceed the limit 999",
-        limits={"max_pbkdf2_iterations": 999})
+        limits={"max_pbkdf2_iterations": 999},
+    )
     bad_scrypt = b"\xa5\x01\x02" + b"\x00" + struct.pack(">II", 8, 1) + SALT + pw_raw[23:]
-    add("invalid-kdf-params", pw, bad_scrypt,
-        "invalid kdf parameters: log2_n must be between 1 and 63, got 0")
+    add(
+        "invalid-kdf-params",
+        pw,
+        bad_scrypt,
+        "invalid kdf parameters: log2_n must be between 1 and 63, got 0",
+    )
     add("raw-token-given-a-password", pw, rk_raw, "token needs a raw key, not a password")
     add("password-token-given-a-key", rk, pw_raw, "token needs a password, not a raw key")
     add("raw-wrong-key", rk, rk_raw, auth, key=bytes(32).hex())
@@ -378,8 +403,12 @@ def _invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ):
         padded = pkcs7_pad(plain)
         add(name, rk, cbc.seal_with_iv(RAW_HEADER, IV, padded, trailer), error)
-    add("authentic-bad-padding", rk, cbc.seal_with_iv(RAW_HEADER, IV, b"\x00" * 16, trailer),
-        "invalid padding")
+    add(
+        "authentic-bad-padding",
+        rk,
+        cbc.seal_with_iv(RAW_HEADER, IV, b"\x00" * 16, trailer),
+        "invalid padding",
+    )
     return out
 
 

@@ -12,7 +12,7 @@ from ._errors import (
     KdfLimitError,
     StreamDamaged,
 )
-from ._kdf import PBKDF2, Argon2id, KdfLimits, Scrypt
+from ._kdf import KDFS, PBKDF2, Argon2id, KdfLimits, KdfOption, Scrypt
 
 # isort: split
 # --- token format and design-note API (issue 2) ---
@@ -45,6 +45,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "KDFS",
     "PBKDF2",
     "AesHmacError",
     "Argon2id",
@@ -54,6 +55,7 @@ __all__ = [
     "InvalidToken",
     "KdfLimitError",
     "KdfLimits",
+    "KdfOption",
     "Key",
     "Keyring",
     "PasswordKey",

@@ -1,7 +1,9 @@
-"""Password-based key derivation: KDF choices, their encoded parameters, decrypt-side limits.
+"""Password-based key derivation: the KDF registry, encoded parameters, decrypt-side limits.
 
-Each KDF has a one-byte id and a fixed-size big-endian parameter block; token and stream formats
-embed ``kdf_id || params`` produced here, so there is exactly one encoder and one decoder. A KDF
+Each KDF is one class with a one-byte id, a CLI name and a fixed-size big-endian parameter block;
+token and stream formats embed ``kdf_id || params`` produced here, so there is exactly one
+encoder and one decoder. ``KDFS`` lists the classes: the parsers, the keyring's rotation rule, the
+CLI's flags and texts and the tests read it, so a new KDF is one class plus its entry there. A KDF
 always yields one 32-byte master key (deriving more from PBKDF2 would only cost the defender).
 """
 
@@ -9,8 +11,8 @@ from __future__ import annotations
 
 import struct
 import unicodedata
-from dataclasses import dataclass
-from typing import ClassVar, Final
+from dataclasses import dataclass, fields
+from typing import ClassVar, Final, NamedTuple, Self
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id as _Argon2id
@@ -21,14 +23,29 @@ from ._errors import KdfLimitError
 from ._primitives import KEY_SIZE, SALT_SIZE
 
 KDF_RAW: Final = 0x00
-"""Not a KDF: the caller supplied a 32-byte key."""
-KDF_PBKDF2: Final = 0x01
-KDF_SCRYPT: Final = 0x02
-KDF_ARGON2ID: Final = 0x03
+"""Not a KDF: the caller supplied a 32-byte key (no parameters, no salt)."""
 
 _U32_MAX = 0xFFFF_FFFF
 _PBKDF2_MAX_ITERATIONS = 0x7FFF_FFFF
 """cryptography (50) aborts the interpreter with a Rust panic from 2**31 iterations on."""
+
+
+class KdfOption(NamedTuple):
+    """One CLI flag that sets one field of a KDF class (the CLI builds its options from these)."""
+
+    flag: str
+    field: str
+    metavar: str
+    help: str
+
+
+class LimitedCost(NamedTuple):
+    """One cost of a KDF instance and the ``KdfLimits`` field that caps it."""
+
+    what: str
+    """Message start with ``{}`` for the value, e.g. ``"scrypt p {} exceeds"``."""
+    value: int
+    field: str
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
@@ -38,22 +55,63 @@ def _check_int(name: str, value: object, low: int, high: int) -> None:
         raise ValueError(f"{name} must be between {low} and {high}, got {value}")
 
 
+def _unpack(layout: struct.Struct, params: bytes) -> tuple[int, ...]:
+    if len(params) != layout.size:
+        raise ValueError("truncated kdf parameters")
+    return layout.unpack(params)
+
+
+def _any_cost_lower(kdf: Kdf, target: Kdf) -> bool:
+    """Rotation rule shared by every KDF: another algorithm, or any parameter below the target's.
+
+    A different algorithm counts as weaker on purpose: rotation converges on the one KDF the
+    primary entry uses, and costs of different algorithms are not comparable. Every field of a
+    KDF class is a cost (higher is stronger).
+    """
+    if type(kdf) is not type(target):
+        return True
+    return any(getattr(kdf, f.name) < getattr(target, f.name) for f in fields(kdf))
+
+
 @dataclass(frozen=True)
 class PBKDF2:
     """PBKDF2-HMAC-SHA256. 600,000 iterations is OWASP's 2023 recommendation."""
 
     iterations: int = 600_000
 
-    kdf_id: ClassVar[int] = KDF_PBKDF2
+    name: ClassVar[str] = "pbkdf2"
+    kdf_id: ClassVar[int] = 0x01
+    _layout: ClassVar[struct.Struct] = struct.Struct(">I")
+    params_size: ClassVar[int] = _layout.size
+    options: ClassVar[tuple[KdfOption, ...]] = (
+        KdfOption("--iterations", "iterations", "N", "pbkdf2 iterations"),
+    )
 
     def __post_init__(self) -> None:
         _check_int("iterations", self.iterations, 1, _PBKDF2_MAX_ITERATIONS)
 
     def encode(self) -> bytes:
-        return struct.pack(">I", self.iterations)
+        return self._layout.pack(self.iterations)
+
+    @classmethod
+    def decode(cls, params: bytes) -> Self:
+        """The KDF a parameter block describes; ``ValueError`` for a wrong size or bad value."""
+        return cls(*_unpack(cls._layout, params))
+
+    def describe(self) -> str:
+        return f"pbkdf2-hmac-sha256 iterations={self.iterations}"
+
+    def weaker_than(self, target: Kdf) -> bool:
+        return _any_cost_lower(self, target)
 
     def memory_bytes(self) -> int:
         return 0
+
+    def limited_costs(self) -> tuple[LimitedCost, ...]:
+        return (
+            LimitedCost("pbkdf2 iterations {} exceed", self.iterations, "max_pbkdf2_iterations"),
+            LimitedCost("kdf memory {} bytes exceeds", self.memory_bytes(), "max_memory_bytes"),
+        )
 
     def derive(self, password: bytes, salt: bytes) -> bytes:
         return PBKDF2HMAC(hashes.SHA256(), KEY_SIZE, salt, self.iterations).derive(password)
@@ -67,7 +125,15 @@ class Scrypt:
     r: int = 8
     p: int = 1
 
-    kdf_id: ClassVar[int] = KDF_SCRYPT
+    name: ClassVar[str] = "scrypt"
+    kdf_id: ClassVar[int] = 0x02
+    _layout: ClassVar[struct.Struct] = struct.Struct(">BII")
+    params_size: ClassVar[int] = _layout.size
+    options: ClassVar[tuple[KdfOption, ...]] = (
+        KdfOption("--scrypt-log2n", "log2_n", "N", "scrypt log2(N)"),
+        KdfOption("--scrypt-r", "r", "R", "scrypt block size r"),
+        KdfOption("--scrypt-p", "p", "P", "scrypt parallelism p"),
+    )
 
     def __post_init__(self) -> None:
         _check_int("log2_n", self.log2_n, 1, 63)
@@ -81,10 +147,30 @@ class Scrypt:
             raise ValueError(f"128 * r * N must be below 2**63, got {self.memory_bytes()}")
 
     def encode(self) -> bytes:
-        return struct.pack(">BII", self.log2_n, self.r, self.p)
+        return self._layout.pack(self.log2_n, self.r, self.p)
+
+    @classmethod
+    def decode(cls, params: bytes) -> Self:
+        """The KDF a parameter block describes; ``ValueError`` for a wrong size or bad value."""
+        return cls(*_unpack(cls._layout, params))
+
+    def describe(self) -> str:
+        return (
+            f"scrypt log2n={self.log2_n} r={self.r} p={self.p} "
+            f"(memory {self.memory_bytes() >> 20} MiB)"
+        )
+
+    def weaker_than(self, target: Kdf) -> bool:
+        return _any_cost_lower(self, target)
 
     def memory_bytes(self) -> int:
         return 128 * self.r * (1 << self.log2_n)
+
+    def limited_costs(self) -> tuple[LimitedCost, ...]:
+        return (
+            LimitedCost("kdf memory {} bytes exceeds", self.memory_bytes(), "max_memory_bytes"),
+            LimitedCost("scrypt p {} exceeds", self.p, "max_scrypt_p"),
+        )
 
     def derive(self, password: bytes, salt: bytes) -> bytes:
         return _Scrypt(salt=salt, length=KEY_SIZE, n=1 << self.log2_n, r=self.r, p=self.p).derive(
@@ -100,7 +186,15 @@ class Argon2id:
     memory_kib: int = 65_536
     lanes: int = 4
 
-    kdf_id: ClassVar[int] = KDF_ARGON2ID
+    name: ClassVar[str] = "argon2id"
+    kdf_id: ClassVar[int] = 0x03
+    _layout: ClassVar[struct.Struct] = struct.Struct(">III")
+    params_size: ClassVar[int] = _layout.size
+    options: ClassVar[tuple[KdfOption, ...]] = (
+        KdfOption("--argon2-memory-kib", "memory_kib", "KIB", "argon2id memory"),
+        KdfOption("--argon2-iterations", "iterations", "T", "argon2id iterations (passes)"),
+        KdfOption("--argon2-lanes", "lanes", "P", "argon2id lanes"),
+    )
 
     def __post_init__(self) -> None:
         _check_int("iterations", self.iterations, 1, _U32_MAX)
@@ -108,10 +202,30 @@ class Argon2id:
         _check_int("memory_kib", self.memory_kib, 8 * self.lanes, _U32_MAX)
 
     def encode(self) -> bytes:
-        return struct.pack(">III", self.iterations, self.memory_kib, self.lanes)
+        return self._layout.pack(self.iterations, self.memory_kib, self.lanes)
+
+    @classmethod
+    def decode(cls, params: bytes) -> Self:
+        """The KDF a parameter block describes; ``ValueError`` for a wrong size or bad value."""
+        return cls(*_unpack(cls._layout, params))
+
+    def describe(self) -> str:
+        return (
+            f"argon2id memory={self.memory_kib} KiB iterations={self.iterations} lanes={self.lanes}"
+        )
+
+    def weaker_than(self, target: Kdf) -> bool:
+        return _any_cost_lower(self, target)
 
     def memory_bytes(self) -> int:
         return self.memory_kib * 1024
+
+    def limited_costs(self) -> tuple[LimitedCost, ...]:
+        return (
+            LimitedCost("kdf memory {} bytes exceeds", self.memory_bytes(), "max_memory_bytes"),
+            LimitedCost("argon2id iterations {} exceed", self.iterations, "max_argon2_iterations"),
+            LimitedCost("argon2id lanes {} exceed", self.lanes, "max_argon2_lanes"),
+        )
 
     def derive(self, password: bytes, salt: bytes) -> bytes:
         return _Argon2id(
@@ -124,12 +238,34 @@ class Argon2id:
 
 
 Kdf = PBKDF2 | Scrypt | Argon2id
-"""Any password KDF with its parameters."""
+"""Any password KDF with its parameters (the classes of ``KDFS``)."""
+
+KDFS: Final[tuple[type[Kdf], ...]] = (PBKDF2, Scrypt, Argon2id)
+"""Every password KDF, in id order: the one list parsers, CLI and tests read."""
+
+_BY_ID: Final[dict[int, type[Kdf]]] = {cls.kdf_id: cls for cls in KDFS}
+_BY_NAME: Final[dict[str, type[Kdf]]] = {cls.name: cls for cls in KDFS}
 
 DEFAULT_KDF: Final[Kdf] = PBKDF2()
 
-PARAMS_SIZE: Final = {KDF_RAW: 0, KDF_PBKDF2: 4, KDF_SCRYPT: 9, KDF_ARGON2ID: 12}
-"""Size in bytes of the parameter block that follows each KDF id."""
+PARAMS_SIZE: Final[dict[int, int]] = {KDF_RAW: 0, **{cls.kdf_id: cls.params_size for cls in KDFS}}
+"""Size in bytes of the parameter block that follows each KDF id (raw keys included)."""
+
+
+def kdf_by_name(name: str) -> type[Kdf]:
+    """The KDF class a CLI name stands for; ``ValueError`` listing the names otherwise."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise ValueError(f"unknown kdf {name!r} (choose {', '.join(_BY_NAME)})") from None
+
+
+def kdf_by_id(kdf_id: int) -> type[Kdf]:
+    """The KDF class of a format's KDF id; ``ValueError`` for an unknown id (and for raw 0x00)."""
+    try:
+        return _BY_ID[kdf_id]
+    except KeyError:
+        raise ValueError(f"unknown kdf id {kdf_id}") from None
 
 
 @dataclass(frozen=True)
@@ -148,29 +284,24 @@ class KdfLimits:
 
     def check(self, kdf: Kdf) -> None:
         """Raise ``KdfLimitError`` (a ``ValueError``) naming the parameter and the limit."""
-        if isinstance(kdf, PBKDF2):
-            _over("pbkdf2 iterations {} exceed", kdf.iterations, "max_pbkdf2_iterations", self)
-        _over("kdf memory {} bytes exceeds", kdf.memory_bytes(), "max_memory_bytes", self)
-        if isinstance(kdf, Scrypt):
-            _over("scrypt p {} exceeds", kdf.p, "max_scrypt_p", self)
-        if isinstance(kdf, Argon2id):
-            _over("argon2id iterations {} exceed", kdf.iterations, "max_argon2_iterations", self)
-            _over("argon2id lanes {} exceed", kdf.lanes, "max_argon2_lanes", self)
-
-
-def _over(what: str, value: int, field: str, limits: KdfLimits) -> None:
-    limit: int = getattr(limits, field)
-    if value > limit:
-        raise KdfLimitError(f"{what.format(value)} the limit {limit}", field, value, limit)
+        for what, value, field in kdf.limited_costs():
+            limit: int = getattr(self, field)
+            if value > limit:
+                raise KdfLimitError(f"{what.format(value)} the limit {limit}", field, value, limit)
 
 
 DEFAULT_LIMITS: Final = KdfLimits()
+NO_LIMITS: Final = KdfLimits(**{f.name: 1 << 64 for f in fields(KdfLimits)})
+"""Limits no KDF reaches, for a caller that checked the real limits itself beforehand."""
 
 
 def check_kdf(kdf: object) -> Kdf:
     """``kdf`` itself, or ``TypeError`` naming the argument when it is not a KDF object."""
-    if not isinstance(kdf, PBKDF2 | Scrypt | Argon2id):
-        raise TypeError(f"kdf must be PBKDF2, Scrypt or Argon2id, not {type(kdf).__name__}")
+    if not isinstance(kdf, KDFS):
+        names = [cls.__name__ for cls in KDFS]
+        raise TypeError(
+            f"kdf must be {', '.join(names[:-1])} or {names[-1]}, not {type(kdf).__name__}"
+        )
     return kdf
 
 
@@ -183,18 +314,7 @@ def check_limits_arg(limits: object) -> KdfLimits:
 
 def decode_kdf(kdf_id: int, params: bytes) -> Kdf:
     """Parse a parameter block; ``ValueError`` for an unknown id, a wrong size or a bad value."""
-    if kdf_id not in PARAMS_SIZE or kdf_id == KDF_RAW:
-        raise ValueError(f"unknown kdf id {kdf_id}")
-    if len(params) != PARAMS_SIZE[kdf_id]:
-        raise ValueError("truncated kdf parameters")
-    if kdf_id == KDF_PBKDF2:
-        (iterations,) = struct.unpack(">I", params)
-        return PBKDF2(iterations)
-    if kdf_id == KDF_SCRYPT:
-        log2_n, r, p = struct.unpack(">BII", params)
-        return Scrypt(log2_n, r, p)
-    iterations, memory_kib, lanes = struct.unpack(">III", params)
-    return Argon2id(iterations, memory_kib, lanes)
+    return kdf_by_id(kdf_id).decode(params)
 
 
 def encode_utf8(text: str, name: str) -> bytes:

@@ -8,17 +8,13 @@ per (salt, KDF) and repeated decrypts do not repeat KDFs.
 
 from __future__ import annotations
 
-from typing import Final
-
 from ._errors import InvalidToken
 from ._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
-    PBKDF2,
-    Argon2id,
+    NO_LIMITS,
     Kdf,
     KdfLimits,
-    Scrypt,
     check_kdf,
     check_limits_arg,
 )
@@ -33,49 +29,20 @@ from ._token import (
     token_to_bytes,
 )
 
-__all__ = ["Keyring", "needs_stronger_kdf"]
+__all__ = ["Keyring"]
 
 Entry = str | PasswordKey | Key | bytes
 """A keyring entry: a password (``str``, or a ``PasswordKey`` for byte passwords or its own KDF),
 or a raw key (``Key`` or 32 ``bytes``)."""
-
-# The keyring checks the caller's limits itself before any PasswordKey derives, so the limits
-# built into its own PasswordKey entries must never be the stricter ones.
-_LIMITS_CHECKED_BY_KEYRING: Final = KdfLimits(
-    max_pbkdf2_iterations=1 << 32,
-    max_memory_bytes=1 << 64,
-    max_scrypt_p=1 << 32,
-    max_argon2_iterations=1 << 32,
-    max_argon2_lanes=1 << 24,
-)
-
-
-def needs_stronger_kdf(kdf: Kdf, target: Kdf) -> bool:
-    """True when ``kdf`` is a different algorithm from ``target`` or any of its costs is lower.
-
-    A different algorithm counts as weaker on purpose: rotation converges on the one KDF the
-    primary entry uses, and costs of different algorithms are not comparable.
-    """
-    if type(kdf) is not type(target):
-        return True
-    if isinstance(kdf, PBKDF2) and isinstance(target, PBKDF2):
-        return kdf.iterations < target.iterations
-    if isinstance(kdf, Scrypt) and isinstance(target, Scrypt):
-        return kdf.log2_n < target.log2_n or kdf.r < target.r or kdf.p < target.p
-    if isinstance(kdf, Argon2id) and isinstance(target, Argon2id):
-        return (
-            kdf.iterations < target.iterations
-            or kdf.memory_kib < target.memory_kib
-            or kdf.lanes < target.lanes
-        )
-    return True  # pragma: no cover - the three KDFs above are the whole Kdf union
 
 
 def _entry(value: object, index: int, kdf: Kdf, cache_size: int) -> PasswordKey | Key:
     if isinstance(value, PasswordKey | Key):
         return value
     if isinstance(value, str):
-        return PasswordKey(value, kdf=kdf, limits=_LIMITS_CHECKED_BY_KEYRING, cache_size=cache_size)
+        # The keyring checks the caller's limits itself before any entry derives, so the limits
+        # built into its own PasswordKey entries must never be the stricter ones.
+        return PasswordKey(value, kdf=kdf, limits=NO_LIMITS, cache_size=cache_size)
     if isinstance(value, bytes | bytearray | memoryview):
         if len(value) != KEY_SIZE:
             raise ValueError(
@@ -202,7 +169,7 @@ class Keyring:
         if (parts.kdf is None) != (primary_kdf is None):
             return True
         if parts.kdf is not None and primary_kdf is not None:
-            if needs_stronger_kdf(parts.kdf, primary_kdf):
+            if parts.kdf.weaker_than(primary_kdf):
                 return True
             check_limits(parts.kdf, limits)
         try:
