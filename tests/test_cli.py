@@ -22,6 +22,7 @@ import pytest
 import aes_hmac
 from aes_hmac import cli
 from aes_hmac.cli import io_policy, messages, options, passwords
+from aes_hmac.cli.commands import encrypt
 
 BIN_DIR = Path(sys.executable).parent
 SCRIPT = shutil.which("aes-hmac", path=str(BIN_DIR))
@@ -880,3 +881,19 @@ def test_import_and_inspect_share_the_io_options() -> None:
     assert not hasattr(imp, "workers")
     ins = parser.parse_args(["inspect"])
     assert ins.input == "-" and not hasattr(ins, "output")
+
+
+@pytest.mark.parametrize("kdf", aes_hmac.KDFS, ids=lambda kdf: kdf.name)
+def test_kdf_options_come_from_the_registry(kdf: type[options.Kdf]) -> None:
+    """Every registered KDF gets its --kdf choice and cost flags; others' flags are refused."""
+    parser = cli.build_parser()
+    default = kdf()
+    argv = ["encrypt", "--kdf", kdf.name]
+    for option in kdf.options:
+        argv += [option.flag, str(getattr(default, option.field))]
+    assert encrypt.KDF.read(parser.parse_args(argv)) == default
+    for other in aes_hmac.KDFS:
+        for option in other.options if other is not kdf else ():
+            args = parser.parse_args(["encrypt", "--kdf", kdf.name, option.flag, "1"])
+            with pytest.raises(cli.common.UsageError, match=f"needs --kdf {other.name}"):
+                encrypt.KDF.read(args)

@@ -18,10 +18,10 @@ from typing import BinaryIO, Final
 
 import aes_hmac
 
-from . import _kdfs
 from .common import CliError
 from .io_policy import Paths, PipeView, open_input, open_output
 from .messages import describe
+from .options import Kdf
 
 FERNET_KEY_BYTES: Final = 32
 """A Fernet key is 32 bytes (signing half + encryption half) in url-safe base64."""
@@ -41,7 +41,7 @@ class ImportJob:
     """The source's password or key, as given."""
     new: str | bytes
     """The password of the converted data (the source secret when the source keeps it)."""
-    kdf: _kdfs.KdfValue
+    kdf: Kdf
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import sys
 import aes_hmac
 from aes_hmac import armor
 
-from .. import _kdfs, options
+from .. import options
 from ..common import EXIT_OK, Command
 from ..io_policy import open_input, path_arg
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         f"password slots: {len(info.slots)}",
     ]
     lines += [
-        f"slot {i}: {RAW_KEY_TEXT if slot.kdf is None else _kdfs.describe(slot.kdf)}"
+        f"slot {i}: {RAW_KEY_TEXT if slot.kdf is None else slot.kdf.describe()}"
         for i, slot in enumerate(info.slots, 1)
     ]
     sys.stdout.write("\n".join(lines) + "\n")
