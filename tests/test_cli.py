@@ -1,12 +1,12 @@
 """End-to-end tests of the installed ``aes-hmac`` console script, run through subprocess.
 
 Every run uses cheap KDF costs (``--iterations 1000``) and small chunks (``--chunk-size 4K``) so
-that the many-chunk cases stay small. A few in-process tests cover the pure helpers.
+that the many-chunk cases stay small. The pure helpers are tested in-process in
+test_cli_helpers.py; these tests are marked ``slow`` (``pytest -m "not slow"`` skips them).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import shutil
@@ -19,16 +19,12 @@ from pathlib import Path
 
 import pytest
 
-import aes_hmac
-from aes_hmac import cli
-from aes_hmac.cli import io_policy, messages, options, passwords
-from aes_hmac.cli.commands import encrypt
-
 BIN_DIR = Path(sys.executable).parent
 SCRIPT = shutil.which("aes-hmac", path=str(BIN_DIR))
 if SCRIPT is None:
     pytest.skip("the aes-hmac console script is not installed", allow_module_level=True)
 AES_HMAC: str = SCRIPT
+pytestmark = pytest.mark.slow
 
 PASSWORD = "correct horse battery staple"
 CHEAP = ["--iterations", "1000"]
@@ -642,7 +638,7 @@ def test_rekey_remove_takes_no_new_password_or_kdf(tmp_path: Path, pwfile: Path)
     assert_one_error(run([*base, "--kdf", "scrypt"]), 2, "--remove takes no KDF options")
 
 
-# --- password strength and generation (in-process) ------------------------------------------
+# --- password strength ------------------------------------------
 
 
 def test_weak_password_warning(tmp_path: Path) -> None:
@@ -656,43 +652,6 @@ def test_weak_password_warning(tmp_path: Path) -> None:
     assert quiet.stderr == b""
     strong = run(["encrypt", "--password-env", "P", *CHEAP], stdin=b"x", env={"P": PASSWORD})
     assert strong.stderr == b""
-
-
-@pytest.mark.parametrize(
-    ("password", "weak"), [("abc", True), ("password1", True), (PASSWORD, False)]
-)
-def test_fallback_estimate(password: str, weak: bool) -> None:
-    warning = passwords.fallback_warning(password)
-    assert (warning is not None) is weak
-    if warning is not None:
-        assert "install zxcvbn" in warning
-
-
-def test_strength_warning_without_zxcvbn(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "zxcvbn", None)  # makes the import fail
-    warning = passwords.strength_warning("password1")
-    assert warning is not None and "bits" in warning
-
-
-def test_generated_passphrase() -> None:
-    first, second = passwords.generate_passphrase(), passwords.generate_passphrase()
-    assert first != second
-    assert re.fullmatch(r"[a-z2-7]{4}(-[a-z2-7]{4}){5}", first)
-    assert passwords.strength_warning(first) is None
-
-
-@pytest.mark.parametrize(("text", "size"), [("4096", 4096), ("64K", 65536), ("1m", 1 << 20)])
-def test_chunk_size_parsing(text: str, size: int) -> None:
-    assert options.chunk_size(text) == size
-
-
-def test_progress_without_tqdm_or_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes the import fail
-    assert io_policy.Progress(quiet=False, total=None, label="x").callback is None
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    monkeypatch.delitem(sys.modules, "tqdm")
-    assert io_policy.Progress(quiet=False, total=None, label="x").callback is None
 
 
 def test_decrypt_from_a_fifo_path_to_a_file(tmp_path: Path, pwfile: Path) -> None:
@@ -842,58 +801,3 @@ def test_rekey_warns_about_costs_decrypt_refuses(tmp_path: Path, pwfile: Path) -
     result = run([*args, *STRONG_ARGON2], env={"P": "another long passphrase for the test"})
     assert result.returncode == 0, result.stderr
     assert "decrypting will need --max-argon2-iterations" in result.stderr.decode()
-
-
-@pytest.mark.parametrize(
-    ("field", "option"),
-    [
-        ("max_pbkdf2_iterations", "pbkdf2-iterations"),
-        ("max_memory_bytes", "kdf-memory-mib"),
-        ("max_scrypt_p", "scrypt-p"),
-        ("max_argon2_iterations", "argon2-iterations"),
-        ("max_argon2_lanes", "argon2-lanes"),
-    ],
-)
-def test_limit_hint_names_the_option(field: str, option: str) -> None:
-    """The hint comes from the error's field, whatever its message says."""
-    exc = aes_hmac.KdfLimitError(
-        "failed to read header: some cost 9 exceeds the limit 8", field, 9, 8
-    )
-    assert messages.describe(exc) == f"{exc} (raise it with --max-{option})"
-
-
-def test_every_limit_field_has_an_option() -> None:
-    fields = {f.name for f in dataclasses.fields(aes_hmac.KdfLimits)}
-    assert {option.field for option in options.LIMIT_OPTIONS} == fields
-
-
-def test_limit_hint_leaves_other_messages_alone() -> None:
-    exc = aes_hmac.HeaderError("wrong password or damaged header")
-    assert messages.describe(exc) == "wrong password or damaged header"
-    unknown = aes_hmac.KdfLimitError("a new cost 9 exceeds the limit 8", "max_new_cost", 9, 8)
-    assert messages.describe(unknown) == "a new cost 9 exceeds the limit 8"
-
-
-def test_import_and_inspect_share_the_io_options() -> None:
-    parser = cli.build_parser()
-    imp = parser.parse_args(["import", "--from", "fernet", "in", "-o", "out", "-f", "-q"])
-    assert (imp.input, imp.output, imp.force, imp.quiet) == ("in", "out", True, True)
-    assert not hasattr(imp, "workers")
-    ins = parser.parse_args(["inspect"])
-    assert ins.input == "-" and not hasattr(ins, "output")
-
-
-@pytest.mark.parametrize("kdf", aes_hmac.KDFS, ids=lambda kdf: kdf.name)
-def test_kdf_options_come_from_the_registry(kdf: type[options.Kdf]) -> None:
-    """Every registered KDF gets its --kdf choice and cost flags; others' flags are refused."""
-    parser = cli.build_parser()
-    default = kdf()
-    argv = ["encrypt", "--kdf", kdf.name]
-    for option in kdf.options:
-        argv += [option.flag, str(getattr(default, option.field))]
-    assert encrypt.KDF.read(parser.parse_args(argv)) == default
-    for other in aes_hmac.KDFS:
-        for option in other.options if other is not kdf else ():
-            args = parser.parse_args(["encrypt", "--kdf", kdf.name, option.flag, "1"])
-            with pytest.raises(cli.common.UsageError, match=f"needs --kdf {other.name}"):
-                encrypt.KDF.read(args)

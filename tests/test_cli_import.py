@@ -25,6 +25,7 @@ if SCRIPT is None:
     pytest.skip("the aes-hmac console script is not installed", allow_module_level=True)
 AES_HMAC: str = SCRIPT
 
+pytestmark = pytest.mark.slow  # drives the installed script through subprocesses
 OLD = "aes crypt pässword"
 NEW = "new passphrase for imports"
 SECRETS = {"OLD_SECRET": OLD, "NEW_SECRET": NEW}

@@ -26,6 +26,7 @@ if SCRIPT is None or not hasattr(pty, "fork"):
     pytest.skip("needs the installed aes-hmac script and a POSIX pty", allow_module_level=True)
 AES_HMAC: str = SCRIPT
 
+pytestmark = pytest.mark.slow  # drives the installed script through subprocesses
 PASSWORD = "correct horse battery staple"
 CHEAP = ["--iterations", "1000"]
 TIMEOUT = 60.0

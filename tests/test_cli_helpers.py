@@ -1,0 +1,111 @@
+"""In-process tests of the CLI package's helpers: passwords, options, messages, the parser.
+
+Fast (no subprocess); the end-to-end behaviour is in test_cli.py and its siblings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+
+import pytest
+
+import aes_hmac
+from aes_hmac import cli
+from aes_hmac.cli import common, io_policy, messages, options, passwords
+from aes_hmac.cli.commands import encrypt
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.mark.parametrize(
+    ("password", "weak"), [("abc", True), ("password1", True), (PASSWORD, False)]
+)
+def test_fallback_estimate(password: str, weak: bool) -> None:
+    warning = passwords.fallback_warning(password)
+    assert (warning is not None) is weak
+    if warning is not None:
+        assert "install zxcvbn" in warning
+
+
+def test_strength_warning_without_zxcvbn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "zxcvbn", None)  # makes the import fail
+    warning = passwords.strength_warning("password1")
+    assert warning is not None and "bits" in warning
+
+
+def test_generated_passphrase() -> None:
+    first, second = passwords.generate_passphrase(), passwords.generate_passphrase()
+    assert first != second
+    assert re.fullmatch(r"[a-z2-7]{4}(-[a-z2-7]{4}){5}", first)
+    assert passwords.strength_warning(first) is None
+
+
+@pytest.mark.parametrize(("text", "size"), [("4096", 4096), ("64K", 65536), ("1m", 1 << 20)])
+def test_chunk_size_parsing(text: str, size: int) -> None:
+    assert options.chunk_size(text) == size
+
+
+def test_progress_without_tqdm_or_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes the import fail
+    assert io_policy.Progress(quiet=False, total=None, label="x").callback is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    monkeypatch.delitem(sys.modules, "tqdm")
+    assert io_policy.Progress(quiet=False, total=None, label="x").callback is None
+
+
+@pytest.mark.parametrize(
+    ("field", "option"),
+    [
+        ("max_pbkdf2_iterations", "pbkdf2-iterations"),
+        ("max_memory_bytes", "kdf-memory-mib"),
+        ("max_scrypt_p", "scrypt-p"),
+        ("max_argon2_iterations", "argon2-iterations"),
+        ("max_argon2_lanes", "argon2-lanes"),
+    ],
+)
+def test_limit_hint_names_the_option(field: str, option: str) -> None:
+    """The hint comes from the error's field, whatever its message says."""
+    exc = aes_hmac.KdfLimitError(
+        "failed to read header: some cost 9 exceeds the limit 8", field, 9, 8
+    )
+    assert messages.describe(exc) == f"{exc} (raise it with --max-{option})"
+
+
+def test_every_limit_field_has_an_option() -> None:
+    fields = {f.name for f in dataclasses.fields(aes_hmac.KdfLimits)}
+    assert {option.field for option in options.LIMIT_OPTIONS} == fields
+
+
+def test_limit_hint_leaves_other_messages_alone() -> None:
+    exc = aes_hmac.HeaderError("wrong password or damaged header")
+    assert messages.describe(exc) == "wrong password or damaged header"
+    unknown = aes_hmac.KdfLimitError("a new cost 9 exceeds the limit 8", "max_new_cost", 9, 8)
+    assert messages.describe(unknown) == "a new cost 9 exceeds the limit 8"
+
+
+def test_import_and_inspect_share_the_io_options() -> None:
+    parser = cli.build_parser()
+    imp = parser.parse_args(["import", "--from", "fernet", "in", "-o", "out", "-f", "-q"])
+    assert (imp.input, imp.output, imp.force, imp.quiet) == ("in", "out", True, True)
+    assert not hasattr(imp, "workers")
+    ins = parser.parse_args(["inspect"])
+    assert ins.input == "-" and not hasattr(ins, "output")
+
+
+@pytest.mark.parametrize("kdf", aes_hmac.KDFS, ids=lambda kdf: kdf.name)
+def test_kdf_options_come_from_the_registry(kdf: type[options.Kdf]) -> None:
+    """Every registered KDF gets its --kdf choice and cost flags; others' flags are refused."""
+    parser = cli.build_parser()
+    default = kdf()
+    argv = ["encrypt", "--kdf", kdf.name]
+    for option in kdf.options:
+        argv += [option.flag, str(getattr(default, option.field))]
+    assert encrypt.KDF.read(parser.parse_args(argv)) == default
+    for other in aes_hmac.KDFS:
+        for option in other.options if other is not kdf else ():
+            args = parser.parse_args(["encrypt", "--kdf", kdf.name, option.flag, "1"])
+            with pytest.raises(common.UsageError, match=f"needs --kdf {other.name}"):
+                encrypt.KDF.read(args)
