@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
 import aes_hmac
 from aes_hmac import cli
-from aes_hmac.cli import common, io_policy, messages, options, passwords
-from aes_hmac.cli.commands import encrypt
+from aes_hmac.cli import common, import_sources, io_policy, messages, options, passwords
+from aes_hmac.cli.commands import encrypt, import_
 
 PASSWORD = "correct horse battery staple"
 
@@ -109,3 +110,32 @@ def test_kdf_options_come_from_the_registry(kdf: type[options.Kdf]) -> None:
             args = parser.parse_args(["encrypt", "--kdf", kdf.name, option.flag, "1"])
             with pytest.raises(common.UsageError, match=f"needs --kdf {other.name}"):
                 encrypt.KDF.read(args)
+
+
+def test_import_sources_are_the_from_choices() -> None:
+    parser = cli.build_parser()
+    for name in import_sources.SOURCES:
+        assert parser.parse_args(["import", "--from", name]).source == name
+    with pytest.raises(common.UsageError, match="invalid choice"):
+        parser.parse_args(["import", "--from", "nothing-such"])
+    for name in import_sources.SOURCES:
+        assert f"--from {name}: " in import_.COMMAND.epilog
+
+
+def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    dst = tmp_path / "out"
+    with pytest.raises(RuntimeError), io_policy.atomic_output(str(dst), overwrite=False) as out:
+        out.write(b"partial")
+        raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_never_replaces_without_overwrite(tmp_path: Path) -> None:
+    dst = tmp_path / "out"
+    dst.write_bytes(b"old")
+    with pytest.raises(FileExistsError), io_policy.atomic_output(str(dst), overwrite=False):
+        pass
+    with io_policy.atomic_output(str(dst), overwrite=True) as out:
+        out.write(b"new")
+    assert dst.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
