@@ -25,7 +25,11 @@ EDITS = 4
 def _decrypt(stream: bytes, workers: int = 1, **credential: object) -> bytes:
     out = io.BytesIO()
     aes_hmac.decrypt_stream(
-        io.BytesIO(stream), out, limits=CHEAP_LIMITS, workers=workers, **credential  # type: ignore[arg-type]
+        io.BytesIO(stream),
+        out,
+        limits=CHEAP_LIMITS,
+        workers=workers,
+        **credential,  # type: ignore[arg-type]
     )
     return out.getvalue()
 
@@ -69,20 +73,27 @@ def _round_trip(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
     plain = fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 3 * CHUNK + 100))
     sealed = io.BytesIO()
-    aes_hmac.encrypt_stream(io.BytesIO(plain), sealed, key=KEY, chunk_size=CHUNK, workers=1)
+    workers = fdp.ConsumeIntInRange(1, 3)
+    aes_hmac.encrypt_stream(io.BytesIO(plain), sealed, key=KEY, chunk_size=CHUNK, workers=workers)
     stream = sealed.getvalue()
-    if _decrypt(stream, key=KEY, workers=fdp.ConsumeIntInRange(1, 2)) != plain:
+    if _decrypt(stream, key=KEY, workers=fdp.ConsumeIntInRange(1, 3)) != plain:
         raise RuntimeError("stream round trip changed the data")
     if _read_small(stream, fdp.ConsumeIntInRange(1, 5000)) != plain:
         raise RuntimeError("open() round trip changed the data")
     edited = _edited(stream, fdp)
     if edited == stream:
         return
-    try:
-        _decrypt(edited, key=KEY)
-    except (aes_hmac.HeaderError, aes_hmac.StreamDamaged):
-        return
-    raise RuntimeError("an edited stream decrypted without error")
+    errors = []
+    for n in (1, workers):
+        try:
+            _decrypt(edited, key=KEY, workers=n)
+        except (aes_hmac.HeaderError, aes_hmac.StreamDamaged) as exc:
+            errors.append(str(exc))
+            continue
+        raise RuntimeError("an edited stream decrypted without error")
+    if errors[0] != errors[1]:
+        # The parallel engine must report the first failure in stream order, as the loop does.
+        raise RuntimeError(f"workers changed the error: {errors}")
 
 
 def one_input(data: bytes) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import aes_hmac
-from aes_hmac import PBKDF2, _fileio
+from aes_hmac import PBKDF2, _files
 
 CHUNK = 4096
 STEP = CHUNK + 48  # encrypted size of a full chunk (FORMAT.md 3.4)
@@ -83,7 +83,7 @@ class DiskFull:
 
 
 class FullDiskBuiltins:
-    """Stands in for ``builtins`` in ``_fileio``: temporary outputs (opened by fd) fill up."""
+    """Stands in for ``builtins`` in ``_files``: temporary outputs (opened by fd) fill up."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -120,7 +120,11 @@ def test_encrypt_stream_disk_full_at_every_boundary() -> None:
         sink = DiskFull(io.BytesIO(), capacity)
         with pytest.raises(OSError) as info:
             aes_hmac.encrypt_stream(
-                io.BytesIO(PLAIN), sink, key=bytes(32), chunk_size=CHUNK, workers=1  # type: ignore[arg-type]
+                io.BytesIO(PLAIN),
+                sink,
+                key=bytes(32),
+                chunk_size=CHUNK,
+                workers=1,  # type: ignore[arg-type]
             )
         assert info.value.errno == errno.ENOSPC, capacity
 
@@ -132,7 +136,9 @@ def test_decrypt_stream_disk_full_releases_only_verified_chunks() -> None:
         inner = io.BytesIO()
         with pytest.raises(OSError) as info:
             aes_hmac.decrypt_stream(
-                io.BytesIO(sealed.getvalue()), DiskFull(inner, capacity), key=bytes(32)  # type: ignore[arg-type]
+                io.BytesIO(sealed.getvalue()),
+                DiskFull(inner, capacity),
+                key=bytes(32),  # type: ignore[arg-type]
             )
         assert info.value.errno == errno.ENOSPC
         assert PLAIN.startswith(inner.getvalue())
@@ -154,7 +160,7 @@ def test_encrypt_file_disk_full_at_every_boundary(
     src, enc, out = files
     before = digest(src)
     for capacity in boundaries(enc.stat().st_size, _header_size(), STEP):
-        monkeypatch.setattr(_fileio, "builtins", FullDiskBuiltins(capacity))
+        monkeypatch.setattr(_files, "builtins", FullDiskBuiltins(capacity))
         with pytest.raises(OSError) as info:
             aes_hmac.encrypt_file(src, out, PASSWORD, kdf=CHEAP, chunk_size=CHUNK)
         assert info.value.errno == errno.ENOSPC
@@ -173,7 +179,7 @@ def test_decrypt_file_disk_full_at_every_boundary(
     src, enc, out = files
     before = digest(enc)
     for capacity in boundaries(len(PLAIN), CHUNK, CHUNK):
-        monkeypatch.setattr(_fileio, "builtins", FullDiskBuiltins(capacity))
+        monkeypatch.setattr(_files, "builtins", FullDiskBuiltins(capacity))
         with pytest.raises(OSError) as info:
             aes_hmac.decrypt_file(enc, out, PASSWORD)
         assert info.value.errno == errno.ENOSPC
@@ -215,9 +221,7 @@ def fill(mount: Path, free: int) -> Path:
 
 
 @pytest.mark.parametrize("free_pages", [0, 1, 2, 3, 4, 5])  # output needs 6 pages
-def test_real_full_tmpfs(
-    free_pages: int, files: tuple[Path, Path, Path], tmpfs: Path
-) -> None:
+def test_real_full_tmpfs(free_pages: int, files: tuple[Path, Path, Path], tmpfs: Path) -> None:
     """encrypt_file and decrypt_file into a tmpfs that fills up part way (pages of 4 KiB)."""
     src, enc, _ = files
     before = (digest(src), digest(enc))

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from aes_hmac import PBKDF2, Argon2id, HeaderError, KdfLimits, Scrypt, StreamDamaged
+from aes_hmac._engine import seal_stream
 from aes_hmac._kdf import Kdf
-from aes_hmac._pipeline import seal_stream
 from aes_hmac._primitives import CbcHmacInto, hmac_sha256
 from aes_hmac._stream import (
     CHUNK_OVERHEAD,
@@ -68,9 +68,6 @@ def seal_vector(v: dict[str, Any]) -> bytes:
         salts=[bytes.fromhex(s.get("salt", "")) for s in v["slots"]],
         slot_ivs=[bytes.fromhex(s["iv"]) for s in v["slots"]],
         next_iv=lambda: next(ivs),
-        workers=1,
-        progress=None,
-        total=None,
     )
     assert next(ivs, None) is None, "every chunk IV of the vector is used"
     return out.getvalue()
@@ -83,7 +80,7 @@ def test_vector_recomputed_byte_for_byte(v: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("v", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_vector_every_slot_opens_to_the_file_key(v: dict[str, Any]) -> None:
-    header = read_header(io.BytesIO(bytes.fromhex(v["stream"])))
+    header = read_header(io.BytesIO(bytes.fromhex(v["stream"])).read)
     assert header.stream_id.hex() == v["stream_id"]
     assert header.chunk_size == v["chunk_size"]
     for index, slot in enumerate(v["slots"]):
@@ -100,7 +97,7 @@ def test_vector_layout_matches_format_md() -> None:
     assert data[42] == 1  # slot count
     slot_size = 1 + 16 + 32 + 32  # raw kdf id, iv, wrapped key, tag
     header_size = PREFIX_SIZE + 1 + slot_size + 32
-    assert read_header(io.BytesIO(data)).size == header_size
+    assert read_header(io.BytesIO(data).read).size == header_size
     chunk0 = data[header_size : header_size + 4096 + CHUNK_OVERHEAD]
     assert chunk0[:16].hex() == v["chunk_ivs"][0]
     final = data[header_size + len(chunk0) :]
@@ -193,8 +190,29 @@ def test_hostile_header_refused_before_allocation(name: str) -> None:
     data, message = HOSTILE[name]
     src = RecordingReader(data)
     with pytest.raises(HeaderError, match=message):
-        read_header(src)
+        read_header(src.read)
     assert max(src.sizes) <= PREFIX_SIZE + 1 + 128, "no read larger than one slot"
+
+
+def test_version_dispatch_is_one_registry() -> None:
+    """A new version is one parser in FORMATS; an unknown version never reaches a parser."""
+    from aes_hmac import _stream
+
+    seen: list[bytes] = []
+
+    def parse_v2(start: bytes, read: Any) -> Any:
+        seen.append(start + read(3))
+        return "v2 header"
+
+    data = MAGIC + b"\x02abc"
+    with pytest.raises(HeaderError, match="unsupported version 2"):
+        read_header(io.BytesIO(data).read)
+    _stream.FORMATS[2] = parse_v2
+    try:
+        assert read_header(io.BytesIO(data).read) == "v2 header"  # type: ignore[comparison-overlap]
+    finally:
+        del _stream.FORMATS[2]
+    assert seen == [data]
 
 
 def test_max_slots_is_enforced_on_write_and_read() -> None:
@@ -203,10 +221,10 @@ def test_max_slots_is_enforced_on_write_and_read() -> None:
     with pytest.raises(ValueError, match="1 to 16 key slots"):
         seal_header(12, STREAM_ID, FILE_KEY, [slot] * (MAX_SLOTS + 1))
     header = seal_header(12, STREAM_ID, FILE_KEY, [slot] * MAX_SLOTS)
-    assert len(read_header(io.BytesIO(header)).slots) == MAX_SLOTS
+    assert len(read_header(io.BytesIO(header).read).slots) == MAX_SLOTS
     forged = header[:PREFIX_SIZE] + bytes((MAX_SLOTS + 1,)) + header[PREFIX_SIZE + 1 :]
     with pytest.raises(HeaderError, match="bad slot count 17"):
-        read_header(io.BytesIO(forged + slot))
+        read_header(io.BytesIO(forged + slot).read)
 
 
 def test_kdf_limits_checked_before_any_kdf_work() -> None:
@@ -215,7 +233,7 @@ def test_kdf_limits_checked_before_any_kdf_work() -> None:
     data = bytearray(valid_header())
     params = PREFIX_SIZE + 2
     data[params : params + 4] = b"\x7f\xff\xff\xff"
-    header = read_header(io.BytesIO(bytes(data)))
+    header = read_header(io.BytesIO(bytes(data)).read)
     assert header.slots[0].kdf == PBKDF2(2**31 - 1)
     with pytest.raises(HeaderError, match="exceed the limit"):
         open_header(header, Credential(b"pw", CHEAP), KdfLimits())
@@ -223,7 +241,7 @@ def test_kdf_limits_checked_before_any_kdf_work() -> None:
 
 def test_wrong_password_and_damaged_header_are_one_error() -> None:
     data = valid_header()
-    header = read_header(io.BytesIO(data))
+    header = read_header(io.BytesIO(data).read)
     with pytest.raises(HeaderError, match=r"^wrong password or damaged header$"):
         open_header(header, Credential(b"wrong", CHEAP), KdfLimits())
     with pytest.raises(HeaderError, match=r"^wrong password or damaged header$"):
@@ -237,14 +255,14 @@ def test_every_header_bit_flip_with_the_right_password_is_caught() -> None:
         damaged = bytearray(data)
         damaged[bit // 8] ^= 1 << (bit % 8)
         with pytest.raises(HeaderError):
-            header = read_header(io.BytesIO(bytes(damaged)))
+            header = read_header(io.BytesIO(bytes(damaged)).read)
             open_header(header, Credential(b"pw", CHEAP), KdfLimits())
 
 
 def test_slot_is_bound_to_the_stream_id() -> None:
     other = encode_prefix(12, bytes(32))
     slot = seal_slot(other, Credential(b"pw", CHEAP), FILE_KEY, bytes(16), bytes(16))
-    header = read_header(io.BytesIO(seal_header(12, STREAM_ID, FILE_KEY, [slot])))
+    header = read_header(io.BytesIO(seal_header(12, STREAM_ID, FILE_KEY, [slot])).read)
     with pytest.raises(HeaderError, match="wrong password"):
         open_header(header, Credential(b"pw", CHEAP), KdfLimits())
 
@@ -270,7 +288,7 @@ def test_credential_repr_hides_the_secret() -> None:
 
 def test_slot_info_shows_kdfs_without_a_password() -> None:
     data = bytes.fromhex(VECTORS[2]["stream"])
-    info = read_header(io.BytesIO(data)).info()
+    info = read_header(io.BytesIO(data).read).info()
     assert info.version == 1 and info.chunk_size == 4096
     assert [s.kdf for s in info.slots] == [CHEAP, Scrypt(4, 1, 1), Argon2id(1, 8, 1)]
     assert struct.unpack(">B", data[PREFIX_SIZE : PREFIX_SIZE + 1]) == (3,)

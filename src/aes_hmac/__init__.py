@@ -22,18 +22,16 @@ from ._token import decrypt, encrypt, token_to_bytes
 
 # isort: split
 # --- streams and files (issue 3) ---
-from ._fileio import (
-    StreamReader,
-    StreamWriter,
+from ._engine import decrypt_stream, encrypt_stream
+from ._fileobj import StreamReader, StreamWriter, open
+from ._files import (
     add_password,
     change_password,
     decrypt_file,
     encrypt_file,
     inspect_stream,
-    open,
     remove_password,
 )
-from ._pipeline import decrypt_stream, encrypt_stream
 from ._stream import DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo, check_chunk_size
 
 # isort: split

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO, Final
 
 from ._errors import DecryptionError, HeaderError, InvalidToken, StreamDamaged
 from ._fileio import atomic_output, check_distinct_paths
+from ._io import read_full, read_full_bytes
 from ._kdf import DEFAULT_KDF, Kdf, check_kdf
 from ._keys import PasswordKey
 from ._pipeline import encrypt_stream, make_credential
@@ -37,7 +38,6 @@ from ._primitives import (
     pkcs7_unpad,
     sha256,
 )
-from ._stream import read_full, read_full_bytes
 from ._token import encrypt as _token_encrypt
 from ._token import seal as _token_seal
 

@@ -1,6 +1,8 @@
 """The stream format: header, key slots and chunk seal/open (docs/FORMAT.md, "stream format").
 
-Only bytes in, bytes out: no file policy and no threads here (see ``_pipeline`` and ``_fileio``).
+Only bytes in, bytes out: no file policy and no threads here (``_engine`` runs streams). The
+header parser reads through a callable; ``FORMATS`` maps each version byte to its parser, so a
+format version 2 is one new module plus one line there.
 A random 32-byte file key protects the payload; each key slot wraps it under a key derived from
 one password or one raw key, so changing a password rewrites the header and never the payload.
 """
@@ -8,8 +10,9 @@ one password or one raw key, so changing a password rewrites the header and neve
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import Final
 
 from ._errors import HeaderError, KdfLimitError, StreamDamaged
 from ._kdf import KDF_RAW, PARAMS_SIZE, Credential, Kdf, KdfLimits, decode_kdf
@@ -48,7 +51,6 @@ _SLOT_LABEL: Final = b"aes-hmac stream v1 slot"
 _CHUNK_LABEL: Final = b"aes-hmac stream v1 chunk"
 _HEADER_INFO: Final = b"aes-hmac stream v1 header authentication"
 _WRONG: Final = "wrong password or damaged header"
-_WOULD_BLOCK: Final = "src has no data yet: non-blocking inputs are not supported"
 _LAST_FLAG: Final = {False: 0x00, True: 0x01}
 
 
@@ -187,61 +189,38 @@ def _header_tag(file_key: bytes, body: bytes) -> bytes:
     return hmac_sha256(hkdf_sha256(file_key, _HEADER_INFO), body)
 
 
-def _read_exact(src: BinaryIO, n: int) -> bytes:
-    data = read_full_bytes(src, n)
+Read = Callable[[int], bytes]
+"""read(n): up to ``n`` bytes of the stream, fewer only at its end (``_io.read_full_bytes``)."""
+
+
+def _read_exact(read: Read, n: int) -> bytes:
+    data = read(n)
     if len(data) != n:
         raise HeaderError("failed to read header: truncated")
     return data
 
 
-def read_full(src: BinaryIO, buf: memoryview) -> int:
-    """Fill ``buf`` from ``src``, looping over short reads; fewer bytes only at end of input."""
-    got = 0
-    size = len(buf)
-    readinto = getattr(src, "readinto", None)
-    while got < size:
-        if readinto is not None:
-            n = readinto(buf[got:])
-        else:
-            data = src.read(size - got)
-            n = None if data is None else len(data)
-            if n:
-                buf[got : got + n] = data
-        if n is None:
-            # A non-blocking source with no data yet: treating it as the end would truncate.
-            raise BlockingIOError(_WOULD_BLOCK)
-        if not n:
-            break
-        got += n
-    return got
+def read_header(read: Read) -> Header:
+    """Parse a stream header through ``read``, dispatching on its version byte (``FORMATS``).
 
-
-def read_full_bytes(src: BinaryIO, n: int) -> bytes:
-    """Up to ``n`` bytes, fewer only at end of input: one ``read`` (all of it, for files and
-    buffered streams), then ``read_full`` for the rest after a short read (raw pipes)."""
-    data = src.read(n)
-    if data is None:
-        raise BlockingIOError(_WOULD_BLOCK)
-    if not data or len(data) == n:
-        return data
-    buf = bytearray(n)
-    buf[: len(data)] = data
-    got = len(data) + read_full(src, memoryview(buf)[len(data) :])
-    return bytes(buf[:got])
-
-
-def read_header(src: BinaryIO) -> Header:
-    """Parse a header from ``src``, reading exactly its bytes; every length is checked first.
-
-    ``HeaderError`` for a bad magic, version, chunk size, slot count or KDF block: nothing larger
-    than one slot (at most 109 bytes) is ever read on the strength of an unchecked field.
+    Exactly the header's bytes are read; ``HeaderError`` for a bad magic or unknown version.
     """
-    fixed = _read_exact(src, PREFIX_SIZE + 1)
-    if fixed[: len(MAGIC)] != MAGIC:
+    start = _read_exact(read, len(MAGIC) + 1)
+    if start[: len(MAGIC)] != MAGIC:
         raise HeaderError("failed to read header: not an aes-hmac stream")
-    version, chunk_log2 = fixed[len(MAGIC)], fixed[len(MAGIC) + 1]
-    if version != VERSION:
-        raise HeaderError(f"failed to read header: unsupported version {version}")
+    parse = FORMATS.get(start[-1])
+    if parse is None:
+        raise HeaderError(f"failed to read header: unsupported version {start[-1]}")
+    return parse(start, read)
+
+
+def parse_header_v1(start: bytes, read: Read) -> Header:
+    """The rest of a version 1 header after magic and version (``start``); every length is
+    checked first: ``HeaderError`` for a bad chunk size, slot count or KDF block, and nothing
+    larger than one slot (at most 109 bytes) is ever read on the strength of an unchecked field.
+    """
+    fixed = start + _read_exact(read, PREFIX_SIZE + 1 - len(start))
+    chunk_log2 = fixed[len(MAGIC) + 1]
     if not MIN_CHUNK_LOG2 <= chunk_log2 <= MAX_CHUNK_LOG2:
         raise HeaderError(f"failed to read header: bad chunk size exponent {chunk_log2}")
     count = fixed[PREFIX_SIZE]
@@ -249,12 +228,12 @@ def read_header(src: BinaryIO) -> Header:
         raise HeaderError(f"failed to read header: bad slot count {count}")
     slots = []
     for _ in range(count):
-        kdf_id = _read_exact(src, 1)[0]
+        kdf_id = _read_exact(read, 1)[0]
         if kdf_id not in PARAMS_SIZE:
             raise HeaderError(f"failed to read header: unknown kdf id {kdf_id}")
         salt_size = 0 if kdf_id == KDF_RAW else SALT_SIZE
         params_size = PARAMS_SIZE[kdf_id]
-        rest = _read_exact(src, params_size + salt_size + _SLOT_TAIL)
+        rest = _read_exact(read, params_size + salt_size + _SLOT_TAIL)
         kdf: Kdf | None = None
         if kdf_id != KDF_RAW:
             try:
@@ -264,7 +243,7 @@ def read_header(src: BinaryIO) -> Header:
         encoded = bytes((kdf_id,)) + rest
         slots.append(Slot(kdf, rest[params_size : params_size + salt_size], encoded))
     signed = b"".join([fixed, *(slot.encoded for slot in slots)])
-    tag = _read_exact(src, TAG_SIZE)
+    tag = _read_exact(read, TAG_SIZE)
     return Header(chunk_log2, fixed[len(MAGIC) + 2 : PREFIX_SIZE], tuple(slots), signed, tag)
 
 
@@ -301,6 +280,12 @@ def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tu
     if over_limit is not None:
         raise over_limit.prefixed("failed to read header: ")
     raise HeaderError(_WRONG)
+
+
+def open_codec(header: Header, credential: Credential, limits: KdfLimits) -> ChunkCodec:
+    """The codec for a stream's chunks, once ``credential`` opened one of its slots."""
+    file_key, _ = open_header(header, credential, limits)
+    return ChunkCodec(file_key, header.prefix, header.chunk_size)
 
 
 def chunk_counter(index: int, last: bool) -> bytes:
@@ -387,3 +372,7 @@ class ChunkCodec:
         except ValueError:
             # Unreachable without the key: the tag verified, so only a writer bug gets here.
             raise StreamDamaged(f"data damaged at byte {offset}", offset) from None
+
+
+FORMATS: Final[dict[int, Callable[[bytes, Read], Header]]] = {VERSION: parse_header_v1}
+"""Header parser per stream version byte: the one place readers dispatch on the version."""

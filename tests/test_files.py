@@ -1,4 +1,4 @@
-"""Tests of the file API: open() objects, atomic file helpers, key-slot edits, inspect_stream."""
+"""Tests of whole files: atomic encrypt_file / decrypt_file, key-slot edits, inspect_stream."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import errno
 import hashlib
 import io
 import os
-import shutil
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -19,9 +17,10 @@ from aes_hmac import (
     KdfLimits,
     SlotInfo,
     StreamDamaged,
-    StreamReader,
-    StreamWriter,
-    _pipeline,
+    _engine,
+    _files,
+    _io,
+    _parallel,
     add_password,
     change_password,
     decrypt_file,
@@ -43,197 +42,6 @@ def digest(path: Path) -> str:
 
 def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if ".aes-hmac-tmp-" in p.name)
-
-
-def open_writer(fileobj: object, **kw: object) -> StreamWriter:
-    w = aes_hmac.open(fileobj, "wb", password="pw", kdf=CHEAP, chunk_size=CHUNK, **kw)  # type: ignore[call-overload, arg-type]
-    assert isinstance(w, StreamWriter)
-    return w
-
-
-def open_reader(fileobj: object, password: str = "pw") -> StreamReader:
-    r = aes_hmac.open(fileobj, "rb", password=password)  # type: ignore[arg-type]
-    assert isinstance(r, StreamReader)
-    return r
-
-
-# --- open() ---
-
-
-@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 3])
-def test_open_round_trip_in_odd_pieces(size: int) -> None:
-    data = os.urandom(size)
-    buf = io.BytesIO()
-    with open_writer(buf) as w:
-        for i in range(0, size, 999):
-            assert w.write(data[i : i + 999]) == len(data[i : i + 999])
-    assert not buf.closed, "a file object passed in stays open"
-    blob = buf.getvalue()
-    out = io.BytesIO()
-    decrypt_stream(io.BytesIO(blob), out, "pw")
-    assert out.getvalue() == data
-    with open_reader(io.BytesIO(blob)) as r:
-        assert r.read() == data
-        assert r.read() == b""
-
-
-def test_open_paths(tmp_path: Path) -> None:
-    path = tmp_path / "f.ahm"
-    with aes_hmac.open(path, "wb", password="pw", kdf=CHEAP) as w:
-        w.write(b"hello")
-    with aes_hmac.open(str(path), "rb", password="pw") as r:
-        assert r.read() == b"hello"
-    assert inspect_stream(path).slots == (SlotInfo(CHEAP),)
-
-
-def test_open_with_a_key(tmp_path: Path) -> None:
-    key = os.urandom(32)
-    buf = io.BytesIO()
-    with aes_hmac.open(buf, "wb", key=key, chunk_size=CHUNK) as w:
-        w.write(b"k" * 10000)
-    assert inspect_stream(io.BytesIO(buf.getvalue())).slots == (SlotInfo(None),)
-    with aes_hmac.open(io.BytesIO(buf.getvalue()), key=key) as r:
-        assert r.read() == b"k" * 10000
-
-
-def test_open_argument_errors() -> None:
-    with pytest.raises(ValueError, match="mode must be 'rb' or 'wb', got 'r'"):
-        aes_hmac.open(io.BytesIO(), "r", password="pw")  # type: ignore[call-overload]
-    with pytest.raises(TypeError, match="password or a key"):
-        aes_hmac.open(io.BytesIO(), "wb")
-    with pytest.raises(ValueError, match="chunk_size"):
-        aes_hmac.open(io.BytesIO(), "wb", password="pw", chunk_size=100)
-
-
-def test_copyfileobj_both_ways() -> None:
-    data = os.urandom(3 * CHUNK + 11)
-    buf = io.BytesIO()
-    with open_writer(buf) as w:
-        shutil.copyfileobj(io.BytesIO(data), w, 1000)
-    out = io.BytesIO()
-    with open_reader(io.BytesIO(buf.getvalue())) as r:
-        shutil.copyfileobj(r, out, 777)
-    assert out.getvalue() == data
-
-
-def test_tarfile_stream_modes_round_trip() -> None:
-    buf = io.BytesIO()
-    files = {"a.txt": b"alpha" * 1000, "dir/b.bin": os.urandom(9000), "empty": b""}
-    with open_writer(buf) as w, tarfile.open(fileobj=w, mode="w|") as tar:
-        for name, content in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            tar.addfile(info, io.BytesIO(content))
-    with open_reader(io.BytesIO(buf.getvalue())) as r:
-        with tarfile.open(fileobj=r, mode="r|") as tar:
-            got = {}
-            for member in tar:
-                f = tar.extractfile(member)
-                assert f is not None
-                got[member.name] = f.read()
-        rest = r.read()  # tar's zero record padding; reading it authenticates the end
-        assert rest == bytes(len(rest))
-    assert got == files
-
-
-def test_text_io_wrapper_both_ways() -> None:
-    buf = io.BytesIO()
-    text = "grüße, ünïcode\n" * 500
-    with open_writer(buf) as w:
-        tw = io.TextIOWrapper(w, encoding="utf-8")
-        tw.write(text)
-        tw.flush()
-        tw.detach()
-    r = open_reader(io.BytesIO(buf.getvalue()))
-    with io.TextIOWrapper(r, encoding="utf-8") as tr:
-        assert tr.read() == text
-
-
-def test_reader_keeps_raising_the_same_error() -> None:
-    buf = io.BytesIO()
-    with open_writer(buf) as w:
-        w.write(bytes(3 * CHUNK))
-    blob = bytearray(buf.getvalue())
-    blob[-FULL] ^= 1  # damage inside the second-to-last... any chunk after the first
-    r = open_reader(io.BytesIO(bytes(blob)))
-    got = bytearray()
-    with pytest.raises(StreamDamaged) as first:
-        while chunk := r.read(1000):
-            got += chunk
-    for _ in range(3):
-        with pytest.raises(StreamDamaged) as again:
-            r.read(10)
-        assert again.value is first.value
-    assert bytes(got) == bytes(len(got)) and len(got) % CHUNK == 0
-
-
-def test_reader_wrong_password_fails_at_open() -> None:
-    buf = io.BytesIO()
-    with open_writer(buf) as w:
-        w.write(b"x")
-    with pytest.raises(HeaderError, match="wrong password or damaged header"):
-        open_reader(io.BytesIO(buf.getvalue()), password="nope")
-
-
-def test_reader_detects_truncation_and_trailing_data() -> None:
-    buf = io.BytesIO()
-    with open_writer(buf) as w:
-        w.write(bytes(2 * CHUNK + 5))
-    blob = buf.getvalue()
-    with pytest.raises(StreamDamaged, match="truncated"):
-        open_reader(io.BytesIO(blob[:-64])).read()
-    with pytest.raises(StreamDamaged):
-        open_reader(io.BytesIO(blob + b"\x00")).read()
-
-
-def test_writer_exception_in_with_block_does_not_finalize() -> None:
-    """Leaving the block by an exception must not make a partial stream look complete."""
-    buf = io.BytesIO()
-    with pytest.raises(RuntimeError), open_writer(buf) as w:
-        w.write(bytes(CHUNK + 10))
-        raise RuntimeError("boom")
-    with pytest.raises(StreamDamaged, match="truncated"):
-        decrypt_stream(io.BytesIO(buf.getvalue()), io.BytesIO(), "pw")
-
-
-def test_unclosed_writer_collected_does_not_finalize() -> None:
-    """Regression (review): garbage collection used to close, so seal, an abandoned writer."""
-    import gc
-
-    buf = io.BytesIO()
-
-    def abandon() -> None:
-        w = open_writer(buf)
-        w.write(b"first half")
-
-    abandon()
-    gc.collect()
-    with pytest.raises(StreamDamaged, match="truncated"):
-        decrypt_stream(io.BytesIO(buf.getvalue()), io.BytesIO(), "pw")
-
-
-def test_wrapped_writer_aborted_on_failure_reads_truncated() -> None:
-    """A TextIOWrapper's close finalizes the writer; abort() on the failure path keeps it cut."""
-    buf = io.BytesIO()
-    w = open_writer(buf)
-    with pytest.raises(RuntimeError), io.TextIOWrapper(w, encoding="utf-8") as text:
-        try:
-            text.write("partial")
-            text.flush()
-            raise RuntimeError("boom")
-        except RuntimeError:
-            w.abort()  # before the wrapper's __exit__ closes (and so would finalize) the writer
-            raise
-    with pytest.raises(StreamDamaged, match="truncated"):
-        decrypt_stream(io.BytesIO(buf.getvalue()), io.BytesIO(), "pw")
-
-
-def test_writer_refuses_writes_after_close() -> None:
-    w = open_writer(io.BytesIO())
-    w.close()
-    w.close()  # idempotent
-    with pytest.raises(ValueError, match="closed"):
-        w.write(b"x")
 
 
 # --- encrypt_file / decrypt_file ---
@@ -335,7 +143,7 @@ def test_existing_destination_survives_a_failed_overwrite(cipher: Path, tmp_path
 def test_disk_full_from_the_writer_leaves_nothing(
     plain: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real, real_at = _pipeline.write_all, _pipeline.pwrite_all
+    real, real_at = _io.write_all, _io.pwrite_all
     calls = 0
 
     def full() -> None:
@@ -352,8 +160,9 @@ def test_disk_full_from_the_writer_leaves_nothing(
         full()  # the workers' own writes (a temporary file's descriptor)
         real_at(fd, data, offset)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_pipeline, "write_all", full_disk)
-    monkeypatch.setattr(_pipeline, "pwrite_all", full_disk_at)
+    for module in (_engine, _parallel, _files):
+        monkeypatch.setattr(module, "write_all", full_disk)
+    monkeypatch.setattr(_parallel, "pwrite_all", full_disk_at)
     before = digest(plain)
     with pytest.raises(OSError, match="No space"):
         enc_file(plain, tmp_path / "c")
@@ -542,3 +351,58 @@ def test_replaced_file_keeps_its_mode_new_file_is_private(plain: Path, tmp_path:
     dst.chmod(0o644)
     enc_file(plain, dst, overwrite=True)
     assert dst.stat().st_mode & 0o777 == 0o644
+
+
+# --- one credential rule for files and slot edits ---
+
+
+def test_files_take_a_key_as_password_or_as_key(plain: Path, tmp_path: Path) -> None:
+    key = aes_hmac.Key(bytes(range(32)))
+    encrypt_file(plain, tmp_path / "a", key=key, chunk_size=CHUNK)
+    encrypt_file(plain, tmp_path / "b", key, chunk_size=CHUNK)
+    for name in ("a", "b"):
+        assert inspect_stream(tmp_path / name).slots == (SlotInfo(None),)
+        decrypt_file(tmp_path / name, tmp_path / f"{name}.out", key=bytes(range(32)))
+        assert (tmp_path / f"{name}.out").read_bytes() == plain.read_bytes()
+
+
+def test_raw_key_slots_are_edited_like_password_slots(cipher: Path, plain: Path) -> None:
+    key, other = aes_hmac.Key(bytes(32)), aes_hmac.Key(bytes(range(32)))
+    before = payload(cipher)
+    add_password(cipher, "pw", key)
+    assert inspect_stream(cipher).slots == (SlotInfo(CHEAP), SlotInfo(None))
+    change_password(cipher, key, other)
+    with pytest.raises(HeaderError):
+        decrypt_stream(io.BytesIO(cipher.read_bytes()), io.BytesIO(), key=key)
+    out = io.BytesIO()
+    decrypt_stream(io.BytesIO(cipher.read_bytes()), out, key=other)
+    assert out.getvalue() == plain.read_bytes()
+    remove_password(cipher, "pw")
+    assert inspect_stream(cipher).slots == (SlotInfo(None),)
+    change_password(cipher, other, aes_hmac.PasswordKey("again", kdf=CHEAP))
+    assert inspect_stream(cipher).slots == (SlotInfo(CHEAP),)
+    assert plaintext_of(cipher, "again") == plain.read_bytes()
+    assert payload(cipher) == before
+
+
+def test_slot_edit_secrets_are_checked_by_name(cipher: Path) -> None:
+    before = digest(cipher)
+    with pytest.raises(TypeError, match="new must be str, bytes, Key or PasswordKey, not int"):
+        add_password(cipher, "pw", 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="old must be str, bytes, Key or PasswordKey, not NoneType"):
+        change_password(cipher, None, "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="new must not be empty"):
+        change_password(cipher, "pw", "")
+    assert digest(cipher) == before
+
+
+def test_old_keyword_names_still_work_with_a_warning(cipher: Path, plain: Path) -> None:
+    changed = r"change_password: deprecated keyword old_password= \(now old=\), new_password="
+    with pytest.warns(DeprecationWarning, match=changed):
+        change_password(cipher, old_password="pw", new_password="two", kdf=CHEAP)  # type: ignore[call-arg]
+    added = r"add_password: deprecated keyword password= \(now existing=\)"
+    with pytest.warns(DeprecationWarning, match=added):
+        add_password(cipher, password="two", new_password="three", kdf=CHEAP)  # type: ignore[call-arg]
+    assert plaintext_of(cipher, "three") == plain.read_bytes()
+    with pytest.raises(TypeError, match="give new, not both new and new_password"):
+        add_password(cipher, "two", new="x", new_password="y")  # type: ignore[call-arg]

@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 
 import aes_hmac
 from aes_hmac import PBKDF2, HeaderError, StreamDamaged, decrypt_stream, encrypt_stream
-from aes_hmac._pipeline import decrypt_to, encrypt_to
 from aes_hmac._stream import CHUNK_OVERHEAD, read_header
 
 CHEAP = PBKDF2(iterations=1000)
@@ -41,7 +40,7 @@ def unseal(blob: bytes, workers: int = 1, password: str = "pw") -> bytes:
 
 
 def header_size(blob: bytes) -> int:
-    return read_header(io.BytesIO(blob)).size
+    return read_header(io.BytesIO(blob).read).size
 
 
 SIZES = [0, 1, 15, 16, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK, 7 * CHUNK + 100]
@@ -87,9 +86,33 @@ def test_key_instead_of_password() -> None:
         decrypt_stream(io.BytesIO(out.getvalue()), io.BytesIO(), key=bytes(32))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_kind_of_secret_is_accepted(workers: int) -> None:
+    """The one credential rule: a Key opens raw-key slots whether given as ``password`` or
+    ``key=``; a PasswordKey brings its own KDF; bytes are a password, never a key."""
+    data = os.urandom(3 * CHUNK + 1)
+    raw = aes_hmac.Key(KEY)
+    for secret, opener in [
+        ({"key": raw}, {"key": KEY}),
+        ({"password": raw}, {"key": raw}),
+        ({"key": KEY}, {"password": raw}),
+        ({"password": aes_hmac.PasswordKey("pw", kdf=CHEAP)}, {"password": "pw"}),
+        ({"password": b"pw", "kdf": CHEAP}, {"password": aes_hmac.PasswordKey(b"pw")}),
+    ]:
+        out = io.BytesIO()
+        encrypt_stream(io.BytesIO(data), out, chunk_size=CHUNK, workers=workers, **secret)  # type: ignore[arg-type]
+        back = io.BytesIO()
+        decrypt_stream(io.BytesIO(out.getvalue()), back, workers=workers, **opener)  # type: ignore[arg-type]
+        assert back.getvalue() == data
+    with pytest.raises(HeaderError):
+        decrypt_stream(io.BytesIO(out.getvalue()), io.BytesIO(), key=KEY)
+    with pytest.raises(TypeError, match="key must be bytes or Key, not PasswordKey"):
+        encrypt_stream(io.BytesIO(), io.BytesIO(), key=aes_hmac.PasswordKey("pw"))  # type: ignore[arg-type]
+
+
 def test_argument_errors_name_the_argument() -> None:
     src, dst = io.BytesIO(b""), io.BytesIO()
-    with pytest.raises(TypeError, match="password or a key"):
+    with pytest.raises(TypeError, match="give password or key"):
         encrypt_stream(src, dst)
     with pytest.raises(TypeError, match="not both"):
         encrypt_stream(src, dst, "pw", key=KEY)
@@ -419,14 +442,14 @@ def test_caller_mistakes_raise_type_error_naming_the_argument(
         call()
 
 
-# --- workers writing at known offsets (encrypt_to / decrypt_to with a descriptor) ---
+# --- workers writing at known offsets: a plain regular file is detected by the engine ---
 
 
 def seal_at_offsets(data: bytes, path: Path, workers: int) -> bytes:
     with path.open("wb") as out:
-        n = encrypt_to(
-            io.BytesIO(data), out, out.fileno(), key=KEY, chunk_size=CHUNK, workers=workers
-        )
+        n = encrypt_stream(io.BytesIO(data), out, key=KEY, chunk_size=CHUNK, workers=workers)
+        out.flush()
+        assert out.tell() == path.stat().st_size
     assert n == len(data)
     return path.read_bytes()
 
@@ -434,7 +457,7 @@ def seal_at_offsets(data: bytes, path: Path, workers: int) -> bytes:
 def unseal_at_offsets(blob: bytes, path: Path, workers: int, password: str | None = None) -> int:
     secret = {"key": KEY} if password is None else {"password": password}
     with path.open("wb") as out:
-        return decrypt_to(io.BytesIO(blob), out, out.fileno(), workers=workers, **secret)
+        return decrypt_stream(io.BytesIO(blob), out, workers=workers, **secret)
 
 
 @pytest.mark.parametrize("workers", WORKERS)
@@ -461,22 +484,138 @@ def test_offset_writes_raise_what_the_stream_raises(tmp_path: Path) -> None:
     cases += [head + b"".join([*chunks[:i], foreign[i], *chunks[i + 1 :]]) for i in range(5)]
     cases += [BLOB + b"z" * FULL, BLOB[:-1], head + b"".join(chunks[:1] + chunks[2:])]
     for blob in cases:
-        expected = damaged(blob, 2)
-        with pytest.raises(StreamDamaged) as info:
-            unseal_at_offsets(blob, tmp_path / "p", 2, password="pw")
-        assert (str(info.value), info.value.offset) == (str(expected), expected.offset)
+        expected = damaged(blob, 1)
+        for workers in (2, 3):
+            with pytest.raises(StreamDamaged) as info:
+                unseal_at_offsets(blob, tmp_path / "p", workers, password="pw")
+            assert (str(info.value), info.value.offset) == (str(expected), expected.offset)
 
 
-def test_offset_writes_never_write_a_failing_chunk(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [2, 3])
+def test_offset_writes_hold_only_chunks_before_the_failing_one(
+    tmp_path: Path, workers: int
+) -> None:
+    """A user's file gets in-order semantics: a chunk is written only after every earlier
+    chunk verified, so chunks after a damaged one never reach it."""
     head, chunks = chunks_of(BLOB)
     bad = bytearray(chunks[2])
     bad[-1] ^= 1  # only the tag: ciphertext intact, so decrypting would "work"
     blob = head + b"".join([*chunks[:2], bytes(bad), *chunks[3:]])
-    with pytest.raises(StreamDamaged):
-        unseal_at_offsets(blob, tmp_path / "p", 2, password="pw")
-    written = (tmp_path / "p").read_bytes()
-    # Chunks before the failing one are in place; chunk 2's place holds nothing but a hole;
-    # chunk 3 (verified) may or may not have been written when the pipeline stopped.
-    assert written[: 2 * CHUNK] == BLOB_DATA[: 2 * CHUNK]
-    assert written[2 * CHUNK : 3 * CHUNK].strip(b"\0") == b""
-    assert written[3 * CHUNK :] in (BLOB_DATA[3 * CHUNK : 4 * CHUNK], b"")
+    with (tmp_path / "p").open("wb") as out:
+        with pytest.raises(StreamDamaged):
+            decrypt_stream(io.BytesIO(blob), out, "pw", workers=workers)
+        assert out.tell() == 2 * CHUNK  # the position ends after what was released
+    assert (tmp_path / "p").read_bytes() == BLOB_DATA[: 2 * CHUNK]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_user_file_is_written_from_its_position_and_left_after_the_stream(
+    tmp_path: Path, workers: int
+) -> None:
+    """Bytes the caller wrote (still in Python's buffer) come first; the caller can go on
+    writing after the stream; a file opened for update keeps what lies beyond."""
+    data = os.urandom(5 * CHUNK + 7)
+    path = tmp_path / "c"
+    with path.open("wb") as out:
+        out.write(b"before")
+        encrypt_stream(io.BytesIO(data), out, key=KEY, chunk_size=CHUNK, workers=workers)
+        out.write(b"after")
+    raw = path.read_bytes()
+    assert raw.startswith(b"before") and raw.endswith(b"after")
+    plain = io.BytesIO()
+    decrypt_stream(io.BytesIO(raw[6:-5]), plain, key=KEY, workers=1)
+    assert plain.getvalue() == data
+    path.write_bytes(b"x" * (len(data) + 100))
+    with path.open("r+b") as out:
+        out.seek(10)
+        n = decrypt_stream(io.BytesIO(raw[6:-5]), out, key=KEY, workers=workers)
+        assert out.tell() == 10 + n
+    assert path.read_bytes() == b"x" * 10 + data + b"x" * 90
+
+
+def test_appending_file_gets_every_byte_in_order(tmp_path: Path) -> None:
+    """``pwrite`` ignores offsets under O_APPEND, so append mode takes the in-order path."""
+    path = tmp_path / "c"
+    path.write_bytes(b"head")
+    data = os.urandom(4 * CHUNK + 1)
+    with path.open("ab") as out:
+        encrypt_stream(io.BytesIO(data), out, key=KEY, chunk_size=CHUNK, workers=2)
+    plain = io.BytesIO()
+    decrypt_stream(io.BytesIO(path.read_bytes()[4:]), plain, key=KEY)
+    assert plain.getvalue() == data
+
+
+class Wrapper(io.BufferedWriter):
+    """A subclass of a plain file type: its ``write`` must see every byte (no offset writes)."""
+
+    seen = 0
+
+    def write(self, b: object) -> int:  # type: ignore[override]
+        n = super().write(b)  # type: ignore[arg-type]
+        self.seen += n
+        return n
+
+
+def test_file_object_subclasses_see_every_write(tmp_path: Path) -> None:
+    raw = io.FileIO(tmp_path / "c", "w")
+    with Wrapper(raw) as out:
+        encrypt_stream(io.BytesIO(bytes(3 * CHUNK)), out, key=KEY, chunk_size=CHUNK, workers=2)
+        out.flush()
+        assert out.seen == (tmp_path / "c").stat().st_size > 3 * CHUNK
+
+
+@pytest.mark.parametrize("missing", ["pwrite", "posix_fadvise"])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_platforms_without_pwrite_or_fadvise_take_the_portable_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str, workers: int
+) -> None:
+    """Windows lacks both, macOS lacks posix_fadvise: neither may raise AttributeError."""
+    monkeypatch.delattr(os, missing, raising=False)
+    data = os.urandom(6 * CHUNK + 5)
+    blob = seal_at_offsets(data, tmp_path / "c", workers)
+    assert unseal_at_offsets(blob, tmp_path / "p", workers) == len(data)
+    assert (tmp_path / "p").read_bytes() == data
+    aes_hmac.encrypt_file(tmp_path / "p", tmp_path / "f", key=KEY, workers=workers)
+    aes_hmac.decrypt_file(tmp_path / "f", tmp_path / "g", key=KEY, workers=workers)
+    assert (tmp_path / "g").read_bytes() == data
+    with aes_hmac.open(tmp_path / "o", "wb", key=KEY) as w:
+        w.write(data)
+    with aes_hmac.open(tmp_path / "o", key=KEY) as r:
+        assert r.read() == data
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_a_failing_read_is_raised_and_nothing_after_it_is_written(workers: int) -> None:
+    class Broken(io.BytesIO):
+        def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+            if self.tell() >= 3 * CHUNK:
+                raise OSError("disk on fire")
+            return super().readinto(b)
+
+    out = io.BytesIO()
+    with pytest.raises(OSError, match="disk on fire"):
+        encrypt_stream(Broken(bytes(8 * CHUNK)), out, key=KEY, chunk_size=CHUNK, workers=workers)
+    # The three chunks read before the failure, in order, and nothing after them.
+    assert len(out.getvalue()) - header_size(out.getvalue()) == 3 * FULL
+
+
+def test_progress_raising_stops_every_worker() -> None:
+    calls = 0
+
+    def progress(done: int, total: int | None) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        encrypt_stream(
+            io.BytesIO(bytes(20 * CHUNK)),
+            io.BytesIO(),
+            key=KEY,
+            chunk_size=CHUNK,
+            workers=3,
+            progress=progress,
+        )
+    assert calls == 2
+    assert not [t for t in threading.enumerate() if t.name.startswith("aes-hmac")]

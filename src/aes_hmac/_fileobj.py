@@ -1,0 +1,220 @@
+"""``open()``: an encrypted stream as a file object (``StreamWriter`` for "wb", ``StreamReader``
+for "rb"), built on the serial chunk loop of ``_engine``."""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+from functools import partial
+from types import TracebackType
+from typing import BinaryIO, Literal, overload
+
+from ._credential import RawKey, Secret, to_credential
+from ._engine import ChunkSealer, iter_plain, new_stream
+from ._io import check_file, read_full_bytes, write_all
+from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
+from ._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of, open_codec, read_header
+
+StrPath = str | os.PathLike[str]
+
+
+class StreamWriter(io.BufferedIOBase):
+    """Write side of ``open(..., "wb")``: buffers one chunk, seals each full chunk as it fills.
+
+    ``close()`` seals the final chunk (last-chunk flag). Leaving a ``with`` block by an exception
+    and garbage collection of an unclosed writer do NOT finalize: the output then reads as
+    truncated instead of as a complete stream. A wrapper's ``close()`` (``io.TextIOWrapper``)
+    closes, so finalizes, this writer: when wrapping it, call ``abort()`` on the failure path
+    inside the wrapper's ``with`` block (the wrapper's close then does nothing).
+    """
+
+    def __init__(
+        self, dst: BinaryIO, credential: Credential, chunk_size: int, close_dst: bool
+    ) -> None:
+        super().__init__()
+        # Until the header is out, a close (also from __del__) must not write a final chunk.
+        self._aborted = True
+        header, codec = new_stream(credential, chunk_size)
+        self._dst = dst
+        self._close_dst = close_dst
+        self._chunks = ChunkSealer(dst, codec)
+        self._buf = bytearray(chunk_size)
+        self._fill = 0
+        write_all(dst, header)
+        self._aborted = False
+
+    def __del__(self) -> None:
+        if "_fill" not in self.__dict__:
+            return  # __init__ failed before there was anything to close
+        # Nobody closed this writer: the stream was not finished, so it must read as truncated.
+        if not self.closed:
+            self._aborted = True
+        super().__del__()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        """Take every byte of ``b``; full chunks are sealed and written at once."""
+        if self.closed:
+            raise ValueError("write to a closed stream")
+        view = memoryview(b).cast("B")
+        size = len(self._buf)
+        taken = 0
+        while taken < len(view):
+            n = min(size - self._fill, len(view) - taken)
+            self._buf[self._fill : self._fill + n] = view[taken : taken + n]
+            self._fill += n
+            taken += n
+            if self._fill == size:
+                self._chunks.write_full(self._buf)
+                self._fill = 0
+        return taken
+
+    def flush(self) -> None:
+        """Flush the underlying file; a partial chunk stays buffered until it fills or close."""
+        if not self.closed:
+            self._dst.flush()
+
+    def abort(self) -> None:
+        """Close without the final chunk, so the output is detected as truncated."""
+        self._aborted = True
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if not self._aborted:
+                self._chunks.write_final(self._buf[: self._fill])
+                self._dst.flush()
+        finally:
+            self._buf[:] = bytes(len(self._buf))
+            try:
+                super().close()  # flushes dst: it must still be open
+            finally:
+                if self._close_dst:
+                    self._dst.close()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+
+class StreamReader(io.RawIOBase):
+    """Read side of ``open(..., "rb")``: releases a chunk's plaintext only after its tag verified.
+
+    The header is opened by the constructor (``HeaderError`` there). The first failure (a chunk
+    that does not verify, or a read error) is stored and raised again by every later read, so no
+    caller can read past damage or take a cut stream for a complete one.
+    """
+
+    def __init__(
+        self, src: BinaryIO, credential: Credential, limits: KdfLimits, close_src: bool
+    ) -> None:
+        super().__init__()
+        self._src = src
+        self._close_src = close_src
+        header = read_header(partial(read_full_bytes, src))
+        codec = open_codec(header, credential, limits)
+        self._chunks = iter_plain(src, codec, header.size)
+        self._plain: memoryview = memoryview(b"")
+        self._error: BaseException | None = None
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        """Copy verified plaintext into ``b``; 0 only at the authenticated end of the stream."""
+        if self.closed:
+            raise ValueError("read from a closed stream")
+        if self._error is not None:
+            raise self._error
+        while not self._plain and not self._eof:
+            try:
+                self._plain = next(self._chunks)[0]
+            except StopIteration:
+                self._eof = True
+            except BaseException as exc:
+                # Stored whatever it is (damage, or a read error part way through a chunk): the
+                # chunk generator is finished now, and only the authenticated end may read as EOF.
+                self._error = exc
+                raise
+        view = memoryview(b).cast("B")
+        n = min(len(view), len(self._plain))
+        view[:n] = self._plain[:n]
+        self._plain = self._plain[n:]
+        return n
+
+    def close(self) -> None:
+        if not self.closed and self._close_src:
+            self._src.close()
+        super().close()
+
+
+@overload
+def open(
+    file: StrPath | BinaryIO,
+    mode: Literal["rb"] = "rb",
+    *,
+    password: Secret | None = None,
+    key: RawKey | None = None,
+    kdf: Kdf = DEFAULT_KDF,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    limits: KdfLimits = DEFAULT_LIMITS,
+) -> StreamReader: ...
+@overload
+def open(
+    file: StrPath | BinaryIO,
+    mode: Literal["wb"],
+    *,
+    password: Secret | None = None,
+    key: RawKey | None = None,
+    kdf: Kdf = DEFAULT_KDF,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    limits: KdfLimits = DEFAULT_LIMITS,
+) -> StreamWriter: ...
+def open(
+    file: StrPath | BinaryIO,
+    mode: Literal["rb", "wb"] = "rb",
+    *,
+    password: Secret | None = None,
+    key: RawKey | None = None,
+    kdf: Kdf = DEFAULT_KDF,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    limits: KdfLimits = DEFAULT_LIMITS,
+) -> StreamWriter | StreamReader:
+    """Open an encrypted stream as a file object: "wb" encrypts what is written, "rb" decrypts.
+
+    ``file`` is a path (opened and closed here; "wb" writes it directly, not atomically: use
+    ``encrypt_file`` for that) or a binary file object (left open). Give ``password`` (str,
+    bytes, ``Key`` or ``PasswordKey``) or ``key`` (32 bytes or ``Key``).
+    """
+    if mode not in ("rb", "wb"):
+        raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")
+    credential = to_credential(password, key, kdf=kdf)
+    if mode == "wb":
+        chunk_log2_of(chunk_size)
+    else:
+        check_limits_arg(limits)
+    owned = isinstance(file, str | os.PathLike)
+    if not owned:
+        check_file(file, "file", "write" if mode == "wb" else "read")
+    fileobj: BinaryIO = builtins.open(file, mode) if owned else file  # type: ignore[arg-type,assignment]
+    try:
+        if mode == "wb":
+            return StreamWriter(fileobj, credential, chunk_size, owned)
+        return StreamReader(fileobj, credential, limits, owned)
+    except BaseException:
+        if owned:
+            fileobj.close()
+        raise

@@ -1,0 +1,219 @@
+"""Tests of open(): StreamWriter / StreamReader round trips, wrappers, failures."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import aes_hmac
+from aes_hmac import (
+    PBKDF2,
+    HeaderError,
+    SlotInfo,
+    StreamDamaged,
+    StreamReader,
+    StreamWriter,
+    decrypt_stream,
+    inspect_stream,
+)
+from aes_hmac._stream import CHUNK_OVERHEAD
+
+CHEAP = PBKDF2(iterations=1000)
+CHUNK = 4096
+FULL = CHUNK + CHUNK_OVERHEAD
+
+
+def open_writer(fileobj: object, **kw: object) -> StreamWriter:
+    w = aes_hmac.open(fileobj, "wb", password="pw", kdf=CHEAP, chunk_size=CHUNK, **kw)  # type: ignore[call-overload, arg-type]
+    assert isinstance(w, StreamWriter)
+    return w
+
+
+def open_reader(fileobj: object, password: str = "pw") -> StreamReader:
+    r = aes_hmac.open(fileobj, "rb", password=password)  # type: ignore[arg-type]
+    assert isinstance(r, StreamReader)
+    return r
+
+
+# --- open() ---
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 3])
+def test_open_round_trip_in_odd_pieces(size: int) -> None:
+    data = os.urandom(size)
+    buf = io.BytesIO()
+    with open_writer(buf) as w:
+        for i in range(0, size, 999):
+            assert w.write(data[i : i + 999]) == len(data[i : i + 999])
+    assert not buf.closed, "a file object passed in stays open"
+    blob = buf.getvalue()
+    out = io.BytesIO()
+    decrypt_stream(io.BytesIO(blob), out, "pw")
+    assert out.getvalue() == data
+    with open_reader(io.BytesIO(blob)) as r:
+        assert r.read() == data
+        assert r.read() == b""
+
+
+def test_open_paths(tmp_path: Path) -> None:
+    path = tmp_path / "f.ahm"
+    with aes_hmac.open(path, "wb", password="pw", kdf=CHEAP) as w:
+        w.write(b"hello")
+    with aes_hmac.open(str(path), "rb", password="pw") as r:
+        assert r.read() == b"hello"
+    assert inspect_stream(path).slots == (SlotInfo(CHEAP),)
+
+
+def test_open_with_a_key(tmp_path: Path) -> None:
+    key = os.urandom(32)
+    buf = io.BytesIO()
+    with aes_hmac.open(buf, "wb", key=key, chunk_size=CHUNK) as w:
+        w.write(b"k" * 10000)
+    assert inspect_stream(io.BytesIO(buf.getvalue())).slots == (SlotInfo(None),)
+    with aes_hmac.open(io.BytesIO(buf.getvalue()), key=key) as r:
+        assert r.read() == b"k" * 10000
+
+
+def test_open_argument_errors() -> None:
+    with pytest.raises(ValueError, match="mode must be 'rb' or 'wb', got 'r'"):
+        aes_hmac.open(io.BytesIO(), "r", password="pw")  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="give password or key"):
+        aes_hmac.open(io.BytesIO(), "wb")
+    with pytest.raises(ValueError, match="chunk_size"):
+        aes_hmac.open(io.BytesIO(), "wb", password="pw", chunk_size=100)
+
+
+def test_copyfileobj_both_ways() -> None:
+    data = os.urandom(3 * CHUNK + 11)
+    buf = io.BytesIO()
+    with open_writer(buf) as w:
+        shutil.copyfileobj(io.BytesIO(data), w, 1000)
+    out = io.BytesIO()
+    with open_reader(io.BytesIO(buf.getvalue())) as r:
+        shutil.copyfileobj(r, out, 777)
+    assert out.getvalue() == data
+
+
+def test_tarfile_stream_modes_round_trip() -> None:
+    buf = io.BytesIO()
+    files = {"a.txt": b"alpha" * 1000, "dir/b.bin": os.urandom(9000), "empty": b""}
+    with open_writer(buf) as w, tarfile.open(fileobj=w, mode="w|") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    with open_reader(io.BytesIO(buf.getvalue())) as r:
+        with tarfile.open(fileobj=r, mode="r|") as tar:
+            got = {}
+            for member in tar:
+                f = tar.extractfile(member)
+                assert f is not None
+                got[member.name] = f.read()
+        rest = r.read()  # tar's zero record padding; reading it authenticates the end
+        assert rest == bytes(len(rest))
+    assert got == files
+
+
+def test_text_io_wrapper_both_ways() -> None:
+    buf = io.BytesIO()
+    text = "grüße, ünïcode\n" * 500
+    with open_writer(buf) as w:
+        tw = io.TextIOWrapper(w, encoding="utf-8")
+        tw.write(text)
+        tw.flush()
+        tw.detach()
+    r = open_reader(io.BytesIO(buf.getvalue()))
+    with io.TextIOWrapper(r, encoding="utf-8") as tr:
+        assert tr.read() == text
+
+
+def test_reader_keeps_raising_the_same_error() -> None:
+    buf = io.BytesIO()
+    with open_writer(buf) as w:
+        w.write(bytes(3 * CHUNK))
+    blob = bytearray(buf.getvalue())
+    blob[-FULL] ^= 1  # damage inside the second-to-last... any chunk after the first
+    r = open_reader(io.BytesIO(bytes(blob)))
+    got = bytearray()
+    with pytest.raises(StreamDamaged) as first:
+        while chunk := r.read(1000):
+            got += chunk
+    for _ in range(3):
+        with pytest.raises(StreamDamaged) as again:
+            r.read(10)
+        assert again.value is first.value
+    assert bytes(got) == bytes(len(got)) and len(got) % CHUNK == 0
+
+
+def test_reader_wrong_password_fails_at_open() -> None:
+    buf = io.BytesIO()
+    with open_writer(buf) as w:
+        w.write(b"x")
+    with pytest.raises(HeaderError, match="wrong password or damaged header"):
+        open_reader(io.BytesIO(buf.getvalue()), password="nope")
+
+
+def test_reader_detects_truncation_and_trailing_data() -> None:
+    buf = io.BytesIO()
+    with open_writer(buf) as w:
+        w.write(bytes(2 * CHUNK + 5))
+    blob = buf.getvalue()
+    with pytest.raises(StreamDamaged, match="truncated"):
+        open_reader(io.BytesIO(blob[:-64])).read()
+    with pytest.raises(StreamDamaged):
+        open_reader(io.BytesIO(blob + b"\x00")).read()
+
+
+def test_writer_exception_in_with_block_does_not_finalize() -> None:
+    """Leaving the block by an exception must not make a partial stream look complete."""
+    buf = io.BytesIO()
+    with pytest.raises(RuntimeError), open_writer(buf) as w:
+        w.write(bytes(CHUNK + 10))
+        raise RuntimeError("boom")
+    with pytest.raises(StreamDamaged, match="truncated"):
+        decrypt_stream(io.BytesIO(buf.getvalue()), io.BytesIO(), "pw")
+
+
+def test_unclosed_writer_collected_does_not_finalize() -> None:
+    """Regression (review): garbage collection used to close, so seal, an abandoned writer."""
+    import gc
+
+    buf = io.BytesIO()
+
+    def abandon() -> None:
+        w = open_writer(buf)
+        w.write(b"first half")
+
+    abandon()
+    gc.collect()
+    with pytest.raises(StreamDamaged, match="truncated"):
+        decrypt_stream(io.BytesIO(buf.getvalue()), io.BytesIO(), "pw")
+
+
+def test_wrapped_writer_aborted_on_failure_reads_truncated() -> None:
+    """A TextIOWrapper's close finalizes the writer; abort() on the failure path keeps it cut."""
+    buf = io.BytesIO()
+    w = open_writer(buf)
+    with pytest.raises(RuntimeError), io.TextIOWrapper(w, encoding="utf-8") as text:
+        try:
+            text.write("partial")
+            text.flush()
+            raise RuntimeError("boom")
+        except RuntimeError:
+            w.abort()  # before the wrapper's __exit__ closes (and so would finalize) the writer
+            raise
+    with pytest.raises(StreamDamaged, match="truncated"):
+        decrypt_stream(io.BytesIO(buf.getvalue()), io.BytesIO(), "pw")
+
+
+def test_writer_refuses_writes_after_close() -> None:
+    w = open_writer(io.BytesIO())
+    w.close()
+    w.close()  # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        w.write(b"x")
