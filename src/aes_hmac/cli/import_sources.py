@@ -18,7 +18,7 @@ from typing import BinaryIO, Final
 
 import aes_hmac
 
-from .common import CliError
+from .common import CliError, note
 from .io_policy import Paths, PipeView, open_input, open_output
 from .messages import describe
 from .options import Kdf
@@ -122,7 +122,14 @@ def _import_fernet(job: ImportJob) -> None:
     _convert_lines(job, "fernet", convert)
 
 
+LEGACY_WARNING: Final = (
+    "warning: the design-note format is a padding oracle (its MAC does not cover the IV): "
+    "convert only data you hold, never tuples someone else can submit"
+)
+
+
 def _import_legacy(job: ImportJob) -> None:
+    note(LEGACY_WARNING)
 
     def convert(line: bytes) -> str:
         record = json.loads(line)
@@ -155,7 +162,9 @@ SOURCES: Final[dict[str, ImportSource]] = {
             "legacy",
             "design-note tuples",
             'JSON lines {"ciphertext": ..., "iv": ..., "salt": ..., "mac": ...}\n'
-            "  (iv, salt, mac in standard base64) -> tokens under the same password.",
+            "  (iv, salt, mac in standard base64) -> tokens under the same password.\n"
+            "  The format is a padding oracle: convert data you hold, never tuples an attacker\n"
+            "  can submit (a warning says so on every run).",
             _import_legacy,
             new_password=False,
         ),

@@ -9,68 +9,126 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib
 import io
 import os
 import secrets
 import stat
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Final
 
-from .common import CliError
+from .common import (
+    STDERR,
+    STDIN,
+    STDOUT,
+    CliError,
+    UsageError,
+    closed_std_fds,
+    stdin_binary,
+    stdout_binary,
+)
 
 PROGRESS_MIN_BYTES: Final = 4 << 20
-"""Inputs at least this big (or of unknown size) get a progress bar on a terminal."""
+"""Inputs of at least this many plaintext bytes get a progress line on a terminal."""
+PROGRESS_REFRESH_S: Final = 0.1
+"""The progress line is redrawn at most this often."""
+BINARY_UNITS: Final = ("KiB", "MiB", "GiB", "TiB")
+EXTENSION: Final = ".ahm"
+"""The one file name extension of encrypted files (binary or armored)."""
 TMP_MARK: Final = ".aes-hmac-tmp-"
 """In the names of temporary outputs, as the library's own, so a leftover is recognisable."""
 
 
 class Progress:
-    """Progress callback for the library: a tqdm bar on stderr, or nothing."""
+    """Progress on stderr in binary units (KiB, MiB, GiB), counting plaintext bytes both ways.
 
-    def __init__(self, *, quiet: bool, total: int | None, label: str) -> None:
-        self._bar: Any = None
-        self._done = 0
-        if quiet or not sys.stderr.isatty():
-            return
+    Drawn only on a terminal, without ``--quiet``, for an input that is not a pipe (so a
+    pipeline of aes-hmac commands shows one line, the first one's), and only once the input is
+    known to be at least PROGRESS_MIN_BYTES (its size, or the bytes done so far). ``to_plain``
+    turns the library's count of input bytes into plaintext bytes (decrypt's input is
+    ciphertext); ``total`` is in plaintext bytes.
+    """
+
+    def __init__(
+        self,
+        *,
+        quiet: bool,
+        total: int | None,
+        label: str,
+        piped: bool,
+        to_plain: Callable[[int], int] | None = None,
+    ) -> None:
+        self._label = label
+        self._total = total
+        self._to_plain = to_plain or (lambda n: n)
+        self._drawn = False
+        self._last = 0.0
+        self._start = time.monotonic()
+        self._enabled = not quiet and not piped and _stderr_is_terminal()
         if total is not None and total < PROGRESS_MIN_BYTES:
-            return
-        try:
-            tqdm: Any = importlib.import_module("tqdm")
-        except ImportError:
-            return
-        try:
-            width = os.get_terminal_size(sys.stderr.fileno()).columns
-        except OSError:
-            width = 0
-        self._bar = tqdm.tqdm(
-            # A terminal reporting a 0x0 size (a pty nobody sized) makes tqdm hide its bar.
-            ncols=None if width else 80,
-            nrows=None if width else 24,
-            total=total,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            file=sys.stderr,
-            leave=False,
-            desc=label,
-        )
+            self._enabled = False
 
     @property
     def callback(self) -> Callable[[int, int | None], None] | None:
-        return self._update if self._bar is not None else None
+        return self._update if self._enabled else None
 
-    def _update(self, done: int, total: int | None) -> None:
-        if total is not None and self._bar.total != total:
-            self._bar.total = total
-        self._bar.update(done - self._done)
-        self._done = done
+    def _update(self, done: int, _total: int | None) -> None:
+        plain = self._to_plain(done)
+        now = time.monotonic()
+        if plain < PROGRESS_MIN_BYTES or now - self._last < PROGRESS_REFRESH_S:
+            return
+        self._last = now
+        self._draw(self.line(plain, now - self._start))
+
+    def line(self, done: int, elapsed: float) -> str:
+        """``label  42%  12.0 MiB / 28.5 MiB  40.1 MiB/s`` (no percentage without a total)."""
+        rate = f"{binary_size(int(done / elapsed))}/s" if elapsed > 0 else ""
+        if self._total:
+            percent = min(100, done * 100 // self._total)
+            amount = f"{percent:3d}%  {binary_size(done)} / {binary_size(self._total)}"
+        else:
+            amount = binary_size(done)
+        return f"{self._label}  {amount}  {rate}".rstrip()
+
+    def _draw(self, text: str) -> None:
+        self._drawn = True
+        _write_stderr(f"\r{text}\x1b[K")
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        """Clear the line, leaving the terminal as it was."""
+        if self._drawn:
+            _write_stderr("\r\x1b[K")
+
+
+def binary_size(n: int) -> str:
+    """``n`` bytes in binary units: ``512 B``, ``1.5 KiB``, ``12.0 MiB``, ``3.2 GiB``."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in BINARY_UNITS:
+        value /= 1024
+        if value < 1024 or unit == BINARY_UNITS[-1]:
+            break
+    return f"{value:.1f} {unit}"
+
+
+def _stderr_is_terminal() -> bool:
+    return STDERR not in closed_std_fds and sys.stderr is not None and sys.stderr.isatty()
+
+
+def _write_stderr(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def is_pipe(st: os.stat_result) -> bool:
+    """A FIFO or socket: another program is on the other side."""
+    return stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode)
 
 
 class CountingWriter:
@@ -94,9 +152,31 @@ def path_arg(arg: str | None) -> str | None:
     return None if arg is None or arg == "-" else arg
 
 
+def encrypted_name(src: str | None, output: str | None) -> str | None:
+    """``encrypt``'s output: ``-o`` when given, else FILE.ahm for a file, stdout for stdin."""
+    if output is not None or src is None:
+        return path_arg(output)
+    return src + EXTENSION
+
+
+def decrypted_name(src: str | None, output: str | None) -> str | None:
+    """``decrypt``'s output: ``-o`` when given, else FILE for FILE.ahm, stdout for stdin."""
+    if output is not None or src is None:
+        return path_arg(output)
+    base = src.removesuffix(EXTENSION)
+    if base == src or not os.path.basename(base):
+        raise UsageError(
+            f"cannot name the output: {src} does not end in {EXTENSION}; "
+            "give -o FILE, or -o - for stdout"
+        )
+    return base
+
+
 def _input_stat(path: str | None) -> os.stat_result:
+    if path is None and STDIN in closed_std_fds:
+        raise CliError("stdin is closed: give an input file")
     try:
-        return os.fstat(0) if path is None else os.stat(path)
+        return os.fstat(STDIN) if path is None else os.stat(path)
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
 
@@ -113,12 +193,50 @@ class Paths:
     src_stat: os.stat_result
     in_place: bool
 
+    @property
+    def piped(self) -> bool:
+        """The input is a pipe or socket (progress is left to whoever writes into it)."""
+        return is_pipe(self.src_stat)
+
+
+def check_symlink(dst: str) -> None:
+    """The symlink policy for outputs: never create a file through a dangling link, and in a
+    sticky world-writable folder (/tmp) follow only a link the user owns.
+
+    The output is replaced by name after following the link, which the kernel's
+    ``protected_symlinks`` cannot see: a link planted in /tmp by another user would otherwise
+    point ``--force`` (or a new file) at any file the user can write.
+    """
+    try:
+        link = os.lstat(dst)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISLNK(link.st_mode):
+        return
+    if not os.path.exists(dst):
+        raise CliError(
+            f"output {dst} is a symlink to nothing: refusing to create a file through it "
+            "(remove the link or name its target)"
+        )
+    folder = os.stat(os.path.dirname(os.path.abspath(dst)))
+    shared = folder.st_mode & stat.S_ISVTX and folder.st_mode & stat.S_IWOTH
+    if shared and link.st_uid != os.geteuid():
+        raise CliError(
+            f"output {dst} is a symlink owned by another user in a shared folder: "
+            "refusing to follow it"
+        )
+
 
 def check_paths(src: str | None, dst: str | None, *, force: bool) -> Paths:
-    """Refuse same input and output, a folder, an existing regular output without --force."""
+    """Refuse same input and output, a folder, an existing regular output without --force,
+    a closed standard stream that would be used, and unsafe symlinks (``check_symlink``)."""
     src_stat = _input_stat(src)
+    if dst is None and STDOUT in closed_std_fds:
+        raise CliError("stdout is closed: give an output file with -o")
+    if dst is not None:
+        check_symlink(dst)
     try:
-        dst_stat: os.stat_result | None = os.fstat(1) if dst is None else os.stat(dst)
+        dst_stat: os.stat_result | None = os.fstat(STDOUT) if dst is None else os.stat(dst)
     except FileNotFoundError:
         dst_stat = None
     if (
@@ -130,8 +248,6 @@ def check_paths(src: str | None, dst: str | None, *, force: bool) -> Paths:
     if dst is None:
         return Paths(src_stat, in_place=True)
     if dst_stat is None:
-        if os.path.islink(dst) and not force:  # a dangling link: its target would be created
-            raise CliError(f"output file {dst} exists: use --force to overwrite it")
         return Paths(src_stat, in_place=False)
     if stat.S_ISDIR(dst_stat.st_mode):
         raise CliError(f"output {dst} is a folder")
@@ -145,7 +261,7 @@ def check_paths(src: str | None, dst: str | None, *, force: bool) -> Paths:
 @contextlib.contextmanager
 def open_input(path: str | None) -> Iterator[BinaryIO]:
     if path is None:
-        yield sys.stdin.buffer
+        yield stdin_binary()
         return
     try:
         src = open(path, "rb")
@@ -159,7 +275,7 @@ def open_input(path: str | None) -> Iterator[BinaryIO]:
 def open_output(dst: str | None, paths: Paths, *, force: bool) -> Iterator[BinaryIO]:
     """stdout, an in-place output opened directly, or an atomic temporary file for ``dst``."""
     if dst is None:
-        yield sys.stdout.buffer
+        yield stdout_binary()
         return
     if not paths.in_place:
         with atomic_output(dst, overwrite=force) as out:

@@ -25,6 +25,10 @@ the library's default); its cost flags need no ``--kdf``."""
 Kdf: TypeAlias = aes_hmac.PBKDF2 | aes_hmac.Scrypt | aes_hmac.Argon2id
 """A KDF instance. NOTE: the library's own ``Kdf`` alias is private; once ``aes_hmac.Kdf`` is
 public this line becomes ``Kdf = aes_hmac.Kdf`` and a new KDF needs no CLI edit at all."""
+SOURCE_FILE_NOTE: Final = (
+    "A password file or descriptor is read up to its first line end; a leading UTF-8 byte-order"
+    " mark (as Windows editors write) is not part of the password."
+)
 FORCE_HELP: Final = (
     "replace an existing regular output file; it keeps its permission bits (a new file gets"
     " 0600) and a symlink keeps pointing at the replaced file. A device or FIFO (/dev/null) is"
@@ -79,11 +83,11 @@ def add_input(parser: argparse.ArgumentParser) -> None:
 
 
 def add_output(
-    parser: argparse.ArgumentParser, quiet_help: str = "no progress bar, no password warnings"
+    parser: argparse.ArgumentParser,
+    quiet_help: str = "no progress line, no password warnings",
+    output_help: str = "output file ('-': stdout; default: stdout)",
 ) -> None:
-    parser.add_argument(
-        "-o", "--output", metavar="PATH", help="output file (default or '-': stdout)"
-    )
+    parser.add_argument("-o", "--output", metavar="PATH", help=output_help)
     parser.add_argument("-f", "--force", action="store_true", help=FORCE_HELP)
     parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
 
@@ -102,10 +106,12 @@ def add_workers(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class PasswordOptions:
-    """``--{prefix}password-file/-fd/-env``: one password's source, or the prompt."""
+    """``--{prefix}password-file/-fd/-env`` (and ``--{prefix}key-file`` when ``key_file``):
+    one secret's source, or the prompt; the options exclude each other."""
 
     prefix: str = ""
     what: str = ""
+    key_file: bool = False
 
     def _dest(self, kind: str) -> str:
         return f"{self.prefix.replace('-', '_')}password_{kind}"
@@ -132,6 +138,18 @@ class PasswordOptions:
             metavar="NAME",
             help=f"take the {self.what}password from the environment variable NAME",
         )
+        if self.key_file:
+            group.add_argument(
+                f"--{self.prefix}key-file",
+                dest=self._key_dest,
+                metavar="PATH",
+                help=f"use the {self.what}key in PATH (made by 'aes-hmac keygen') instead of a"
+                " password",
+            )
+
+    @property
+    def _key_dest(self) -> str:
+        return f"{self.prefix.replace('-', '_')}key_file"
 
     def read(self, args: argparse.Namespace) -> PasswordSource:
         return PasswordSource(
@@ -139,6 +157,8 @@ class PasswordOptions:
             fd=getattr(args, self._dest("fd")),
             env=getattr(args, self._dest("env")),
             option=f"--{self.prefix}password",
+            key_file=getattr(args, self._key_dest, None),
+            key_option=f"--{self.prefix}key-file",
         )
 
 

@@ -3,32 +3,36 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import BinaryIO
 
 import aes_hmac
 from aes_hmac import armor
 
 from .. import options
-from ..common import EXIT_OK, CliError, Command
+from ..common import EXIT_OK, CliError, Command, UsageError, stdout_binary
 from ..io_policy import (
+    EXTENSION,
     Progress,
     check_paths,
+    encrypted_name,
     open_input,
     open_output,
     output_error,
     path_arg,
     size_of,
 )
-from ..passwords import read_new_password
+from ..passwords import read_new_secret
 
-PASSWORD = options.PasswordOptions()
+PASSWORD = options.PasswordOptions(key_file=True)
 KDF = options.KdfOptions()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_input(parser)
-    options.add_output(parser)
+    options.add_output(
+        parser,
+        output_help=f"output file ('-': stdout; default: INPUT{EXTENSION}, or stdout for stdin)",
+    )
     options.add_workers(parser)
     parser.add_argument("-a", "--armor", action="store_true", help="write the PEM-like text form")
     parser.add_argument(
@@ -42,18 +46,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    src, dst = path_arg(args.input), path_arg(args.output)
-    if dst is None and not args.armor and sys.stdout.isatty():
-        raise CliError("refusing to write binary ciphertext to a terminal: use --armor or -o FILE")
+    src = path_arg(args.input)
+    dst = encrypted_name(src, args.output)
     source = PASSWORD.read(args)
     options.refuse_stdin_password(source, src)
     paths = check_paths(src, dst, force=args.force)
+    if dst is None and not args.armor and stdout_binary().isatty():
+        raise CliError("refusing to write binary ciphertext to a terminal: use --armor or -o FILE")
+    if source.key_file is not None and KDF.given(args):
+        raise UsageError("--key-file makes a raw-key slot: it takes no KDF options")
     kdf = KDF.read(args)
     options.warn_beyond_default_limits(kdf)
-    password = read_new_password(source, quiet=args.quiet)
+    password = read_new_secret(source, quiet=args.quiet)
     chunk_size: int = args.chunk_size or aes_hmac.DEFAULT_CHUNK_SIZE
     total = size_of(paths.src_stat)
-    progress = Progress(quiet=args.quiet, total=total, label="encrypt")
+    progress = Progress(quiet=args.quiet, total=total, label="encrypt", piped=paths.piped)
     try:
         if src is not None and dst is not None and not paths.in_place and not args.armor:
             aes_hmac.encrypt_file(
@@ -92,8 +99,13 @@ def run(args: argparse.Namespace) -> int:
 COMMAND = Command(
     name="encrypt",
     help="Encrypt a file or stdin.",
-    epilog="Without a password option, asks twice on the terminal; an empty answer generates a"
-    " passphrase and shows it once. Example: tar cz DIR | aes-hmac encrypt > DIR.tgz.ahm",
+    epilog="Without a password option or --key-file, asks twice on the terminal; an empty answer"
+    " generates a passphrase and shows it once there; a weak password is warned about and asked"
+    " again before any work.\n"
+    + options.SOURCE_FILE_NOTE
+    + "\nExamples:\n  aes-hmac encrypt notes.txt          # writes notes.txt.ahm\n"
+    "  tar cz DIR | aes-hmac encrypt > DIR.tgz.ahm\n"
+    "  aes-hmac encrypt --key-file my.key data.db",
     add_arguments=add_arguments,
     run=run,
 )

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 import aes_hmac
-from aes_hmac import armor
 
 from .. import options
-from ..common import EXIT_OK, Command
+from ..common import EXIT_OK, Command, write_stdout
 from ..io_policy import open_input, path_arg
+from ..sniffing import check_input, open_encrypted
 
-RAW_KEY_TEXT = "raw key (no KDF)"
-"""A slot without a KDF opens with a 32-byte key."""
+RAW_KEY_TEXT = "key file (raw 256-bit key, no KDF)"
+"""A slot without a KDF opens with a key file (``--key-file``)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     with open_input(path_arg(args.input)) as fin:
-        stream, armored = armor.sniff(fin)
+        stream, armored, head = open_encrypted(fin)
+        check_input(head, key_file=None)
         info = aes_hmac.inspect_stream(stream)
     lines = [
         f"format: aes-hmac stream, version {info.version}",
@@ -35,14 +35,14 @@ def run(args: argparse.Namespace) -> int:
         f"slot {i}: {RAW_KEY_TEXT if slot.kdf is None else slot.kdf.describe()}"
         for i, slot in enumerate(info.slots, 1)
     ]
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
+    write_stdout("\n".join(lines) + "\n")
     return EXIT_OK
 
 
 COMMAND = Command(
     name="inspect",
-    help="Show format version, chunk size and each password slot's KDF; needs no password.",
+    help="Show format version, chunk size and each slot (password KDF or key file); needs no"
+    " password.",
     add_arguments=add_arguments,
     run=run,
 )

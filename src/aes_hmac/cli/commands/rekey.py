@@ -12,12 +12,13 @@ import aes_hmac
 from aes_hmac import armor
 
 from .. import options
-from ..common import EXIT_OK, Command, UsageError
+from ..common import EXIT_OK, CliError, Command, UsageError
 from ..io_policy import atomic_output, open_input
-from ..passwords import read_new_password, read_old_password
+from ..passwords import read_new_secret, read_old_secret
+from ..sniffing import check_input, open_encrypted
 
-PASSWORD = options.PasswordOptions(what="current ")
-NEW_PASSWORD = options.PasswordOptions("new-", "new ")
+PASSWORD = options.PasswordOptions(what="current ", key_file=True)
+NEW_PASSWORD = options.PasswordOptions("new-", "new ", key_file=True)
 KDF = options.KdfOptions()
 LIMITS = options.LimitOptions()
 
@@ -40,17 +41,25 @@ def run(args: argparse.Namespace) -> int:
     path: str = args.file
     if path == "-":
         raise UsageError("rekey needs a file path, not stdin")
+    old_source = PASSWORD.read(args)
     with open_input(path) as fin:
-        _, armored = armor.sniff(fin)
+        _, armored, head = open_encrypted(fin)
+    check_input(head, key_file=old_source.key_file is not None)
+    if armored:
+        with open_input(path) as fin:
+            if not armor.sniff(fin)[1]:
+                raise CliError(f"{path} has text before its armor: remove that text first")
     new_source = NEW_PASSWORD.read(args)
     if args.remove and new_source.given:
         raise UsageError("--remove takes no new password")
     if args.remove and KDF.given(args):
         raise UsageError("--remove takes no KDF options")
+    if new_source.key_file is not None and KDF.given(args):
+        raise UsageError("--new-key-file makes a raw-key slot: it takes no KDF options")
     kdf = KDF.read(args)
     options.warn_beyond_default_limits(kdf)
     limits = LIMITS.read(args)
-    old = read_old_password(PASSWORD.read(args), "Current password: ")
+    old = read_old_secret(old_source, "Current password: ")
     edit: Callable[[str], None]
     if args.remove:
 
@@ -58,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             aes_hmac.remove_password(target, old, limits=limits)
 
     else:
-        new = read_new_password(new_source, quiet=args.quiet, what="New password")
+        new = read_new_secret(new_source, quiet=args.quiet, what="New password")
         slot_edit = aes_hmac.add_password if args.add else aes_hmac.change_password
 
         def edit(target: str) -> None:
@@ -93,8 +102,13 @@ def _rekey_armored(path: str, edit: Callable[[str], None]) -> None:
 
 COMMAND = Command(
     name="rekey",
-    help="Change, add (--add) or remove (--remove) a password of an encrypted file.",
-    epilog="The payload is not re-encrypted: only the header is rewritten, atomically.",
+    help="Change, add (--add) or remove (--remove) a password or key file slot of an encrypted"
+    " file.",
+    epilog="The payload is not re-encrypted, but the whole file is copied: a new file with the new"
+    " header and the payload bytes unchanged replaces the old one atomically (a new inode: hard"
+    " links to the old file keep the old header; a symlink keeps pointing at the new file).\n"
+    "Passwords and key files mix: --add --new-key-file K gives a password-encrypted file a key"
+    " file slot, so it opens with either.",
     add_arguments=add_arguments,
     run=run,
 )
