@@ -48,13 +48,32 @@ def test_chunk_size_parsing(text: str, size: int) -> None:
     assert options.chunk_size(text) == size
 
 
-def test_progress_without_tqdm_or_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_only_on_a_terminal_for_big_file_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12 #8: no line under the threshold, none when the input is a pipe, none off a tty."""
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes the import fail
-    assert io_policy.Progress(quiet=False, total=None, label="x").callback is None
+    big = io_policy.PROGRESS_MIN_BYTES
+    assert io_policy.Progress(quiet=False, total=big, label="x", piped=False).callback is not None
+    assert io_policy.Progress(quiet=False, total=big - 1, label="x", piped=False).callback is None
+    assert io_policy.Progress(quiet=False, total=big, label="x", piped=True).callback is None
+    assert io_policy.Progress(quiet=True, total=big, label="x", piped=False).callback is None
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    monkeypatch.delitem(sys.modules, "tqdm")
-    assert io_policy.Progress(quiet=False, total=None, label="x").callback is None
+    assert io_policy.Progress(quiet=False, total=big, label="x", piped=False).callback is None
+
+
+def test_progress_line_counts_plaintext_in_binary_units() -> None:
+    line = io_policy.Progress(
+        quiet=True, total=30 << 20, label="decrypt", piped=False, to_plain=lambda n: n // 2
+    ).line(12 << 20, 2.0)
+    assert line == "decrypt   40%  12.0 MiB / 30.0 MiB  6.0 MiB/s"
+    assert io_policy.binary_size(512) == "512 B"
+    assert io_policy.binary_size(1536) == "1.5 KiB"
+    assert io_policy.binary_size(3 << 30) == "3.0 GiB"
+
+
+def test_shown_escapes_terminal_controls() -> None:
+    assert common.shown("a\x1b]0;x\x07b") == "a\\x1b]0;x\\x07b"
+    assert common.shown("\x9b\u202e\n\t") == "\\x9b\\u202e\\n\\t"
+    assert common.shown("caf\u00e9 \udcff") == "caf\u00e9 \\xff"
 
 
 @pytest.mark.parametrize(
