@@ -348,7 +348,7 @@ def test_cli_killed_mid_file(
         # Only the temporary file may remain, recognizably named after the destination.
         assert [p.name.startswith(f".out{TEMP_MARK}") for p in tmp_path.iterdir()] == [True]
     else:
-        assert proc.returncode == 1, stderr
+        assert proc.returncode == 128 + signal.SIGINT, stderr  # issue 10 #3 (was 1)
         assert "interrupted" in stderr
         assert PASSWORD not in stderr
         assert list(tmp_path.iterdir()) == [], "SIGINT must remove the temporary file"

@@ -6,6 +6,8 @@ are safe to share between threads.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 from collections import OrderedDict
 from typing import Final
@@ -49,6 +51,13 @@ _RAW_HEADER_LEN: Final = len(RAW_HEADER)
 _RAW_OVERHEAD: Final = _RAW_HEADER_LEN + IV_SIZE + TAG_SIZE
 _KEY_ID_LABEL: Final = b"aes-hmac key id"
 DEFAULT_CACHE_SIZE: Final = 16
+KEY_TEXT_PREFIX: Final = "aes-hmac-key-1:"
+"""Starts the text form of a ``Key`` (a key file): names the tool, the kind and the version."""
+_KEY_TEXT_CHARS: Final = 43
+"""base64url characters of 32 bytes without padding."""
+_KEY_TEXT_ALPHABET: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+)
 
 
 def generate_key() -> bytes:
@@ -94,6 +103,48 @@ class Key:
     def credential(self) -> Credential:
         """This key as a stream/file credential (a raw-key slot); ``repr`` hides it."""
         return Credential(self._key, None)
+
+    def to_text(self) -> str:
+        """The key file form: ``aes-hmac-key-1:`` and the key in base64url (no padding), one line.
+
+        Whoever reads this text decrypts everything the key encrypts: store it like a password.
+        """
+        encoded = base64.urlsafe_b64encode(self._key).rstrip(b"=").decode("ascii")
+        return KEY_TEXT_PREFIX + encoded
+
+    @classmethod
+    def from_text(cls, text: str | bytes) -> Key:
+        """Read ``to_text``'s form; one trailing line end is allowed, nothing else.
+
+        ``ValueError`` says what is wrong without ever quoting the text (it may be a key).
+        """
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("ascii")
+            except UnicodeDecodeError:
+                raise ValueError("key text must be ASCII") from None
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
+        line = text.removesuffix("\n").removesuffix("\r")
+        if "\n" in line or "\r" in line:
+            raise ValueError("key text must be a single line")
+        if not line.startswith(KEY_TEXT_PREFIX):
+            raise ValueError(f"key text must start with {KEY_TEXT_PREFIX!r}")
+        encoded = line[len(KEY_TEXT_PREFIX) :]
+        if not set(encoded) <= _KEY_TEXT_ALPHABET:
+            raise ValueError("key text has a character outside base64url after the prefix")
+        if len(encoded) != _KEY_TEXT_CHARS:
+            raise ValueError(
+                f"key text must have {_KEY_TEXT_CHARS} base64url characters after the prefix, "
+                f"got {len(encoded)}"
+            )
+        try:
+            key = base64.urlsafe_b64decode(encoded + "=")
+        except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
+            raise ValueError("key text is not valid base64url") from None
+        if base64.urlsafe_b64encode(key).rstrip(b"=").decode("ascii") != encoded:
+            raise ValueError("key text is not canonical base64url (unused low bits are set)")
+        return cls(key)
 
     def encrypt(self, data: bytes | str, *, associated_data: BytesLike | None = None) -> str:
         """Text token of ``data``; ``str`` comes back as ``str``, ``bytes`` as ``bytes``."""
