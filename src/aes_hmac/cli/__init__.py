@@ -6,6 +6,6 @@ one line ``aes-hmac: error: ...`` on stderr, exit status 0 success, 1 failure, 2
 See docs/ARCHITECTURE.md for its modules.
 """
 
-from .app import build_parser, main
+from .app import build_parser, entry, main
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "entry", "main"]

@@ -7,8 +7,11 @@ failure is one ``aes-hmac: error: ...`` line (none when stderr is closed), never
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
+import sys
+import threading
 from typing import Final, NoReturn
 
 import aes_hmac
@@ -163,3 +166,20 @@ def main(argv: list[str] | None = None) -> int:
         if STDOUT in closed_std_fds and exc.code == 0:
             return EXIT_FAILURE
         raise
+
+
+def entry() -> NoReturn:
+    """The console script and ``python -m aes_hmac``: ``main``, then leave with its status.
+
+    After an interrupt a worker thread may still be blocked reading a pipe nobody closes,
+    holding the lock of ``sys.stdin``'s buffer; a normal interpreter shutdown would then abort
+    ("could not acquire lock ... daemon threads"). Every output is closed and its temporary file
+    removed by now, so such a run leaves at once with ``os._exit``.
+    """
+    status = main()
+    if threading.active_count() > 1:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(status)
+    raise SystemExit(status)
