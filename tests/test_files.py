@@ -272,7 +272,7 @@ def test_slot_edit_respects_kdf_limits(cipher: Path) -> None:
 def test_inspect_stream_rejects_non_streams(tmp_path: Path) -> None:
     with pytest.raises(HeaderError, match="this is an aes-hmac token, not a stream"):
         inspect_stream(io.BytesIO(b"\xa5" + bytes(100)))
-    with pytest.raises(HeaderError, match="not an aes-hmac stream$"):
+    with pytest.raises(HeaderError, match=r"not an aes-hmac stream$"):
         inspect_stream(io.BytesIO(b"PK\x03\x04" + bytes(100)))
 
 

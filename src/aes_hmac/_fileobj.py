@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import builtins
 import io
-import os
 from functools import partial
 from types import TracebackType
 from typing import BinaryIO, Literal, overload
 
 from ._credential import RawKey, Secret, to_credential
 from ._engine import ChunkSealer, iter_plain, new_stream
-from ._io import check_file, read_full_bytes, write_all
+from ._io import TextPath, path_or_file, read_full_bytes, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
 from ._seekable import SeekableReader, file_read_at, is_seekable
 from ._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of, open_codec, read_header
-
-StrPath = str | os.PathLike[str]
 
 
 class StreamWriter(io.BufferedIOBase):
@@ -164,7 +161,7 @@ class StreamReader(io.RawIOBase):
 
 @overload
 def open(
-    file: StrPath | BinaryIO,
+    file: TextPath | BinaryIO,
     mode: Literal["rb"] = "rb",
     *,
     password: Secret | None = None,
@@ -175,7 +172,7 @@ def open(
 ) -> StreamReader | SeekableReader: ...
 @overload
 def open(
-    file: StrPath | BinaryIO,
+    file: TextPath | BinaryIO,
     mode: Literal["wb"],
     *,
     password: Secret | None = None,
@@ -185,7 +182,7 @@ def open(
     limits: KdfLimits = DEFAULT_LIMITS,
 ) -> StreamWriter: ...
 def open(
-    file: StrPath | BinaryIO,
+    file: TextPath | BinaryIO,
     mode: Literal["rb", "wb"] = "rb",
     *,
     password: Secret | None = None,
@@ -209,10 +206,9 @@ def open(
         chunk_log2_of(chunk_size)
     else:
         check_limits_arg(limits)
-    owned = isinstance(file, str | os.PathLike)
-    if not owned:
-        check_file(file, "file", "write" if mode == "wb" else "read")
-    fileobj: BinaryIO = builtins.open(file, mode) if owned else file  # type: ignore[arg-type,assignment]
+    path = path_or_file(file, "file", "write" if mode == "wb" else "read")
+    owned = path is not None
+    fileobj: BinaryIO = file if path is None else builtins.open(path, mode)  # type: ignore[assignment]
     try:
         if mode == "wb":
             return StreamWriter(fileobj, credential, chunk_size, owned)

@@ -182,6 +182,18 @@ def seal_slot(
     return body + cipher.tag(prefix, body)
 
 
+def unwrap_slot(prefix: bytes, slot: Slot, credential: Credential) -> bytes | None:
+    """The file key when ``credential`` opens ``slot`` (a password is stretched with the slot's
+    own KDF: one derivation, limits are the caller's business), else ``None``."""
+    if (slot.kdf is None) != (credential.kdf is None):
+        return None
+    slot_credential = credential if slot.kdf is None else credential.with_kdf(slot.kdf)
+    cipher = CbcHmac(*split_key(slot_credential.master(slot.salt), _SLOT_LABEL))
+    if not cipher.verify(slot.tag, prefix, slot.encoded[:-TAG_SIZE]):
+        return None
+    return cipher.decrypt_unpadded(slot.iv, slot.wrapped)
+
+
 def seal_header(chunk_log2: int, stream_id: bytes, file_key: bytes, slots: list[bytes]) -> bytes:
     """The whole header: prefix || slot_count || slots || HMAC(header key, all bytes before)."""
     if not 1 <= len(slots) <= MAX_SLOTS:
