@@ -145,6 +145,30 @@ class CbcHmac:
         """True when ``tag`` is the HMAC of ``parts``; compared in constant time."""
         return constant_time_equal(self.tag(*parts), tag)
 
+    def tagged_prefix(
+        self, head: tuple[BytesLike, ...], data: BytesLike, ends: range
+    ) -> int | None:
+        """The first ``end`` in ``ends`` where ``data[:end]`` is a message followed by its tag
+        (``data[end - TAG_SIZE:end]`` is the HMAC of ``head`` || ``data[:end - TAG_SIZE]``).
+
+        Finds where a tagged message stops when unknown bytes follow it, in one incremental
+        pass: a state copy and a finalize per candidate, not a whole HMAC each.
+        """
+        view = memoryview(data).cast("B")
+        h = self._mac.copy()
+        for part in head:
+            h.update(part)
+        pos = 0
+        for end in ends:
+            body = end - TAG_SIZE
+            if body < pos or end > len(view):
+                raise ValueError("ends must ascend within data, each at least TAG_SIZE")
+            h.update(view[pos:body])
+            pos = body
+            if constant_time_equal(h.copy().finalize(), view[body:end]):
+                return end
+        return None
+
 
 class CbcHmacInto(CbcHmac):
     """``CbcHmac`` with zero-allocation paths for stream chunks: caller-owned output buffers.
