@@ -33,7 +33,9 @@ from ._engine import decrypt_stream, encrypt_stream
 from ._fileobj import StreamReader, StreamWriter, open
 from ._files import (
     add_password,
+    atomic_output,
     change_password,
+    check_output_link,
     decrypt_file,
     encrypt_file,
     inspect_stream,
@@ -78,8 +80,10 @@ __all__ = [
     "add_password",
     "aes_decrypt",
     "aes_encrypt",
+    "atomic_output",
     "change_password",
     "check_chunk_size",
+    "check_output_link",
     "decrypt",
     "decrypt_file",
     "decrypt_stream",

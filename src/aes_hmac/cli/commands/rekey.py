@@ -13,7 +13,7 @@ from aes_hmac import armor
 
 from .. import options
 from ..common import EXIT_OK, CliError, Command, UsageError
-from ..io_policy import atomic_output, open_input
+from ..io_policy import open_input
 from ..passwords import read_new_secret, read_old_secret
 from ..sniffing import check_input, open_encrypted
 
@@ -94,7 +94,7 @@ def _rekey_armored(path: str, edit: Callable[[str], None]) -> None:
             stream, _ = armor.sniff(fin)
             shutil.copyfileobj(stream, out)
         edit(binary)
-        with open(binary, "rb") as src, atomic_output(path, overwrite=True) as dst:
+        with open(binary, "rb") as src, aes_hmac.atomic_output(path, overwrite=True) as dst:
             writer = armor.ArmorWriter(dst)
             shutil.copyfileobj(src, writer)
             writer.close()
