@@ -15,7 +15,7 @@ from .. import options
 from ..common import EXIT_OK, CliError, Command, UsageError
 from ..io_policy import open_input
 from ..passwords import read_new_secret, read_old_secret
-from ..sniffing import check_input, open_encrypted
+from ..sniffing import HEAD_BYTES, check_input, open_encrypted
 
 PASSWORD = options.PasswordOptions(what="current ", key_file=True)
 NEW_PASSWORD = options.PasswordOptions("new-", "new ", key_file=True)
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     check_input(head, key_file=old_source.key_file is not None)
     if armored:
         with open_input(path) as fin:
-            if not armor.sniff(fin)[1]:
+            if not armor.looks_armored(fin.read(HEAD_BYTES)):
                 raise CliError(f"{path} has text before its armor: remove that text first")
     new_source = NEW_PASSWORD.read(args)
     if args.remove and new_source.given:
