@@ -232,6 +232,18 @@ def check_distinct_paths(src_path: StrPath, dst_path: StrPath) -> None:
         raise ValueError("src_path and dst_path must be different files")
 
 
+@contextmanager
+def file_to_file(
+    src_path: StrPath, dst_path: StrPath, overwrite: bool
+) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+    """(source opened for reading, ``atomic_output`` for ``dst_path``): what every file-to-file
+    helper works on, once the two paths are checked to be different files."""
+    check_distinct_paths(src_path, dst_path)
+    with builtins.open(fs_path(src_path, "src_path"), "rb") as src:
+        with atomic_output(dst_path, overwrite) as out:
+            yield src, out
+
+
 def encrypt_file(
     src_path: StrPath,
     dst_path: StrPath,
@@ -254,9 +266,7 @@ def encrypt_file(
     """
     to_credential(password, key, kdf=kdf)
     chunk_log2_of(chunk_size)
-    src_path, dst_path = fs_path(src_path, "src_path"), fs_path(dst_path, "dst_path")
-    check_distinct_paths(src_path, dst_path)
-    with builtins.open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as out:
+    with file_to_file(src_path, dst_path, overwrite) as (src, out):
         encrypt_stream(
             src,
             out,
@@ -288,9 +298,7 @@ def decrypt_file(
     files only, symlinks followed, mode kept, new files 0600).
     """
     to_credential(password, key)
-    src_path, dst_path = fs_path(src_path, "src_path"), fs_path(dst_path, "dst_path")
-    check_distinct_paths(src_path, dst_path)
-    with builtins.open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as out:
+    with file_to_file(src_path, dst_path, overwrite) as (src, out):
         decrypt_stream(
             src,
             out,

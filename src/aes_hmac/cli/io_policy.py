@@ -302,21 +302,29 @@ def size_of(src_stat: os.stat_result) -> int | None:
 
 
 class PipeView(io.RawIOBase):
-    """A non-seekable view of an input, so ``import_aescrypt`` spools its ciphertext privately.
+    """A non-seekable view of ``src``, ``head`` first (bytes already read from it: a look ahead
+    that a pipe can afford).
 
-    Bytes sent to stdout cannot be taken back: reading a file twice would let a change between
-    the verify pass and the convert pass reach stdout; the private spool cannot change.
+    Also how ``import_aescrypt`` is made to spool its ciphertext privately: bytes sent to stdout
+    cannot be taken back, and reading a file twice would let a change between the verify pass and
+    the convert pass reach stdout; the private spool cannot change.
     """
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: BinaryIO, head: bytes = b"") -> None:
         super().__init__()
         self._src = src
+        self._head = head
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
         data = self._src.read(len(view))
         view[: len(data)] = data
         return len(data)

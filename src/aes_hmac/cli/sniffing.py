@@ -9,40 +9,18 @@ where to go instead ('aes-hmac token decrypt', --key-file), before any prompt ra
 from __future__ import annotations
 
 import io
-from typing import Any, BinaryIO, Final
+from typing import BinaryIO, Final
 
 import aes_hmac
 from aes_hmac import armor
 
 from .common import CliError
+from .io_policy import PipeView
 
 HEAD_BYTES: Final = 64 << 10
 """Read ahead of decryption: more than any header (16 slots)."""
 _NOT_A_STREAM: Final = "this is an aes-hmac token, not a stream"
 """How the library's ``HeaderError`` for a token given as a stream ends."""
-
-
-class _Replay(io.RawIOBase):
-    """``head`` again, then the rest of ``src``: a look ahead that a pipe can afford."""
-
-    def __init__(self, head: bytes, src: BinaryIO) -> None:
-        super().__init__()
-        self._head = head
-        self._src = src
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._head:
-            n = min(len(view), len(self._head))
-            view[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._src.read(len(view))
-        view[: len(data)] = data
-        return len(data)
 
 
 def _read_upto(src: BinaryIO, n: int) -> bytes:
@@ -59,7 +37,7 @@ def open_encrypted(src: BinaryIO) -> tuple[BinaryIO, bool, bytes]:
     """(binary stream, armored, its first HEAD_BYTES): armor is found after leading text too."""
     stream, armored = armor.sniff(src)
     head = _read_upto(stream, HEAD_BYTES)
-    return io.BufferedReader(_Replay(head, stream)), armored, head
+    return io.BufferedReader(PipeView(stream, head)), armored, head
 
 
 def check_input(head: bytes, *, key_file: bool | None) -> aes_hmac.StreamInfo:
