@@ -29,13 +29,12 @@ from .compat import aes_decrypt, aes_encrypt
 
 # isort: split
 # --- streams, files, random access, folders (issues 3, 11) ---
+from ._atomic import atomic_output, check_output_link
 from ._engine import decrypt_stream, encrypt_stream
 from ._fileobj import StreamReader, StreamWriter, open
 from ._files import (
     add_password,
-    atomic_output,
     change_password,
-    check_output_link,
     decrypt_file,
     encrypt_file,
     inspect_stream,

@@ -18,10 +18,10 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_complete
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
+from ._atomic import atomic_output
 from ._credential import to_credential
 from ._engine import iter_plain, new_stream, resolve_workers, seal_chunks
 from ._errors import HeaderError
-from ._files import atomic_output
 from ._io import StrPath, fs_path, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
 from ._primitives import SALT_SIZE, random_bytes
