@@ -248,16 +248,20 @@ def check_paths(src: str | None, dst: str | None, *, force: bool) -> Paths:
     return Paths(src_stat, in_place=False)
 
 
+def _open(path: str, mode: str, verb: str) -> BinaryIO:
+    """``path`` opened in binary ``mode``; a failure is one line: "cannot <verb> <path>: why"."""
+    try:
+        return open(path, mode)  # type: ignore[return-value]
+    except OSError as exc:
+        raise CliError(f"cannot {verb} {path}: {exc.strerror}") from None
+
+
 @contextlib.contextmanager
 def open_input(path: str | None) -> Iterator[BinaryIO]:
     if path is None:
         yield stdin_binary()
         return
-    try:
-        src = open(path, "rb")
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    with src:
+    with _open(path, "rb", "read") as src:
         yield src
 
 
@@ -271,11 +275,7 @@ def open_output(dst: str | None, paths: Paths, *, force: bool) -> Iterator[Binar
         with aes_hmac.atomic_output(dst, overwrite=force) as out:
             yield out
         return
-    try:
-        out = open(dst, "wb")
-    except OSError as exc:
-        raise CliError(f"cannot write {dst}: {exc.strerror}") from None
-    with out:
+    with _open(dst, "wb", "write") as out:
         yield out
 
 
