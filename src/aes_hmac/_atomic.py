@@ -72,7 +72,7 @@ def check_output_link(path: StrPath, name: str = "dst_path") -> None:
         if not stat.S_ISLNK(link.st_mode):
             return
         folder = os.path.dirname(current)
-        if _shared_folder(folder) and link.st_uid != os.geteuid():  # no sticky bit: no geteuid
+        if _shared_folder(folder) and link.st_uid != os.geteuid():  # Windows: never shared
             through = "" if current == os.path.abspath(dst) else f" ({current}, on its way)"
             raise ValueError(
                 f"{name} {dst} is a symlink owned by another user in a shared folder{through}: "
