@@ -9,7 +9,6 @@ import dataclasses
 import io
 import re
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -145,22 +144,3 @@ def test_import_sources_are_the_from_choices() -> None:
         parser.parse_args(["import", "--from", "nothing-such"])
     for name in import_sources.SOURCES:
         assert f"--from {name}: " in import_.COMMAND.epilog
-
-
-def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
-    dst = tmp_path / "out"
-    with pytest.raises(RuntimeError), io_policy.atomic_output(str(dst), overwrite=False) as out:
-        out.write(b"partial")
-        raise RuntimeError("stop")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_output_never_replaces_without_overwrite(tmp_path: Path) -> None:
-    dst = tmp_path / "out"
-    dst.write_bytes(b"old")
-    with pytest.raises(FileExistsError), io_policy.atomic_output(str(dst), overwrite=False):
-        pass
-    with io_policy.atomic_output(str(dst), overwrite=True) as out:
-        out.write(b"new")
-    assert dst.read_bytes() == b"new"
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]

@@ -221,9 +221,10 @@ def test_version_alias_and_manual_help() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"", "the input is empty: not an aes-hmac file"),
-        (b"hello", "not an aes-hmac file (too short: 5 bytes)"),
-        (b"AESHMAC\x00" + bytes(34), "not an aes-hmac file (too short: 42 bytes, a header has"),
+        (b"", "failed to read header: not an aes-hmac stream (0 bytes, too short)"),
+        (b"hello", "failed to read header: not an aes-hmac stream (5 bytes, too short)"),
+        (b"AESHMAC\x00\x01" + bytes(33), "failed to read header: truncated"),
+        (b"AESHMAC\x00" + bytes(34), "failed to read header: unsupported version 0"),
     ],
 )
 def test_short_input_is_not_an_aes_hmac_file(
@@ -239,6 +240,19 @@ def test_armor_after_leading_text_is_found(tmp_path: Path, env: dict[str, str]) 
     result = run(["decrypt", "--password-env", "P"], stdin=mail, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"mail body"
+
+
+def test_rekey_refuses_armor_after_leading_text(tmp_path: Path, env: dict[str, str]) -> None:
+    """Rekey rewrites the whole armored file: the text before the armor would be lost."""
+    armored = run(["encrypt", "--password-env", "P", *CHEAP, "-a"], stdin=b"mail body", env=env)
+    mail = tmp_path / "mail.txt"
+    mail.write_bytes(b"Hi Bob, here it is:\n\n" + armored.stdout)
+    env = {**env, "N": "another password"}
+    result = run(["rekey", mail, "--password-env", "P", "--new-password-env", "N"], env=env)
+    assert_one_error(result, 1, f"{mail} has text before its armor: remove that text first")
+    assert mail.read_bytes().startswith(b"Hi Bob")
+    body = run(["decrypt", "--password-env", "P", mail, "-o", "-"], env=env)
+    assert body.stdout == b"mail body"
 
 
 def test_trailing_data_is_reported(tmp_path: Path, env: dict[str, str]) -> None:

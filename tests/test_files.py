@@ -346,6 +346,109 @@ def test_symlink_destination_needs_overwrite(cipher: Path, tmp_path: Path) -> No
     assert target.read_bytes() == b"old"
 
 
+# --- aes_hmac.atomic_output and its symlink policy (issue 10 #11) ---
+
+
+def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    dst = tmp_path / "out"
+    with pytest.raises(RuntimeError), aes_hmac.atomic_output(dst) as out:
+        out.write(b"partial")
+        raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_never_replaces_without_overwrite(tmp_path: Path) -> None:
+    dst = tmp_path / "out"
+    dst.write_bytes(b"old")
+    with pytest.raises(FileExistsError), aes_hmac.atomic_output(dst, overwrite=False):
+        pass
+    with aes_hmac.atomic_output(dst, overwrite=True) as out:
+        out.write(b"new")
+    assert dst.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_atomic_output_before_commit_failure_keeps_the_old_file(tmp_path: Path) -> None:
+    dst = tmp_path / "out"
+    dst.write_bytes(b"old")
+
+    def refuse() -> None:
+        raise RuntimeError("changed")
+
+    with pytest.raises(RuntimeError), aes_hmac.atomic_output(dst, True, refuse) as out:
+        out.write(b"new")
+    assert dst.read_bytes() == b"old" and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_dangling_symlink_is_never_written_through(
+    plain: Path, cipher: Path, tmp_path: Path, overwrite: bool
+) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere" / "target")
+    (tmp_path / "nowhere").mkdir()
+    dangling = f"dst_path {link} is a symlink to nothing: refusing to create a file through it"
+    with pytest.raises(ValueError, match=dangling):
+        enc_file(plain, link, overwrite=overwrite)
+    with pytest.raises(ValueError, match=dangling):
+        decrypt_file(cipher, link, "pw", overwrite=overwrite)
+    with pytest.raises(ValueError, match="dst_path"), aes_hmac.atomic_output(link, overwrite):
+        pass
+    chain = tmp_path / "chain"
+    chain.symlink_to(link.name)  # a link to the dangling link leads to nothing as well
+    with pytest.raises(ValueError, match=f"dst_path {chain} is a symlink to nothing"):
+        enc_file(plain, chain, overwrite=overwrite)
+    assert link.is_symlink() and list((tmp_path / "nowhere").iterdir()) == []
+    assert leftovers(tmp_path) == []
+
+
+def test_own_symlink_in_a_sticky_folder_is_followed(plain: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    target = tmp_path / "target"
+    target.write_bytes(b"old")
+    link = shared / "out"
+    link.symlink_to(target)
+    enc_file(plain, link, overwrite=True)
+    assert link.is_symlink() and target.read_bytes().startswith(b"AESHMAC")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's symlink")
+def test_another_users_symlink_in_a_sticky_folder_is_refused(
+    plain: Path, cipher: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    planted = shared / "out"
+    planted.symlink_to(victim)
+    os.lchown(planted, 65534, 65534)
+    refused = f"dst_path {planted} is a symlink owned by another user in a shared folder"
+    with pytest.raises(ValueError, match=refused):
+        enc_file(plain, planted, overwrite=True)
+    with pytest.raises(ValueError, match=refused):
+        decrypt_file(cipher, planted, "pw", overwrite=True)
+    # The user's own link to the planted one: the planted link is still on the way.
+    own = tmp_path / "own"
+    own.symlink_to(planted)
+    with pytest.raises(ValueError, match=f"dst_path {own} is a symlink owned by another user"):
+        enc_file(plain, own, overwrite=True)
+    # Slot edits follow the same policy, naming their own argument.
+    os.link(cipher, shared / "enc")
+    edited = shared / "edit"
+    edited.symlink_to(shared / "enc")
+    os.lchown(edited, 65534, 65534)
+    with pytest.raises(ValueError, match=f"path {edited} is a symlink owned by another user"):
+        add_password(edited, "pw", "other", kdf=CHEAP)
+    assert victim.read_bytes() == b"keep me" and leftovers(shared) == []
+    os.lchown(planted, os.geteuid(), os.getegid())
+    enc_file(plain, planted, overwrite=True)
+    assert victim.read_bytes().startswith(b"AESHMAC")
+
+
 def test_replaced_file_keeps_its_mode_new_file_is_private(plain: Path, tmp_path: Path) -> None:
     dst = tmp_path / "c"
     enc_file(plain, dst)

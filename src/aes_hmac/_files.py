@@ -1,8 +1,7 @@
-"""Whole files: atomic output, ``encrypt_file`` / ``decrypt_file``, key-slot edits, inspection.
+"""Whole files: ``encrypt_file`` / ``decrypt_file``, key-slot edits, inspection.
 
-Every helper that writes a named file writes a temporary file beside it, fsyncs it, renames it
-into place and fsyncs the folder; on any failure the temporary file is removed, so no partial
-output (and no unauthenticated plaintext) ever appears under the destination name.
+Every named file is written through ``atomic_output`` (``_atomic``): whole or not at all, so no
+partial output (and no unauthenticated plaintext) ever appears under the destination name.
 """
 
 from __future__ import annotations
@@ -11,14 +10,15 @@ import builtins
 import functools
 import os
 import shutil
-import stat
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, BinaryIO, Final, TypeVar
 
+# ``as``: re-exported for integrations/fsspec.py, which imports it from here.
+from ._atomic import atomic_output as atomic_output
+from ._atomic import check_output_link
 from ._credential import RawKey, Secret, secret_credential, to_credential
 from ._engine import decrypt_stream, encrypt_stream
 from ._errors import KdfLimitError
@@ -57,7 +57,6 @@ from ._stream import (
 )
 
 _COPY_SIZE: Final = 1 << 20
-_TMP_MARK: Final = ".aes-hmac-tmp-"
 
 
 def inspect_stream(file: TextPath | BinaryIO) -> StreamInfo:
@@ -72,90 +71,6 @@ def inspect_stream(file: TextPath | BinaryIO) -> StreamInfo:
     return read_header(partial(read_full_bytes, file)).info()  # type: ignore[arg-type]
 
 
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # platforms without directory handles (Windows): rename is as durable as it gets
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _existing_target(dst: str) -> tuple[str, int | None]:
-    """Where ``dst`` really is (symlinks followed) and its permission bits if it exists.
-
-    Only a regular file may be replaced: renaming over a device, FIFO, socket or folder would
-    destroy the entry instead of writing to it.
-    """
-    target = os.path.realpath(dst)
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        return target, None
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"dst_path {dst} is not a regular file")
-    return target, stat.S_IMODE(st.st_mode)
-
-
-@contextmanager
-def atomic_output(
-    dst_path: StrPath, overwrite: bool, before_commit: Callable[[], None] | None = None
-) -> Iterator[BinaryIO]:
-    """Yield a temp file beside ``dst_path``; on success fsync + rename it there, else delete it.
-
-    A symlink is followed: its target is replaced and the link stays. A replaced file keeps its
-    permission bits; a new file is created with mode 0600. ``ValueError`` when ``dst_path``
-    exists and is not a regular file (device, FIFO, socket, folder). ``before_commit`` runs
-    right before the rename; if it raises, nothing is renamed. Any exception, ``SystemExit``
-    and ``KeyboardInterrupt`` included, removes the temporary file.
-    """
-    dst = fs_path(dst_path, "dst_path")
-    target, mode = _existing_target(dst)
-    if not overwrite and os.path.lexists(dst):
-        raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)")
-    folder = os.path.dirname(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}{_TMP_MARK}", dir=folder)
-    try:
-        with builtins.open(fd, "wb") as out:
-            if mode is not None:
-                os.chmod(out.fileno(), mode)
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        if before_commit is not None:
-            before_commit()
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _link_no_clobber(tmp, target)
-        _fsync_dir(folder)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _link_no_clobber(tmp: str, dst: str) -> None:
-    """Move ``tmp`` to ``dst`` unless ``dst`` appeared meanwhile (a hard link never replaces)."""
-    try:
-        os.link(tmp, dst)
-    except FileExistsError:
-        raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)") from None
-    except OSError:
-        # File systems without hard links: re-check, then rename (a narrow race remains).
-        if os.path.lexists(dst):
-            raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)") from None
-        os.replace(tmp, dst)
-        return
-    os.unlink(tmp)
-
-
 def check_distinct_paths(src_path: StrPath, dst_path: StrPath) -> None:
     src, dst = fs_path(src_path, "src_path"), fs_path(dst_path, "dst_path")
     same = os.path.realpath(src) == os.path.realpath(dst)
@@ -163,6 +78,18 @@ def check_distinct_paths(src_path: StrPath, dst_path: StrPath) -> None:
         same = os.path.samefile(src, dst)
     if same:
         raise ValueError("src_path and dst_path must be different files")
+
+
+@contextmanager
+def file_to_file(
+    src_path: StrPath, dst_path: StrPath, overwrite: bool
+) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+    """(source opened for reading, ``atomic_output`` for ``dst_path``): what every file-to-file
+    helper works on, once the two paths are checked to be different files."""
+    check_distinct_paths(src_path, dst_path)
+    with builtins.open(fs_path(src_path, "src_path"), "rb") as src:
+        with atomic_output(dst_path, overwrite) as out:
+            yield src, out
 
 
 def encrypt_file(
@@ -187,9 +114,7 @@ def encrypt_file(
     """
     to_credential(password, key, kdf=kdf)
     chunk_log2_of(chunk_size)
-    src_path, dst_path = fs_path(src_path, "src_path"), fs_path(dst_path, "dst_path")
-    check_distinct_paths(src_path, dst_path)
-    with builtins.open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as out:
+    with file_to_file(src_path, dst_path, overwrite) as (src, out):
         encrypt_stream(
             src,
             out,
@@ -221,9 +146,7 @@ def decrypt_file(
     files only, symlinks followed, mode kept, new files 0600).
     """
     to_credential(password, key)
-    src_path, dst_path = fs_path(src_path, "src_path"), fs_path(dst_path, "dst_path")
-    check_distinct_paths(src_path, dst_path)
-    with builtins.open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as out:
+    with file_to_file(src_path, dst_path, overwrite) as (src, out):
         decrypt_stream(
             src,
             out,
@@ -293,7 +216,8 @@ def _rewrite_slots(
     check_limits_arg(limits)
     name = fs_path(path, "path")
     # atomic_output follows a symlink (the target is edited, so the old secret stops working)
-    # and keeps the file's permission bits.
+    # and keeps the file's permission bits; its link policy is checked before any KDF runs.
+    check_output_link(name, "path")
     with locked_for_edit(name) as src:
         header = read_header(partial(read_full_bytes, src))
         check_slot_kind(header, credential)

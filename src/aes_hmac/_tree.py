@@ -18,16 +18,15 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_complete
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
+from ._atomic import atomic_output
 from ._credential import to_credential
-from ._engine import iter_plain, random_iv, resolve_workers, seal_chunks, start_stream
+from ._engine import iter_plain, new_stream, resolve_workers, seal_chunks
 from ._errors import HeaderError
-from ._files import atomic_output
 from ._io import StrPath, fs_path, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
-from ._primitives import KEY_SIZE, SALT_SIZE, random_bytes
+from ._primitives import SALT_SIZE, random_bytes
 from ._stream import (
     DEFAULT_CHUNK_SIZE,
-    STREAM_ID_SIZE,
     chunk_log2_of,
     open_codec,
     read_header,
@@ -145,14 +144,7 @@ def encrypt_one(
     workers = 1 if os.path.getsize(src) <= 2 * chunk_size else resolve_workers(None)
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     with _open_no_follow(src) as fin, atomic_output(dst, overwrite) as out:
-        header, codec = start_stream(
-            [credential],
-            chunk_log2=chunk_log2_of(chunk_size),
-            stream_id=random_bytes(STREAM_ID_SIZE),
-            file_key=random_bytes(KEY_SIZE),
-            salts=[salt],
-            slot_ivs=[random_iv()],
-        )
+        header, codec = new_stream(credential, chunk_size, salt)
         return seal_chunks(fin, out, header, codec, workers=workers)
 
 

@@ -12,12 +12,13 @@ import errno
 import importlib
 import io
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Final
+
+import aes_hmac
 
 from .common import (
     STDERR,
@@ -36,8 +37,6 @@ PROGRESS_REFRESH_S: Final = 0.1
 """The progress bar is redrawn at most this often."""
 EXTENSION: Final = ".ahm"
 """The one file name extension of encrypted files (binary or armored)."""
-TMP_MARK: Final = ".aes-hmac-tmp-"
-"""In the names of temporary outputs, as the library's own, so a leftover is recognisable."""
 
 
 class Progress:
@@ -192,6 +191,14 @@ def _input_stat(path: str | None) -> os.stat_result:
         raise CliError(f"cannot read {path}: {exc.strerror}") from None
 
 
+def check_output(dst: str) -> None:
+    """The library's symlink policy (``aes_hmac.check_output_link``), told before any prompt."""
+    try:
+        aes_hmac.check_output_link(dst, "output")
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Paths:
     """What ``check_paths`` learned: the input's stat, and whether output is written in place.
@@ -210,42 +217,14 @@ class Paths:
         return is_pipe(self.src_stat)
 
 
-def check_symlink(dst: str) -> None:
-    """The symlink policy for outputs: never create a file through a dangling link, and in a
-    sticky world-writable folder (/tmp) follow only a link the user owns.
-
-    The output is replaced by name after following the link, which the kernel's
-    ``protected_symlinks`` cannot see: a link planted in /tmp by another user would otherwise
-    point ``--force`` (or a new file) at any file the user can write.
-    """
-    try:
-        link = os.lstat(dst)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISLNK(link.st_mode):
-        return
-    if not os.path.exists(dst):
-        raise CliError(
-            f"output {dst} is a symlink to nothing: refusing to create a file through it "
-            "(remove the link or name its target)"
-        )
-    folder = os.stat(os.path.dirname(os.path.abspath(dst)))
-    shared = folder.st_mode & stat.S_ISVTX and folder.st_mode & stat.S_IWOTH
-    if shared and link.st_uid != os.geteuid():
-        raise CliError(
-            f"output {dst} is a symlink owned by another user in a shared folder: "
-            "refusing to follow it"
-        )
-
-
 def check_paths(src: str | None, dst: str | None, *, force: bool) -> Paths:
     """Refuse same input and output, a folder, an existing regular output without --force,
-    a closed standard stream that would be used, and unsafe symlinks (``check_symlink``)."""
+    a closed standard stream that would be used, and unsafe symlinks (``check_output``)."""
     src_stat = _input_stat(src)
     if dst is None and STDOUT in closed_std_fds:
         raise CliError("stdout is closed: give an output file with -o")
     if dst is not None:
-        check_symlink(dst)
+        check_output(dst)
     try:
         dst_stat: os.stat_result | None = os.fstat(STDOUT) if dst is None else os.stat(dst)
     except FileNotFoundError:
@@ -269,16 +248,20 @@ def check_paths(src: str | None, dst: str | None, *, force: bool) -> Paths:
     return Paths(src_stat, in_place=False)
 
 
+def _open(path: str, mode: str, verb: str) -> BinaryIO:
+    """``path`` opened in binary ``mode``; a failure is one line: "cannot <verb> <path>: why"."""
+    try:
+        return open(path, mode)  # type: ignore[return-value]
+    except OSError as exc:
+        raise CliError(f"cannot {verb} {path}: {exc.strerror}") from None
+
+
 @contextlib.contextmanager
 def open_input(path: str | None) -> Iterator[BinaryIO]:
     if path is None:
         yield stdin_binary()
         return
-    try:
-        src = open(path, "rb")
-    except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
-    with src:
+    with _open(path, "rb", "read") as src:
         yield src
 
 
@@ -289,83 +272,13 @@ def open_output(dst: str | None, paths: Paths, *, force: bool) -> Iterator[Binar
         yield stdout_binary()
         return
     if not paths.in_place:
-        with atomic_output(dst, overwrite=force) as out:
+        with aes_hmac.atomic_output(dst, overwrite=force) as out:
             yield out
         return
-    try:
-        out = open(dst, "wb")
-    except OSError as exc:
-        raise CliError(f"cannot write {dst}: {exc.strerror}") from None
-    with out:
+    with _open(dst, "wb", "write") as out:
         yield out
 
 
-@contextlib.contextmanager
-def atomic_output(dst: str, *, overwrite: bool) -> Iterator[BinaryIO]:
-    """A temporary file beside ``dst``, fsynced and renamed there on success, else removed.
-
-    A symlink is followed (its target is replaced, the link stays); a replaced file keeps its
-    permission bits, a new one gets 0600. Without ``overwrite`` an existing ``dst`` is never
-    replaced, even one that appears meanwhile. The temporary name is chosen before the file is
-    created, so an interrupt at any point still removes it.
-    """
-    target = os.path.realpath(dst)
-    try:
-        mode: int | None = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        mode = None
-    if not overwrite and os.path.lexists(dst):
-        raise FileExistsError(f"{dst} exists")
-    folder = os.path.dirname(target)
-    tmp = os.path.join(folder, f".{os.path.basename(target)}{TMP_MARK}{secrets.token_hex(6)}")
-    try:
-        fd = os.open(tmp, _CREATE_FLAGS, 0o600)
-        with open(fd, "wb") as out:
-            if mode is not None:
-                os.chmod(out.fileno(), mode)
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _link_no_clobber(tmp, target)
-        _fsync_folder(folder)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _link_no_clobber(tmp: str, dst: str) -> None:
-    """Move ``tmp`` to ``dst`` unless ``dst`` appeared meanwhile (a hard link never replaces)."""
-    try:
-        os.link(tmp, dst)
-    except FileExistsError:
-        raise FileExistsError(f"{dst} exists") from None
-    except OSError:
-        # File systems without hard links: re-check, then rename (a narrow race remains).
-        if os.path.lexists(dst):
-            raise FileExistsError(f"{dst} exists") from None
-        os.replace(tmp, dst)
-        return
-    os.unlink(tmp)
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the rename durable; platforms without folder handles (Windows) skip it."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_CREATE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _WRITE_ONLY_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 """Errors that only a write raises: without a file name they still belong to the output."""
 
@@ -389,21 +302,29 @@ def size_of(src_stat: os.stat_result) -> int | None:
 
 
 class PipeView(io.RawIOBase):
-    """A non-seekable view of an input, so ``import_aescrypt`` spools its ciphertext privately.
+    """A non-seekable view of ``src``, ``head`` first (bytes already read from it: a look ahead
+    that a pipe can afford).
 
-    Bytes sent to stdout cannot be taken back: reading a file twice would let a change between
-    the verify pass and the convert pass reach stdout; the private spool cannot change.
+    Also how ``import_aescrypt`` is made to spool its ciphertext privately: bytes sent to stdout
+    cannot be taken back, and reading a file twice would let a change between the verify pass and
+    the convert pass reach stdout; the private spool cannot change.
     """
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: BinaryIO, head: bytes = b"") -> None:
         super().__init__()
         self._src = src
+        self._head = head
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
         data = self._src.read(len(view))
         view[: len(data)] = data
         return len(data)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import io
 import stat
 from collections.abc import Callable
 from typing import Any, Final
@@ -26,7 +25,7 @@ from ..io_policy import (
 )
 from ..messages import describe
 from ..passwords import read_old_secret
-from ..sniffing import STREAM_MAGIC, check_input, open_encrypted
+from ..sniffing import check_input, open_encrypted
 
 PASSWORD = options.PasswordOptions(key_file=True)
 LIMITS = options.LimitOptions()
@@ -46,12 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     LIMITS.add(parser)
 
 
-def plaintext_counter(head: bytes) -> Callable[[int], int] | None:
+def plaintext_counter(info: aes_hmac.StreamInfo) -> Callable[[int], int]:
     """Turns ciphertext bytes read into plaintext bytes (within a chunk), from the header."""
-    try:
-        info = aes_hmac.inspect_stream(io.BytesIO(head))
-    except aes_hmac.HeaderError:
-        return None
     size, chunk = info.header_size, info.chunk_size
     return lambda n: max(0, n - size) * chunk // (chunk + CHUNK_OVERHEAD)
 
@@ -69,11 +64,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open_input(src) as fin:
             stream, armored, head = open_encrypted(fin)
-            check_input(head, key_file=source.key_file is not None)
+            info = check_input(head, key_file=source.key_file is not None)
             password = read_old_secret(source)
-            to_plain = plaintext_counter(head)
+            to_plain = plaintext_counter(info)
             size = None if armored else size_of(src_stat)
-            total = None if size is None or to_plain is None else to_plain(size)
+            total = None if size is None else to_plain(size)
             # After the prompt: a line drawn first would share the prompt's line.
             progress = Progress(
                 quiet=args.quiet, total=total, label="decrypt", piped=paths.piped, to_plain=to_plain
@@ -85,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
                 and dst is not None
                 and not paths.in_place
                 and not armored
-                and head.startswith(STREAM_MAGIC)
                 and stat.S_ISREG(src_stat.st_mode)
             ):
                 aes_hmac.decrypt_file(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import aes_hmac
-
 from .. import options
 from ..common import EXIT_OK, Command, write_stdout
 from ..io_policy import open_input, path_arg
@@ -21,9 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     with open_input(path_arg(args.input)) as fin:
-        stream, armored, head = open_encrypted(fin)
-        check_input(head, key_file=None)
-        info = aes_hmac.inspect_stream(stream)
+        _, armored, head = open_encrypted(fin)
+    info = check_input(head, key_file=None)
     lines = [
         f"format: aes-hmac stream, version {info.version}",
         f"armor: {'yes' if armored else 'no'}",

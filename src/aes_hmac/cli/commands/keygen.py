@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import aes_hmac
 
 from ..common import EXIT_OK, CliError, Command, note, write_stdout
-from ..io_policy import atomic_output, check_symlink, path_arg
+from ..io_policy import check_output, path_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,11 +23,13 @@ def run(args: argparse.Namespace) -> int:
     if dst is None:
         write_stdout(text)
         return EXIT_OK
-    check_symlink(dst)
+    check_output(dst)
     try:
+        if os.path.lexists(dst):  # a device or FIFO too: the library would call it "not regular"
+            raise FileExistsError
         # A new file gets mode 0600; an existing one is never replaced (no --force: a key
         # file overwritten by mistake loses every file it opens).
-        with atomic_output(dst, overwrite=False) as out:
+        with aes_hmac.atomic_output(dst, overwrite=False) as out:
             out.write(text.encode("ascii"))
     except FileExistsError:
         raise CliError(f"{dst} exists: a key file is never overwritten") from None

@@ -13,9 +13,9 @@ from aes_hmac import armor
 
 from .. import options
 from ..common import EXIT_OK, CliError, Command, UsageError
-from ..io_policy import atomic_output, open_input
+from ..io_policy import open_input
 from ..passwords import read_new_secret, read_old_secret
-from ..sniffing import check_input, open_encrypted
+from ..sniffing import HEAD_BYTES, check_input, open_encrypted
 
 PASSWORD = options.PasswordOptions(what="current ", key_file=True)
 NEW_PASSWORD = options.PasswordOptions("new-", "new ", key_file=True)
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     check_input(head, key_file=old_source.key_file is not None)
     if armored:
         with open_input(path) as fin:
-            if not armor.sniff(fin)[1]:
+            if not armor.looks_armored(fin.read(HEAD_BYTES)):
                 raise CliError(f"{path} has text before its armor: remove that text first")
     new_source = NEW_PASSWORD.read(args)
     if args.remove and new_source.given:
@@ -94,7 +94,7 @@ def _rekey_armored(path: str, edit: Callable[[str], None]) -> None:
             stream, _ = armor.sniff(fin)
             shutil.copyfileobj(stream, out)
         edit(binary)
-        with open(binary, "rb") as src, atomic_output(path, overwrite=True) as dst:
+        with open(binary, "rb") as src, aes_hmac.atomic_output(path, overwrite=True) as dst:
             writer = armor.ArmorWriter(dst)
             shutil.copyfileobj(src, writer)
             writer.close()

@@ -15,7 +15,7 @@ from .. import options
 from ..common import EXIT_OK, CliError, Command, UsageError, stdout_binary
 from ..io_policy import open_input, path_arg
 from ..passwords import read_new_secret, read_old_secret
-from ..sniffing import STREAM_MAGIC
+from ..sniffing import is_encrypted_file
 
 PASSWORD = options.PasswordOptions(key_file=True)
 KDF = options.KdfOptions()
@@ -95,7 +95,7 @@ def _decrypt(args: argparse.Namespace) -> int:
     source = PASSWORD.read(args)
     out = stdout_binary()
     text = _read_input(args)
-    if text.lstrip().startswith((STREAM_MAGIC, b"-----BEGIN")):
+    if is_encrypted_file(text):
         raise CliError("the input is an aes-hmac file, not a token: use 'aes-hmac decrypt'")
     try:
         token = text.strip(b" \t\r\n").decode("ascii")
