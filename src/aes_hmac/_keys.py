@@ -17,6 +17,7 @@ from ._kdf import (
     Credential,
     Kdf,
     KdfLimits,
+    WorkBudget,
     check_kdf,
     check_limits_arg,
     derive_master,
@@ -37,13 +38,14 @@ from ._token_codec import (
     FORMATS,
     RAW_HEADER,
     WRITER,
+    charge,
     check_limits,
     open_parts,
     parse,
     token_to_bytes,
     token_to_text,
 )
-from ._token_format import TokenCipher, TokenFormat
+from ._token_format import TokenCipher, TokenFormat, TokenParts
 
 _RAW_HEADER_LEN: Final = len(RAW_HEADER)
 _RAW_OVERHEAD: Final = _RAW_HEADER_LEN + IV_SIZE + TAG_SIZE
@@ -171,7 +173,9 @@ class PasswordKey:
         """This password and KDF as a stream/file credential (a password slot)."""
         return Credential(self._password, self._kdf)
 
-    def _keys_for(self, fmt: TokenFormat, salt: bytes, kdf: Kdf) -> TokenCipher:
+    def _keys_for(
+        self, fmt: TokenFormat, salt: bytes, kdf: Kdf, budget: WorkBudget | None = None
+    ) -> TokenCipher:
         cache_key = (fmt.version, salt, kdf)
         with self._cache_lock:
             keys = self._cache.get(cache_key)
@@ -183,6 +187,8 @@ class PasswordKey:
             with self._cache_lock:
                 keys = self._cache.get(cache_key)
             if keys is None:
+                if budget is not None:
+                    charge(budget, kdf)  # only a real derivation costs: cache hits are free
                 keys = fmt.cipher(derive_master(self._password, salt, kdf))
                 with self._cache_lock:
                     self._cache[cache_key] = keys
@@ -202,16 +208,28 @@ class PasswordKey:
         self, token: str | BytesLike, *, associated_data: BytesLike | None = None
     ) -> bytes | str:
         """Verify and decrypt a password token; one KDF per new (salt, KDF), then cached."""
-        raw = token_to_bytes(token)
+        return self._decrypt(token_to_bytes(token), associated_data, None)
+
+    def _decrypt(
+        self, raw: bytes, associated_data: BytesLike | None, budget: WorkBudget | None
+    ) -> bytes | str:
         own = self._own
         if own is not None and raw.startswith(own[0]):
             # Fast path: a token from this object; the layout check mirrors ``parse``.
             body = len(raw) - len(own[0]) - IV_SIZE - TAG_SIZE
             if body >= BLOCK_SIZE and body % BLOCK_SIZE == 0:
                 return own[1].open(raw, len(own[0]), associated_data)
-        parts = parse(raw)
+        parts: TokenParts = parse(raw)
         if parts.kdf is None:
             raise InvalidToken("token needs a raw key, not a password")
         check_limits(parts.kdf, self._limits)
-        keys = self._keys_for(FORMATS[parts.version], parts.salt, parts.kdf)
+        keys = self._keys_for(FORMATS[parts.version], parts.salt, parts.kdf, budget)
         return keys.open(raw, len(parts.header), associated_data)
+
+
+def decrypt_within(
+    key: PasswordKey, raw: bytes, associated_data: BytesLike | None, budget: WorkBudget
+) -> bytes | str:
+    """``key.decrypt(raw)`` whose derivation, if it needs one (a cache miss), is charged to
+    ``budget`` first: how a ``Keyring`` bounds the work of one token over all its entries."""
+    return key._decrypt(raw, associated_data, budget)
