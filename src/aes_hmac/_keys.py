@@ -33,6 +33,7 @@ from ._primitives import (
     constant_time_equal,
     hkdf_sha256,
     random_bytes,
+    reset_after_fork,
 )
 from ._token_codec import (
     FORMATS,
@@ -127,6 +128,7 @@ class PasswordKey:
     """
 
     __slots__ = (
+        "__weakref__",
         "_cache",
         "_cache_lock",
         "_cache_size",
@@ -158,6 +160,11 @@ class PasswordKey:
         self._salt = random_bytes(SALT_SIZE)
         self._own: tuple[bytes, TokenCipher] | None = None
         self._cache: OrderedDict[tuple[int, bytes, Kdf], TokenCipher] = OrderedDict()
+        self.after_fork_in_child()
+        reset_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
+        """New locks: another thread may have held one at the fork (also makes the first ones)."""
         self._cache_lock = threading.Lock()
         self._derive_lock = threading.Lock()
 
