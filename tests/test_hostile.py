@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import os
 import struct
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -469,3 +471,47 @@ def test_header_of_default_slots_opens_with_its_last_password(kdf: Any, count: i
     header = read_header(io.BytesIO(sealed_header([kdf] * count)).read)
     last = Credential(f"pw{count - 1}".encode(), kdf)
     assert open_header(header, last, aes_hmac.KdfLimits())[1] == count - 1
+
+
+MEMORY_CAPPED_CHILD = """
+import io, resource, sys
+cap = int(sys.argv[1]) << 20
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+import aes_hmac
+tok, header = bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3])
+for call in (
+    lambda: aes_hmac.decrypt(tok, "pw"),
+    lambda: aes_hmac.PasswordKey("pw").decrypt(tok),
+    lambda: aes_hmac.Keyring("pw").decrypt(tok),
+    lambda: aes_hmac.decrypt_stream(io.BytesIO(header), io.BytesIO(), "pw"),
+):
+    try:
+        call()
+    except aes_hmac.AesHmacError as exc:
+        print(type(exc).__name__, getattr(exc, "field", "-"), exc, sep="|")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_AS (POSIX)")
+@pytest.mark.parametrize(
+    ("cap_mib", "kdf"), [(768, Argon2id(1, 1 << 20, 4)), (512, Scrypt(19, 8, 1))]
+)
+def test_memory_error_from_a_kdf_is_the_librarys_error(cap_mib: int, kdf: Any) -> None:
+    """Regression (issue 10 #9): under an address-space cap, a forged token or header inside every
+    default limit made the KDF raise a raw ``MemoryError`` out of ``decrypt``."""
+    aes_hmac.KdfLimits().check(kdf)
+    tok, header = token(kdf.kdf_id, kdf.encode()), stream([slot(kdf.kdf_id, kdf.encode())])
+    args = [str(cap_mib), tok.hex(), header.hex()]
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_CAPPED_CHILD, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    wanted = f"kdf needs more memory than is available ({kdf.memory_bytes()} bytes)"
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [f"KdfLimitError|max_memory_bytes|{wanted}"] * 3
+    assert lines[3:] == [f"KdfLimitError|max_memory_bytes|failed to read header: {wanted}"]
