@@ -46,7 +46,7 @@ from ._token_codec import (
     token_to_bytes,
     token_to_text,
 )
-from ._token_format import TokenCipher, TokenFormat, TokenParts
+from ._token_format import TokenCipher, TokenFormat
 
 _RAW_HEADER_LEN: Final = len(RAW_HEADER)
 _RAW_OVERHEAD: Final = _RAW_HEADER_LEN + IV_SIZE + TAG_SIZE
@@ -226,7 +226,7 @@ class PasswordKey:
             body = len(raw) - len(own[0]) - IV_SIZE - TAG_SIZE
             if body >= BLOCK_SIZE and body % BLOCK_SIZE == 0:
                 return own[1].open(raw, len(own[0]), associated_data)
-        parts: TokenParts = parse(raw)
+        parts = parse(raw)
         if parts.kdf is None:
             raise InvalidToken("token needs a raw key, not a password")
         check_limits(parts.kdf, self._limits)
