@@ -29,9 +29,9 @@ WORST: dict[str, Kdf] = {
     "pbkdf2 15M iterations": PBKDF2(BUDGET),
     "scrypt 512 MiB": Scrypt(19, 8, 1),
     "scrypt 128 MiB p=4": Scrypt(17, 8, 4),
-    "argon2id 1 GiB t=1": Argon2id(1, 1 << 20, 64),
-    "argon2id 704 MiB t=2": Argon2id(2, 704 << 10, 4),
-    "argon2id 128 MiB t=13": Argon2id(13, 128 << 10, 64),
+    "argon2id 800 MiB t=1": Argon2id(1, 800 << 10, 64),
+    "argon2id 512 MiB t=2": Argon2id(2, 512 << 10, 4),
+    "argon2id 128 MiB t=10": Argon2id(10, 128 << 10, 64),
 }
 
 

@@ -32,17 +32,18 @@ _PBKDF2_MAX_ITERATIONS = 0x7FFF_FFFF
 """cryptography (50) aborts the interpreter with a Rust panic from 2**31 iterations on."""
 
 # KDF work is counted in one unit, one PBKDF2-HMAC-SHA256 iteration, so a single budget
-# (``KdfLimits.max_kdf_work``) bounds the time of any mix of KDFs. The rates were measured with
-# cryptography 50 on x86-64 (benchmarks/bench_kdf.py prints them): PBKDF2 0.137 us per iteration;
-# scrypt 0.45-0.49 us per 128 * r-byte block mixed (N * r * p of them), the top of that range at
-# 1 GiB; Argon2id 0.9-1.1 us per KiB per pass, plus 0.3-0.4 us per KiB to allocate and fill the
-# memory once (so one pass over a large memory costs more per KiB than several passes). Lanes do
-# not change the time: this cryptography runs them in one thread.
+# (``KdfLimits.max_kdf_work``) bounds the time of any mix of KDFs. Rates measured with
+# cryptography 50 on a shared 2-core x86-64 machine (benchmarks/bench_kdf.py prints them; best of
+# several runs): PBKDF2 0.12-0.14 us per iteration; scrypt 0.45-0.49 us per 128 * r-byte block mix
+# (N * r * p of them); Argon2id 1.0-1.4 us per KiB per pass, plus 0.3-0.9 us per KiB to allocate
+# and first touch its memory (more for larger memory and under other processes' memory traffic).
+# The Argon2id weights take the top of those ranges. Lanes do not change the time: this
+# cryptography runs them in one thread.
 SCRYPT_WORK_PER_BLOCK: Final = Fraction(7, 2)
 """Work units per scrypt block mix: N * r * p blocks cost 3.5 PBKDF2 iterations each."""
-ARGON2_WORK_PER_KIB_PASS: Final = 8
+ARGON2_WORK_PER_KIB_PASS: Final = 10
 """Work units per KiB of Argon2id memory per pass (iteration)."""
-ARGON2_WORK_PER_KIB: Final = 3
+ARGON2_WORK_PER_KIB: Final = 8
 """Work units per KiB of Argon2id memory once: allocating and first touching it."""
 
 
@@ -251,7 +252,7 @@ class Argon2id:
         return self.memory_kib * 1024
 
     def work(self) -> int:
-        """Cost in work units (PBKDF2 iterations): memory in KiB x (8 per pass + 3 to fill it)."""
+        """Cost in work units (PBKDF2 iterations): memory in KiB x (10 per pass + 8 to fill it)."""
         return self.memory_kib * (ARGON2_WORK_PER_KIB_PASS * self.iterations + ARGON2_WORK_PER_KIB)
 
     def limited_costs(self) -> tuple[LimitedCost, ...]:
