@@ -26,12 +26,12 @@ from aes_hmac._kdf import Kdf
 BUDGET = aes_hmac.KdfLimits().max_kdf_work
 DEFAULTS: dict[str, Kdf] = {"pbkdf2": PBKDF2(), "scrypt": Scrypt(), "argon2id": Argon2id()}
 WORST: dict[str, Kdf] = {
-    "pbkdf2 15M iterations": PBKDF2(BUDGET),
+    "pbkdf2 13M iterations": PBKDF2(BUDGET),
     "scrypt 512 MiB": Scrypt(19, 8, 1),
     "scrypt 128 MiB p=4": Scrypt(17, 8, 4),
-    "argon2id 800 MiB t=1": Argon2id(1, 800 << 10, 64),
-    "argon2id 512 MiB t=2": Argon2id(2, 512 << 10, 4),
-    "argon2id 128 MiB t=10": Argon2id(10, 128 << 10, 64),
+    "argon2id 700 MiB t=1": Argon2id(1, 700 << 10, 64),
+    "argon2id 448 MiB t=2": Argon2id(2, 448 << 10, 4),
+    "argon2id 128 MiB t=9": Argon2id(9, 128 << 10, 64),
 }
 
 

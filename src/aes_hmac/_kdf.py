@@ -9,11 +9,9 @@ always yields one 32-byte master key (deriving more from PBKDF2 would only cost 
 
 from __future__ import annotations
 
-import math
 import struct
 import unicodedata
 from dataclasses import dataclass, fields
-from fractions import Fraction
 from typing import ClassVar, Final, NamedTuple, Self
 
 from cryptography.hazmat.primitives import hashes
@@ -34,13 +32,13 @@ _PBKDF2_MAX_ITERATIONS = 0x7FFF_FFFF
 # KDF work is counted in one unit, one PBKDF2-HMAC-SHA256 iteration, so a single budget
 # (``KdfLimits.max_kdf_work``) bounds the time of any mix of KDFs. Rates measured with
 # cryptography 50 on a shared 2-core x86-64 machine (benchmarks/bench_kdf.py prints them; best of
-# several runs): PBKDF2 0.12-0.14 us per iteration; scrypt 0.45-0.49 us per 128 * r-byte block mix
-# (N * r * p of them); Argon2id 1.0-1.4 us per KiB per pass, plus 0.3-0.9 us per KiB to allocate
-# and first touch its memory (more for larger memory and under other processes' memory traffic).
-# The Argon2id weights take the top of those ranges. Lanes do not change the time: this
-# cryptography runs them in one thread.
-SCRYPT_WORK_PER_BLOCK: Final = Fraction(7, 2)
-"""Work units per scrypt block mix: N * r * p blocks cost 3.5 PBKDF2 iterations each."""
+# several runs, which vary by up to 40 % with the load): PBKDF2 0.12-0.14 us per iteration; scrypt
+# 0.32-0.49 us per 128 * r-byte block mix (N * r * p of them); Argon2id 1.0-1.4 us per KiB per
+# pass, plus 0.3-0.9 us per KiB to allocate and first touch its memory (more for larger memory and
+# under other processes' memory traffic). The Argon2id weights take the top of those ranges. Lanes
+# do not change the time: this cryptography runs them in one thread.
+SCRYPT_WORK_PER_BLOCK: Final = 3
+"""Work units per scrypt block mix (N * r * p of them)."""
 ARGON2_WORK_PER_KIB_PASS: Final = 10
 """Work units per KiB of Argon2id memory per pass (iteration)."""
 ARGON2_WORK_PER_KIB: Final = 8
@@ -194,7 +192,7 @@ class Scrypt:
 
     def work(self) -> int:
         """Cost in work units (PBKDF2 iterations): ``SCRYPT_WORK_PER_BLOCK`` x N x r x p."""
-        return math.ceil(SCRYPT_WORK_PER_BLOCK * (1 << self.log2_n) * self.r * self.p)
+        return SCRYPT_WORK_PER_BLOCK * (1 << self.log2_n) * self.r * self.p
 
     def limited_costs(self) -> tuple[LimitedCost, ...]:
         return (
@@ -318,8 +316,9 @@ class KdfLimits:
     server or exhausting its memory. Raise them explicitly to open data made with higher costs.
     ``max_kdf_work`` bounds the total work of one token or one stream header, over every key slot
     and keyring entry tried, in work units (one PBKDF2-HMAC-SHA256 iteration each; scrypt and
-    Argon2id are converted by their ``work()``). The default admits about four scrypt defaults
-    (one scrypt default is 3,670,016) and costs about 2 s at worst on the machine measured.
+    Argon2id are converted by their ``work()``). The default admits four scrypt defaults (3,145,728
+    each), five Argon2id defaults or sixteen PBKDF2 defaults; the worst input it admits costs about
+    four scrypt defaults (under 2 s on the machine measured).
     """
 
     max_pbkdf2_iterations: int = 20_000_000
@@ -327,7 +326,7 @@ class KdfLimits:
     max_scrypt_p: int = 16
     max_argon2_iterations: int = 64
     max_argon2_lanes: int = 64
-    max_kdf_work: int = 15_000_000
+    max_kdf_work: int = 13_000_000
 
     def check(self, kdf: Kdf) -> None:
         """Raise ``KdfLimitError`` (a ``ValueError``) naming the parameter and the limit."""
