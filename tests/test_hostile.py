@@ -495,7 +495,7 @@ for call in (
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_AS (POSIX)")
 @pytest.mark.parametrize(
-    ("cap_mib", "kdf"), [(768, Argon2id(1, 800 << 10, 4)), (512, Scrypt(19, 8, 1))]
+    ("cap_mib", "kdf"), [(640, Argon2id(1, 700 << 10, 4)), (512, Scrypt(19, 8, 1))]
 )
 def test_memory_error_from_a_kdf_is_the_librarys_error(cap_mib: int, kdf: Any) -> None:
     """Regression (issue 10 #9): under an address-space cap, a forged token or header inside every
