@@ -19,6 +19,7 @@ from ._kdf import (
     Credential,
     Kdf,
     KdfLimits,
+    WorkBudget,
     check_kdf,
     check_limits_arg,
     derive_master,
@@ -34,11 +35,13 @@ from ._primitives import (
     constant_time_equal,
     hkdf_sha256,
     random_bytes,
+    reset_after_fork,
 )
 from ._token_codec import (
     FORMATS,
     RAW_HEADER,
     WRITER,
+    charge,
     check_limits,
     open_parts,
     parse,
@@ -176,6 +179,7 @@ class PasswordKey:
     """
 
     __slots__ = (
+        "__weakref__",
         "_cache",
         "_cache_lock",
         "_cache_size",
@@ -207,6 +211,11 @@ class PasswordKey:
         self._salt = random_bytes(SALT_SIZE)
         self._own: tuple[bytes, TokenCipher] | None = None
         self._cache: OrderedDict[tuple[int, bytes, Kdf], TokenCipher] = OrderedDict()
+        self.after_fork_in_child()
+        reset_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
+        """New locks: another thread may have held one at the fork (also makes the first ones)."""
         self._cache_lock = threading.Lock()
         self._derive_lock = threading.Lock()
 
@@ -222,7 +231,9 @@ class PasswordKey:
         """This password and KDF as a stream/file credential (a password slot)."""
         return Credential(self._password, self._kdf)
 
-    def _keys_for(self, fmt: TokenFormat, salt: bytes, kdf: Kdf) -> TokenCipher:
+    def _keys_for(
+        self, fmt: TokenFormat, salt: bytes, kdf: Kdf, budget: WorkBudget | None = None
+    ) -> TokenCipher:
         cache_key = (fmt.version, salt, kdf)
         with self._cache_lock:
             keys = self._cache.get(cache_key)
@@ -234,6 +245,8 @@ class PasswordKey:
             with self._cache_lock:
                 keys = self._cache.get(cache_key)
             if keys is None:
+                if budget is not None:
+                    charge(budget, kdf)  # only a real derivation costs: cache hits are free
                 keys = fmt.cipher(derive_master(self._password, salt, kdf))
                 with self._cache_lock:
                     self._cache[cache_key] = keys
@@ -253,7 +266,11 @@ class PasswordKey:
         self, token: str | BytesLike, *, associated_data: BytesLike | None = None
     ) -> bytes | str:
         """Verify and decrypt a password token; one KDF per new (salt, KDF), then cached."""
-        raw = token_to_bytes(token)
+        return self._decrypt(token_to_bytes(token), associated_data, None)
+
+    def _decrypt(
+        self, raw: bytes, associated_data: BytesLike | None, budget: WorkBudget | None
+    ) -> bytes | str:
         own = self._own
         if own is not None and raw.startswith(own[0]):
             # Fast path: a token from this object; the layout check mirrors ``parse``.
@@ -264,5 +281,13 @@ class PasswordKey:
         if parts.kdf is None:
             raise InvalidToken("token needs a raw key, not a password")
         check_limits(parts.kdf, self._limits)
-        keys = self._keys_for(FORMATS[parts.version], parts.salt, parts.kdf)
+        keys = self._keys_for(FORMATS[parts.version], parts.salt, parts.kdf, budget)
         return keys.open(raw, len(parts.header), associated_data)
+
+
+def decrypt_within(
+    key: PasswordKey, raw: bytes, associated_data: BytesLike | None, budget: WorkBudget
+) -> bytes | str:
+    """``key.decrypt(raw)`` whose derivation, if it needs one (a cache miss), is charged to
+    ``budget`` first: how a ``Keyring`` bounds the work of one token over all its entries."""
+    return key._decrypt(raw, associated_data, budget)

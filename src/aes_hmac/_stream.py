@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._errors import HeaderError, KdfLimitError, StreamDamaged
-from ._kdf import KDF_RAW, PARAMS_SIZE, Credential, Kdf, KdfLimits, decode_kdf
+from ._kdf import KDF_RAW, PARAMS_SIZE, Credential, Kdf, KdfLimits, WorkBudget, decode_kdf
 from ._primitives import (
     BLOCK_SIZE,
     IV_SIZE,
@@ -284,12 +284,14 @@ def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tu
     """Unwrap the file key with ``credential``; returns (file key, index of the slot it opened).
 
     Only slots of the credential's kind are tried (password slots for a password, raw slots for a
-    key). A slot whose KDF exceeds ``limits`` is skipped before any KDF work; if nothing opens and
-    such a slot was skipped, the error names the limit. Otherwise, any failure (no slot opens, or
-    the header tag fails under the unwrapped key) is ``HeaderError("wrong password or damaged
-    header")``.
+    key), in order. A slot whose KDF exceeds ``limits`` is skipped before any KDF work, and so is
+    one that would take the KDF work of this header past ``limits.max_kdf_work`` (one budget for
+    all its slots); if nothing opens and a slot was skipped, the error names the last limit that
+    skipped one. Otherwise, any failure (no slot opens, or the header tag fails under the
+    unwrapped key) is ``HeaderError("wrong password or damaged header")``.
     """
     prefix = header.prefix
+    budget = WorkBudget(limits)
     over_limit: KdfLimitError | None = None
     for index, slot in enumerate(header.slots):
         if (slot.kdf is None) != (credential.kdf is None):
@@ -297,13 +299,18 @@ def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tu
         if slot.kdf is not None:
             try:
                 limits.check(slot.kdf)
+                budget.charge(slot.kdf)
             except KdfLimitError as exc:
                 over_limit = exc
                 continue
             slot_credential = credential.with_kdf(slot.kdf)
         else:
             slot_credential = credential
-        cipher = CbcHmac(*split_key(slot_credential.master(slot.salt), _SLOT_LABEL))
+        try:
+            master = slot_credential.master(slot.salt)
+        except KdfLimitError as exc:  # the system had no memory for this KDF
+            raise exc.prefixed("failed to read header: ") from None
+        cipher = CbcHmac(*split_key(master, _SLOT_LABEL))
         if not cipher.verify(slot.tag, prefix, slot.encoded[:-TAG_SIZE]):
             continue
         file_key = cipher.decrypt_unpadded(slot.iv, slot.wrapped)

@@ -113,6 +113,10 @@ def parse_kdf(kdf_id: int, block: bytes) -> KdfSpec:
             raise FormatError(
                 f"invalid kdf parameters: 128 * r * N must be below 2**63, got {memory}"
             )
+        if log2_n >= 16 * r:
+            raise FormatError(
+                f"invalid kdf parameters: log2_n must be below 16 * r = {16 * r}, got {log2_n}"
+            )
         return KdfSpec(2, (log2_n, r, p))
     t, m, lanes = struct.unpack(">III", block)
     _in_range("iterations", t, 1, U32_MAX)

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from _vectors import cases, unhex
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import aes_hmac
@@ -236,6 +236,7 @@ KDF_BLOCKS = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(block=KDF_BLOCKS)
+@example(block=(2, struct.pack(">BII", 16, 1, 1)))  # N must be below 2**(16 r)
 def test_kdf_parameter_errors_match_the_spec(block: tuple[int, bytes]) -> None:
     """Parameter ranges and limit messages as FORMAT.md 1.1 states them, compared with the library.
 
@@ -264,6 +265,7 @@ def test_kdf_parameter_errors_match_the_spec(block: tuple[int, bytes]) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(block=KDF_BLOCKS)
+@example(block=(2, struct.pack(">BII", 16, 1, 1)))  # N must be below 2**(16 r)
 def test_slot_kdf_errors_match_the_library(block: tuple[int, bytes]) -> None:
     """A one-slot header with any KDF block: the same refusal from both readers (3.5 steps 1-2)."""
     kdf_id, params = block
