@@ -745,3 +745,21 @@ def test_messages_for_files_that_are_not_streams(tmp_path: Path) -> None:
         with pytest.raises(HeaderError, match=message):
             decrypt_file(src, tmp_path / "out", "pw")
         assert_no_output(tmp_path, tmp_path / "out")
+
+
+def test_slot_checks_share_one_work_budget(tmp_path: Path) -> None:
+    """Removal must try every slot the secret could open; past the header's KDF work budget it is
+    refused (naming the limit) rather than stopping early and leaving a slot behind."""
+    plain, path = tmp_path / "f", tmp_path / "f.ahm"
+    plain.write_bytes(b"data")
+    kdf = PBKDF2(1000)
+    aes_hmac.encrypt_file(plain, path, "pw", kdf=kdf)
+    for n in range(3):
+        aes_hmac.add_password(path, "pw", f"other {n}", kdf=kdf)
+    tight = KdfLimits(max_kdf_work=2500)  # opening slot 0 costs 1000, checking 4 slots 4000
+    with pytest.raises(aes_hmac.KdfLimitError, match="cannot check every key slot") as info:
+        aes_hmac.remove_password(path, "pw", limits=tight)
+    assert info.value.field == "max_kdf_work"
+    assert len(aes_hmac.inspect_stream(path).slots) == 4
+    assert aes_hmac.remove_password(path, "pw", limits=KdfLimits()) == 1
+    assert len(aes_hmac.inspect_stream(path).slots) == 3

@@ -37,6 +37,7 @@ from ._kdf import (
     Credential,
     Kdf,
     KdfLimits,
+    WorkBudget,
     check_kdf,
     check_limits_arg,
 )
@@ -257,14 +258,22 @@ def opened_slots(
     header: Header, credential: Credential, limits: KdfLimits, file_key: bytes, start: int = 0
 ) -> list[int]:
     """Indexes (from ``start``) of the slots ``credential`` opens to ``file_key``: one KDF run
-    per slot of its kind within ``limits`` (others skipped), the most a failing open costs."""
+    per slot of its kind within ``limits`` (others skipped), all charged to one work budget
+    (``max_kdf_work``) as opening is; past it, ``KdfLimitError`` saying not every slot could be
+    checked (an edit that stopped there could keep a slot the secret opens)."""
     found = []
+    budget = WorkBudget(limits)
     for index in range(start, len(header.slots)):
         slot = header.slots[index]
         if (slot.kdf is None) != (credential.kdf is None):
             continue
-        if slot.kdf is not None and not _within(limits, slot.kdf):
-            continue
+        if slot.kdf is not None:
+            if not _within(limits, slot.kdf):
+                continue
+            try:
+                budget.charge(slot.kdf)
+            except KdfLimitError as exc:
+                raise exc.prefixed("cannot check every key slot: ") from None
         key = unwrap_slot(header.prefix, slot, credential)
         if key is not None and constant_time_equal(key, file_key):
             found.append(index)

@@ -259,6 +259,14 @@ LIMIT_OPTIONS: Final = (
     LimitOption("--max-scrypt-p", "max_scrypt_p", "P", 1, "scrypt parallelism"),
     LimitOption("--max-argon2-iterations", "max_argon2_iterations", "T", 1, "argon2id passes"),
     LimitOption("--max-argon2-lanes", "max_argon2_lanes", "P", 1, "argon2id lanes"),
+    LimitOption(
+        "--max-kdf-work",
+        "max_kdf_work",
+        "M",
+        1_000_000,
+        "total kdf work per token or file header, in millions of pbkdf2 iterations"
+        " (scrypt and argon2id converted)",
+    ),
 )
 """Decrypt-side limit options, one per ``KdfLimits`` field."""
 
@@ -270,6 +278,8 @@ def limit_option(field: str) -> str | None:
 
 def limit_hint(exc: aes_hmac.KdfLimitError, message: str) -> str:
     """``message`` (about ``exc``) with the option that raises the exceeded limit."""
+    if exc.limit == 0:  # not a limit: the machine could not give the KDF its memory
+        return f"{message} (lower --max-kdf-memory-mib, or give the process more memory)"
     option = limit_option(exc.field)
     return f"{message} (raise it with {option})" if option else message
 
