@@ -75,3 +75,11 @@ def test_text_is_base64url_of_the_key() -> None:
     encoded = Key(raw).to_text().removeprefix(KEY_TEXT_PREFIX)
     assert "-" in encoded or "_" in encoded
     assert base64.urlsafe_b64decode(encoded + "=") == raw
+
+
+def test_bad_key_text_carries_no_text_in_its_context() -> None:
+    """A non-ASCII byte: the error must not chain a UnicodeDecodeError holding the key text."""
+    text = Key.generate().to_text().encode() + "é".encode()
+    with pytest.raises(ValueError, match="ASCII") as info:
+        Key.from_text(text)
+    assert info.value.__context__ is None and info.value.__cause__ is None

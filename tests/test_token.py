@@ -340,3 +340,14 @@ def test_decrypt_limits_apply_to_a_password_key() -> None:
     token = encrypt(b"x", "pw", kdf=CHEAP)
     with pytest.raises(InvalidToken, match="kdf limits exceeded: pbkdf2 iterations 1000"):
         decrypt(token, PasswordKey("pw", kdf=CHEAP), limits=KdfLimits(max_pbkdf2_iterations=999))
+
+
+def test_invalid_utf8_text_error_carries_no_plaintext() -> None:
+    """An authentic token whose text is not UTF-8 (only the key holder can make one): the
+    error must not chain the decode error, which would hold the plaintext."""
+    [param] = cases("token_invalid.json", lambda _, c: c["name"] == "authentic-bad-utf8")
+    case = param.values[1]
+    key = Key(bytes.fromhex(case["key"]))
+    with pytest.raises(InvalidToken, match="invalid utf-8 text") as info:
+        key.decrypt(case["token"])
+    assert info.value.__context__ is None

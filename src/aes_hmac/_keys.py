@@ -122,10 +122,11 @@ class Key:
         ``ValueError`` says what is wrong without ever quoting the text (it may be a key).
         """
         if isinstance(text, bytes):
-            try:
-                text = text.decode("ascii")
-            except UnicodeDecodeError:
-                raise ValueError("key text must be ASCII") from None
+            # Checked before decoding: a UnicodeDecodeError would carry the whole text along
+            # in the context of any error raised while handling it.
+            if not text.isascii():
+                raise ValueError("key text must be ASCII")
+            text = text.decode("ascii")
         if not isinstance(text, str):
             raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
         line = text.removesuffix("\n").removesuffix("\r")

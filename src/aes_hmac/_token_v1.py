@@ -118,11 +118,20 @@ def _unwrap(padded: bytes) -> bytes | str:
     if kind == TYPE_BYTES:
         return plain[1:]
     if kind == TYPE_TEXT:
-        try:
-            return plain[1:].decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidToken("invalid utf-8 text") from None
+        text = _utf8_or_none(plain[1:])
+        if text is None:
+            raise InvalidToken("invalid utf-8 text")
+        return text
     raise InvalidToken("invalid data type byte")
+
+
+def _utf8_or_none(data: bytes) -> str | None:
+    """``data`` as UTF-8 text, or ``None``: an error raised later must not carry the decode
+    error (and with it the plaintext) as its ``__context__``."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def header_for(kdf: Kdf | None, salt: bytes) -> bytes:

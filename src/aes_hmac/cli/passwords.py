@@ -184,12 +184,20 @@ def tell_terminal(line: str) -> None:
 
 
 def _prompt(text: str) -> str:
+    answer = _getpass_or_none(text)
+    if answer is None:
+        # Raised outside the except block: the decode error (it holds the typed bytes) must not
+        # ride along as this error's __context__.
+        raise CliError("the password typed is not valid text in the terminal's encoding")
+    return answer
+
+
+def _getpass_or_none(text: str) -> str | None:
     try:
         # No stream: getpass writes the prompt to the terminal it reads from, not to stderr.
         return getpass.getpass(text)
     except UnicodeDecodeError:
-        # The decode error's message quotes a byte of the password and its position.
-        raise CliError("the password typed is not valid text in the terminal's encoding") from None
+        return None
 
 
 def generate_passphrase() -> str:

@@ -109,10 +109,18 @@ def decrypt_legacy_insecure(
     if not constant_time_equal(hmac_sha256(key, text), mac):
         raise InvalidToken("authentication failed")
     ct = decode_ciphertext(ciphertext)
+    plaintext = _unpadded_text(aes_cbc_decrypt_raw(key, iv, ct))
+    if plaintext is None:  # raised here, not in an except block: no plaintext in __context__
+        raise InvalidToken("invalid padding or text")
+    return plaintext
+
+
+def _unpadded_text(padded: bytes) -> str | None:
+    """The unpadded UTF-8 text, or ``None`` (bad padding or bad UTF-8: both ValueError)."""
     try:
-        return pkcs7_unpad(aes_cbc_decrypt_raw(key, iv, ct)).decode("utf-8")
-    except ValueError:  # bad padding or UnicodeDecodeError, both ValueError
-        raise InvalidToken("invalid padding or text") from None
+        return pkcs7_unpad(padded).decode("utf-8")
+    except ValueError:
+        return None
 
 
 def convert_legacy(
