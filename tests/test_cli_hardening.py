@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -175,6 +176,23 @@ def test_symlink_of_another_user_in_a_sticky_folder_is_refused(tmp_path: Path) -
     os.lchown(planted, os.geteuid(), os.getegid())  # the user's own link is followed
     assert run(args, env=ENV).returncode == 0
     assert victim.read_bytes().startswith(b"AESHMAC") and os.path.islink(planted)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's FIFO")
+def test_fifo_of_another_user_in_a_sticky_folder_is_refused(tmp_path: Path) -> None:
+    """Review finding: decrypting to another user's FIFO in /tmp handed them the plaintext (an
+    existing FIFO is written in place, without --force). Now refused; one's own FIFO works."""
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (tmp_path / "f").write_bytes(b"x")
+    fifo = shared / "out.txt"
+    os.mkfifo(fifo, 0o622)
+    os.chown(fifo, 65534, 65534)
+    args = ["encrypt", "--password-env", "P", *CHEAP, tmp_path / "f", "-o", fifo]
+    result = run(args, env=ENV)
+    assert_one_error(result, 1, "is another user's FIFO in a shared folder: refusing to write")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
 # --- BOM in password files (#14) ----------------------------------------------------------

@@ -22,6 +22,7 @@ from aes_hmac import (
     _io,
     _parallel,
     add_password,
+    armor,
     change_password,
     decrypt_file,
     decrypt_stream,
@@ -526,10 +527,12 @@ def _race_worker(secret: str, role: str, files: list[str], barrier: object) -> N
             add_password(name, "main", secret, kdf=CHEAP)
 
 
-def test_racing_remove_and_add_never_undo_the_removal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("armored", [False, True], ids=["binary", "armored"])
+def test_racing_remove_and_add_never_undo_the_removal(tmp_path: Path, armored: bool) -> None:
     """Issue 10 #4: remove_password(leaked) racing add_password(...) in another process (each
     edit released by a barrier at the same moment, 12 files). Before the lock, the later rename
-    won: 3 slots and the leaked password still opened the file."""
+    won: 3 slots and the leaked password still opened the file. Armored files too (the review
+    found the CLI's armored rekey edited a private copy outside the lock)."""
     import multiprocessing
 
     files = []
@@ -537,6 +540,8 @@ def test_racing_remove_and_add_never_undo_the_removal(tmp_path: Path) -> None:
         name = tmp_path / f"f{i}.ahm"
         encrypt_file(_plain_file(tmp_path, i), name, "main", kdf=CHEAP)
         add_password(name, "main", "leaked", kdf=CHEAP)
+        if armored:
+            _armor_in_place(name)
         files.append(str(name))
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
@@ -551,12 +556,38 @@ def test_racing_remove_and_add_never_undo_the_removal(tmp_path: Path) -> None:
         assert p.exitcode == 0
     for name in files:
         path = Path(name)
+        assert path.read_bytes().startswith(b"-----BEGIN") == armored
+        if armored:
+            _dearmor_in_place(path)
         assert len(inspect_stream(path).slots) == 2
         assert plaintext_of(path, "added") == plaintext_of(path, "main") == b"plain"
         with pytest.raises(HeaderError, match="wrong password"):
             plaintext_of(path, "leaked")
     assert leftovers(tmp_path) == []
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(_io.LOCK_SUFFIX)]
+
+
+def _armor_in_place(path: Path) -> None:
+    binary = path.read_bytes()
+    with path.open("wb") as out:
+        writer = armor.ArmorWriter(out)
+        writer.write(binary)
+        writer.close()
+
+
+def _dearmor_in_place(path: Path) -> None:
+    with path.open("rb") as f:
+        binary = armor.ArmorReader(f).read()
+    path.write_bytes(binary)
+
+
+def test_armored_file_edited_in_place_stays_armored(cipher: Path) -> None:
+    _armor_in_place(cipher)
+    add_password(cipher, "pw", "second", kdf=CHEAP)
+    assert cipher.read_bytes().startswith(b"-----BEGIN AES-HMAC ENCRYPTED FILE-----")
+    assert remove_password(cipher, "pw") == 1
+    _dearmor_in_place(cipher)
+    assert [s.kdf for s in inspect_stream(cipher).slots] == [CHEAP]
 
 
 def _plain_file(folder: Path, i: int) -> Path:

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, BinaryIO, Final, TypeVar
 
 # ``as``: re-exported for integrations/fsspec.py, which imports it from here.
+from . import armor
 from ._atomic import atomic_output as atomic_output
 from ._atomic import check_output_link
 from ._credential import RawKey, Secret, secret_credential, to_credential
@@ -58,6 +59,8 @@ from ._stream import (
 )
 
 _COPY_SIZE: Final = 1 << 20
+_ARMOR_PEEK: Final = 64
+"""Bytes looked at to tell an armored file (its begin line, after blank lines) from binary."""
 
 
 def inspect_stream(file: TextPath | BinaryIO) -> StreamInfo:
@@ -220,7 +223,11 @@ def _rewrite_slots(
     # and keeps the file's permission bits; its link policy is checked before any KDF runs.
     check_output_link(name, "path")
     with locked_for_edit(name) as src:
-        header = read_header(partial(read_full_bytes, src))
+        before = os.fstat(src.fileno())
+        armored = armor.looks_armored(src.read(_ARMOR_PEEK))
+        src.seek(0)
+        stream: BinaryIO = armor.ArmorReader(src) if armored else src  # type: ignore[assignment]
+        header = read_header(partial(read_full_bytes, stream))
         check_slot_kind(header, credential)
         if every_slot:
             _check_every_slot_in_limits(header, credential, limits)
@@ -230,17 +237,26 @@ def _rewrite_slots(
             opened += opened_slots(header, credential, limits, file_key, start=index + 1)
         slots = edit(header, opened, file_key)
         new_header = seal_header(header.chunk_log2, header.stream_id, file_key, slots)
-        old_header = header.signed + header.tag
 
         def unchanged() -> None:
-            with builtins.open(name, "rb") as now:
-                same = os.path.samestat(os.fstat(now.fileno()), os.fstat(src.fileno()))
-                if not same or read_full_bytes(now, len(old_header)) != old_header:
-                    raise FileChangedError(f"{name} changed during the key-slot edit; try again")
+            # The same inode, size and modification time as when the lock was taken: no other
+            # edit (they all take the lock and replace the file by rename) came in between.
+            now = os.stat(name)
+            same = os.path.samestat(now, before) and (now.st_size, now.st_mtime_ns) == (
+                before.st_size,
+                before.st_mtime_ns,
+            )
+            if not same:
+                raise FileChangedError(f"{name} changed during the key-slot edit; try again")
 
         with atomic_output(name, overwrite=True, before_commit=unchanged) as out:
-            write_all(out, new_header)
-            shutil.copyfileobj(src, out, _COPY_SIZE)
+            # An armored file stays armored: the payload is decoded and encoded again, but
+            # never decrypted; only ciphertext passes through here.
+            sink: BinaryIO = armor.ArmorWriter(out) if armored else out  # type: ignore[assignment]
+            write_all(sink, new_header)
+            shutil.copyfileobj(stream, sink, _COPY_SIZE)
+            if armored:
+                sink.close()
 
 
 def _check_every_slot_in_limits(header: Header, credential: Credential, limits: KdfLimits) -> None:

@@ -158,7 +158,7 @@ def _password_from_source(source: PasswordSource) -> str | bytes | None:
         value = os.environb.get(os.fsencode(source.env))
         if value is None:
             raise CliError(f"{origin} is not set")
-        return _first_line(value, origin)
+        return _first_line(value.removeprefix(UTF8_BOM), origin)
     return None
 
 

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
 
 import aes_hmac
 from aes_hmac import armor
@@ -60,44 +56,14 @@ def run(args: argparse.Namespace) -> int:
     options.warn_beyond_default_limits(kdf)
     limits = LIMITS.read(args)
     old = read_old_secret(old_source, "Current password: ")
-    edit: Callable[[str], None]
+    # The library edits binary and armored files alike, under its per-file edit lock.
     if args.remove:
-
-        def edit(target: str) -> None:
-            aes_hmac.remove_password(target, old, limits=limits)
-
+        aes_hmac.remove_password(path, old, limits=limits)
     else:
         new = read_new_secret(new_source, quiet=args.quiet, what="New password")
         slot_edit = aes_hmac.add_password if args.add else aes_hmac.change_password
-
-        def edit(target: str) -> None:
-            slot_edit(target, old, new, kdf=kdf, limits=limits)
-
-    if armored:
-        _rekey_armored(path, edit)
-    else:
-        edit(path)
+        slot_edit(path, old, new, kdf=kdf, limits=limits)
     return EXIT_OK
-
-
-def _rekey_armored(path: str, edit: Callable[[str], None]) -> None:
-    """Slot edits work on binary files: dearmor to a temporary file, edit it, armor it back.
-
-    Only ciphertext is ever on disk; the armored file is replaced atomically at the end (the
-    file a symlink points to, so the link stays and the old password stops working).
-    """
-    path = os.path.realpath(path)
-    folder = os.path.dirname(path)
-    with tempfile.TemporaryDirectory(prefix=".aes-hmac-rekey-", dir=folder) as work:
-        binary = os.path.join(work, "stream")
-        with open_input(path) as fin, open(binary, "xb") as out:
-            stream, _ = armor.sniff(fin)
-            shutil.copyfileobj(stream, out)
-        edit(binary)
-        with open(binary, "rb") as src, aes_hmac.atomic_output(path, overwrite=True) as dst:
-            writer = armor.ArmorWriter(dst)
-            shutil.copyfileobj(src, writer)
-            writer.close()
 
 
 COMMAND = Command(
