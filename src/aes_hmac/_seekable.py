@@ -4,8 +4,14 @@ A non-final chunk always holds exactly ``chunk_size`` plaintext bytes, so a plai
 its chunk by division and the chunk's place in the encrypted stream by multiplication (FORMAT.md,
 "Random access"). The final chunk is read and verified when the reader opens: that fixes the
 plaintext size and refuses a truncated or extended stream before any byte is returned. Every
-other chunk is verified when a read first touches it, and kept in a small cache of verified
-plaintext; a chunk that fails its tag fails only the reads that touch it.
+other chunk is verified when a read first touches it; a chunk that fails its tag fails only the
+reads that touch it.
+
+A read fetches the encrypted bytes of the whole chunks it covers in pieces of up to a few MiB (one
+``read_at`` each: one ``preadv``, or one range request on a remote filesystem) and verifies and
+decrypts them straight into the caller's buffer, a long read's pieces on the process's shared
+reader threads. Chunks a read covers only in part go through a small cache of verified plaintext
+(random small reads, boundaries); reads that follow each other are served ahead of time.
 """
 
 from __future__ import annotations
@@ -14,10 +20,10 @@ import builtins
 import io
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, cast
 
 from ._credential import to_credential
 from ._engine import resolve_workers
@@ -25,12 +31,7 @@ from ._errors import StreamDamaged
 from ._io import check_file, read_full
 from ._kdf import DEFAULT_LIMITS, Credential, KdfLimits, check_limits_arg
 from ._primitives import BLOCK_SIZE
-from ._stream import (
-    CHUNK_OVERHEAD,
-    ChunkCodec,
-    open_header,
-    read_header,
-)
+from ._stream import CHUNK_OVERHEAD, MIN_FINAL_CHUNK, open_codec, read_header
 
 StrPath = str | os.PathLike[str]
 ReadAt = Callable[[int, memoryview], int]
@@ -41,8 +42,20 @@ _HEADER_PROBE: Final = 2048
 """One read that holds any header (at most 1,819 bytes), so opening costs one range request."""
 _CACHE_BYTES: Final = 16 << 20
 """Plaintext kept in the verified-chunk cache, at least two chunks whatever the chunk size."""
+_PIECE_BYTES: Final = 1 << 20
+"""Smallest share of a long read handed to one thread: below it a thread handoff costs more
+than the verify and decrypt it saves."""
+_PIECE_MAX: Final = 8 << 20
+"""Largest piece fetched at once (the per-thread input buffer), so memory stays bounded."""
 _READ_AHEAD_BYTES: Final = 8 << 20
-"""How far a sequential reader decrypts ahead of its position, on the worker threads."""
+"""How far reads that follow each other are decrypted ahead, on the shared reader threads."""
+_TRAILING_PROBE: Final = 256
+"""Appended bytes that opening still recognises as trailing data after an authentic final chunk
+(each candidate length costs one tag check, on the failure path only)."""
+
+_Result = memoryview | StreamDamaged | None
+"""A chunk opened ahead: its verified plaintext, why it failed (raised when it is read), or
+``None`` when an earlier chunk of its piece failed first (the reader opens it itself)."""
 
 
 def chunk_layout(header_size: int, chunk_size: int, stream_size: int) -> tuple[int, int]:
@@ -64,7 +77,9 @@ class SeekableReader(io.RawIOBase):
     The header is opened and the final chunk verified by the constructor (``HeaderError`` or
     ``StreamDamaged`` there). ``seek(0, SEEK_END)`` is the plaintext size. A read that touches a
     damaged chunk raises ``StreamDamaged`` with that chunk's offset in the encrypted stream; the
-    reader stays usable for the other chunks. ``pread`` may be called from several threads.
+    reader stays usable for the other chunks. ``pread`` may be called from several threads;
+    ``read``, ``readinto``, ``seek`` and ``tell`` share one position under a lock, so each call
+    is atomic, but threads sharing a position see each other's moves: give each its ``pread``.
     """
 
     def __init__(
@@ -78,27 +93,25 @@ class SeekableReader(io.RawIOBase):
         super().__init__()
         self._read_at = read_at
         self._close_src = close
-        self._local = threading.local()
         probe = memoryview(bytearray(min(size, _HEADER_PROBE)))
         header = read_header(io.BytesIO(probe[: read_at(0, probe)]).read)
-        file_key, _ = open_header(header, credential, limits)
-        self._codec = ChunkCodec(file_key, header.prefix, header.chunk_size)
-        self._chunk_size = header.chunk_size
+        self._codec = open_codec(header, credential, limits)
+        self._chunk_size = cs = header.chunk_size
         self._header_size = header.size
-        self._last, last_offset = chunk_layout(header.size, header.chunk_size, size)
+        self._full = cs + CHUNK_OVERHEAD
         if size <= header.size:
             raise StreamDamaged(f"data truncated at byte {header.size}", header.size)
-        final = self._codec.open_final(
-            self._last, last_offset, self._fetch(last_offset, size - last_offset)
-        )
-        self._size = self._last * self._chunk_size + len(final)
-        self._cache: OrderedDict[int, memoryview] = OrderedDict({self._last: memoryview(final)})
-        self._cache_chunks = max(2, _CACHE_BYTES // self._chunk_size)
-        self._lock = threading.Lock()
+        self._last, final = self._open_final(size)
+        self._final = memoryview(final)
+        self._size = self._last * cs + len(final)
+        self._cache: OrderedDict[int, memoryview] = OrderedDict()
+        self._cache_chunks = max(2, _CACHE_BYTES // cs)
+        self._ahead: dict[int, tuple[Future[list[_Result]], int]] = {}
+        self._ahead_end = 0
+        self._lock = threading.Lock()  # the cache and the chunks opened ahead
+        self._pos_lock = threading.Lock()  # the position and the run of reads in order
         self._pos = 0
-        self._pool: _ReadAhead | None = None
-        self._ahead_chunks = max(1, _READ_AHEAD_BYTES // self._chunk_size)
-        self._prev_index = -1
+        self._next = -1
         self._streak = 0
 
     def __repr__(self) -> str:
@@ -117,56 +130,63 @@ class SeekableReader(io.RawIOBase):
 
     def tell(self) -> int:
         self._check_open()
-        return self._pos
+        with self._pos_lock:
+            return self._pos
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_open()
-        if whence == os.SEEK_SET:
-            pos = offset
-        elif whence == os.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == os.SEEK_END:
-            pos = self._size + offset
-        else:
+        if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END):
             raise ValueError(f"whence must be 0, 1 or 2, got {whence}")
-        if pos < 0:
-            raise ValueError(f"negative seek position {pos}")
-        self._pos = pos
-        return pos
+        with self._pos_lock:
+            base = (0, self._pos, self._size)[whence]
+            if base + offset < 0:
+                raise ValueError(f"negative seek position {base + offset}")
+            self._pos = base + offset
+            return self._pos
 
     def readinto(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         """Copy verified plaintext from the current position into ``b``; 0 at the end."""
         self._check_open()
         view = memoryview(b).cast("B")
-        n = self._copy(self._pos, view, sequential=True)
-        self._pos += n
-        return n
+        with self._pos_lock:
+            n = self._read_into(self._pos, view, sequential=True)
+            self._pos += n
+            return n
 
     def read(self, size: int | None = -1) -> bytes:
-        self._check_open()
-        if size is None or size < 0:
-            size = max(0, self._size - self._pos)
-        data = self.pread(self._pos, size, sequential=True)
-        self._pos += len(data)
-        return data
+        return bytes(self.read_buffer(-1 if size is None else size))
 
     def readall(self) -> bytes:
         return self.read()
 
-    def pread(self, offset: int, length: int, *, sequential: bool = False) -> bytes:
+    def read_buffer(self, size: int = -1) -> memoryview:
+        """``read`` without the final copy into ``bytes``: a view of a new buffer of its own.
+
+        pyarrow's Python file wrapper calls this when present and uses the buffer in place, so
+        a column read through fsspec costs one copy less.
+        """
+        self._check_open()
+        with self._pos_lock:
+            want = max(0, self._size - self._pos)
+            buf = memoryview(bytearray(want if size < 0 else min(size, want)))
+            self._pos += self._read_into(self._pos, buf, sequential=True)
+            return buf
+
+    def pread(self, offset: int, length: int) -> bytes:
         """Up to ``length`` plaintext bytes from ``offset`` (fewer only at the end); leaves the
         position alone, so several threads may call it at once."""
         self._check_open()
         if offset < 0 or length < 0:
             raise ValueError(f"offset and length must be >= 0, got {offset} and {length}")
-        return b"".join(self._parts(offset, length, sequential))
+        buf = bytearray(max(0, min(length, self._size - offset)))
+        self._read_into(offset, memoryview(buf), sequential=False)
+        return bytes(buf)
 
     def close(self) -> None:
         if self.closed:
             return
         try:
-            if self._pool is not None:
-                self._pool.shutdown()
+            self._drop_ahead()
             if self._close_src is not None:
                 self._close_src()
         finally:
@@ -178,119 +198,269 @@ class SeekableReader(io.RawIOBase):
         if self.closed:
             raise ValueError("I/O operation on a closed file")
 
-    def _copy(self, offset: int, out: memoryview, sequential: bool) -> int:
-        done = 0
-        for part in self._parts(offset, len(out), sequential):
-            out[done : done + len(part)] = part
-            done += len(part)
-        return done
+    # --- opening: the final chunk ----------------------------------------------------------
 
-    def _parts(self, offset: int, length: int, sequential: bool) -> Iterator[memoryview]:
-        """Views of verified plaintext covering ``length`` bytes from ``offset`` (to the end)."""
-        end = min(offset + length, self._size)
-        until = (end - 1) // self._chunk_size  # the last chunk this request needs
-        # Only a request inside one chunk leaves the future to guess: a longer one says exactly
-        # what it wants (pyarrow reads a whole column chunk at once), so nothing past it is read.
-        guess = sequential and until == offset // self._chunk_size
-        while offset < end:
-            index, within = divmod(offset, self._chunk_size)
-            plain = self._chunk(index, until, guess)
-            n = min(end - offset, len(plain) - within)
-            yield plain[within : within + n]
-            offset += n
+    def _open_final(self, size: int) -> tuple[int, bytes]:
+        """Index and plaintext of the final chunk, placed by the stream's size alone."""
+        last, offset = chunk_layout(self._header_size, self._chunk_size, size)
+        try:
+            return last, self._codec.open_final(last, offset, self._fetch(offset, size - offset))
+        except StreamDamaged as exc:
+            if str(exc).startswith("trailing data"):
+                raise
+            at = self._trailing_at(size)
+            if at is None:
+                raise
+            raise StreamDamaged(f"trailing data after the final chunk at byte {at}", at) from None
 
-    def _chunk(self, index: int, until: int, guess: bool) -> memoryview:
+    def _trailing_at(self, size: int) -> int | None:
+        """Where an authentic final chunk starts if at most ``_TRAILING_PROBE`` bytes follow it.
+
+        Bytes appended to a stream move where its size says the final chunk is (into the next
+        chunk's place, if they cross its end); each shorter size that fits the layout is tried.
+        """
+        for cut in range(1, min(_TRAILING_PROBE, size - self._header_size) + 1):
+            index, offset = chunk_layout(self._header_size, self._chunk_size, size - cut)
+            n = size - cut - offset
+            if n < MIN_FINAL_CHUNK or (n - CHUNK_OVERHEAD) % BLOCK_SIZE:
+                continue
+            if self._codec.verifies(index, True, self._fetch(offset, n)):
+                return offset
+        return None
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _read_into(self, offset: int, out: memoryview, sequential: bool) -> int:
+        """Fill ``out`` with verified plaintext from ``offset`` (up to the end); bytes copied.
+
+        Whole chunks not yet verified are opened straight into ``out``; the rest (the final
+        chunk, chunks in the cache or opened ahead, chunks ``out`` covers only in part) are
+        copied. On failure ``StreamDamaged`` for the first bad chunk, nothing else is lost.
+        """
+        end = min(offset + len(out), self._size)
+        if offset >= end:
+            return 0
+        cs = self._chunk_size
+        first, last = offset // cs, (end - 1) // cs
+        if sequential:
+            self._plan_ahead(offset, end, last - first + 1)
+        direct: list[tuple[int, int]] = []
+        partial: list[tuple[int, int, memoryview]] = []
+        for index in range(first, last + 1):
+            lo = max(offset, index * cs)
+            dest = out[lo - offset : min(end, (index + 1) * cs) - offset]
+            plain = self._known(index)
+            if plain is not None:
+                dest[:] = plain[lo - index * cs : lo - index * cs + len(dest)]
+            elif len(dest) == cs:
+                direct.append((index, lo - offset))
+            else:
+                partial.append((index, lo - index * cs, dest))
+        self._open_direct(out, direct)
+        for index, within, dest in partial:
+            dest[:] = self._chunk(index)[within : within + len(dest)]
+        return end - offset
+
+    def _known(self, index: int) -> memoryview | None:
+        """The chunk's verified plaintext if it is at hand (final, cached, or opened ahead; a
+        chunk being opened ahead is waited for), else ``None``."""
+        if index == self._last:
+            return self._final
         with self._lock:
             plain = self._cache.get(index)
             if plain is not None:
                 self._cache.move_to_end(index)
-        ahead = until
-        if guess and index != self._prev_index:
-            # Speculation grows with the run of chunks read in order (as the kernel's read-ahead
-            # does), so a reader that jumps about (Parquet columns) fetches little it won't use.
-            self._streak = self._streak + 1 if index == self._prev_index + 1 else 0
-            self._prev_index = index
-            ahead = max(until, index + self._streak)
-        if ahead > index:
-            self._read_ahead(index, ahead)
+                return plain
+            future, k = self._ahead.pop(index, (None, 0))
+        if future is None or future.cancel():
+            return None
+        result = future.result()[k]
+        if isinstance(result, StreamDamaged):
+            raise result
+        if result is not None:
+            self._remember(index, result)
+        return result
+
+    def _chunk(self, index: int) -> memoryview:
+        """A chunk read in part: from the cache, or opened on this thread and cached."""
+        plain = self._known(index)
         if plain is None:
-            plain = self._pool.take(index) if self._pool is not None else None
-            if plain is None:
-                plain = self._open_chunk(index)
-            with self._lock:
-                self._cache[index] = plain
-                while len(self._cache) > self._cache_chunks:
-                    self._cache.popitem(last=False)
+            buf = memoryview(bytearray(self._chunk_size + BLOCK_SIZE - 1))
+            _, error = self._open_piece(index, 1, buf, slack=True)
+            if error is not None:
+                raise error
+            plain = buf[: self._chunk_size]
+            self._remember(index, plain)
         return plain
 
-    def _read_ahead(self, index: int, ahead: int) -> None:
-        """Start decrypting the chunks after ``index`` up to ``ahead`` (known to be needed, or
-        a sequential reader's next ones) on worker threads, at most ``_READ_AHEAD_BYTES``."""
-        ahead = min(self._last - 1, ahead, index + self._ahead_chunks)
+    def _remember(self, index: int, plain: memoryview) -> None:
         with self._lock:
-            wanted = [i for i in range(index + 1, ahead + 1) if i not in self._cache]
-        if not wanted:
-            return
-        if self._pool is None:
-            workers = resolve_workers(None)
-            if workers == 1:
-                return
-            self._pool = _ReadAhead(self._open_chunk, workers, self._ahead_chunks + 1)
-        self._pool.submit(wanted)
+            self._cache[index] = plain
+            while len(self._cache) > self._cache_chunks:
+                self._cache.popitem(last=False)
 
-    def _open_chunk(self, index: int) -> memoryview:
-        offset = self._header_size + index * (self._chunk_size + CHUNK_OVERHEAD)
-        chunk = self._fetch(offset, self._chunk_size + CHUNK_OVERHEAD)
-        # A fresh buffer: the cache and other threads' reads keep views of it.
-        out = bytearray(self._chunk_size + BLOCK_SIZE - 1)
-        n = self._codec.open_into(index, offset, chunk, out)
-        return memoryview(out)[:n]
+    def _open_direct(self, out: memoryview, direct: list[tuple[int, int]]) -> None:
+        """Open whole chunks into their places in the caller's buffer, a long run in pieces on
+        this thread and the shared ones; ``StreamDamaged`` for the first chunk that fails."""
+        if not direct:
+            return
+        workers = resolve_workers(None)
+        per_piece = min(
+            max(1, _PIECE_MAX // self._chunk_size),
+            max(-(-len(direct) // workers), _PIECE_BYTES // self._chunk_size, 1),
+        )
+        pieces: deque[tuple[int, int, memoryview]] = deque()
+        run = 0
+        while run < len(direct):
+            index, pos = direct[run]
+            count = 1
+            # Consecutive chunks have consecutive places in ``out``: one view spans a run.
+            while (
+                count < per_piece
+                and run + count < len(direct)
+                and direct[run + count][0] == index + count
+            ):
+                count += 1
+            pieces.append((index, count, out[pos : pos + count * self._chunk_size]))
+            run += count
+        errors: list[StreamDamaged] = []
+
+        def drain() -> None:
+            while True:
+                try:
+                    index, count, dest = pieces.popleft()
+                except IndexError:
+                    return
+                _, error = self._open_piece(index, count, dest, slack=False)
+                if error is not None:
+                    errors.append(error)
+
+        pool = shared_pool() if len(pieces) > 1 else None
+        helpers = [pool.submit(drain) for _ in range(min(workers, len(pieces)) - 1)] if pool else []
+        try:
+            drain()
+        finally:
+            pieces.clear()
+            # A helper that started may still be writing into the caller's buffer: wait for it.
+            for helper in helpers:
+                if not helper.cancel():
+                    helper.result()
+        if errors:
+            raise min(errors, key=lambda e: e.offset or 0)
+
+    def _open_piece(
+        self, index: int, count: int, out: memoryview, slack: bool
+    ) -> tuple[int, StreamDamaged | None]:
+        """Fetch ``count`` chunks from ``index`` in one read and open them into ``out`` in turn:
+        how many opened, and the failure that stopped it (if one did). ``slack``: ``out`` has 15
+        bytes to spare after the last chunk; otherwise the last chunk goes through a scratch
+        buffer, since the bytes after it may belong to another thread's piece."""
+        cs, full = self._chunk_size, self._full
+        base = self._header_size + index * full
+        data = self._fetch(base, count * full)
+        for k in range(count):
+            offset = base + k * full
+            chunk = data[k * full : (k + 1) * full]
+            # Decrypting needs 15 spare bytes after a chunk's place: the next chunk's place,
+            # which this thread fills afterwards anyway.
+            if k < count - 1 or slack:
+                dest = out[k * cs : (k + 1) * cs + BLOCK_SIZE - 1]
+            else:
+                dest = _scratch("plain", cs + BLOCK_SIZE - 1)
+            try:
+                # open_into only writes through a memoryview of ``dest``: any buffer will do.
+                self._codec.open_into(index + k, offset, chunk, cast(bytearray, dest))
+            except StreamDamaged as exc:
+                return k, exc
+            if dest.obj is not out.obj:
+                out[k * cs : (k + 1) * cs] = dest[:cs]
+        return count, None
 
     def _fetch(self, offset: int, n: int) -> memoryview:
         """``n`` encrypted bytes at ``offset`` in this thread's reused input buffer."""
-        buf: bytearray | None = getattr(self._local, "buf", None)
-        if buf is None or len(buf) < n:
-            buf = self._local.buf = bytearray(max(n, self._chunk_size + CHUNK_OVERHEAD))
-        view = memoryview(buf)[:n]
+        view = _scratch("input", n)
         if self._read_at(offset, view) != n:
             # The source shrank after the final chunk was verified.
             raise StreamDamaged(f"data truncated at byte {offset}", offset)
         return view
 
+    # --- reading ahead ---------------------------------------------------------------------
 
-class _ReadAhead:
-    """Chunks decrypted ahead of a sequential reader; each kept until taken or evicted."""
-
-    def __init__(self, open_chunk: Callable[[int], memoryview], workers: int, depth: int) -> None:
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="aes-hmac-read")
-        self._open = open_chunk
-        self._depth = max(2, depth)
-        self._futures: OrderedDict[int, Future[memoryview]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def submit(self, indexes: list[int]) -> None:
+    def _plan_ahead(self, offset: int, end: int, chunks: int) -> None:
+        """Note a read at the position; after reads that follow each other, start opening the
+        chunks after this one on the shared threads, further the longer the run (as the
+        kernel's read-ahead does), so a reader that jumps about fetches nothing it won't use."""
+        if offset == self._next:
+            self._streak += 1
+        else:
+            self._streak = 0
+            self._drop_ahead()
+        self._next = end
+        pool = shared_pool()
+        if not self._streak or pool is None:
+            return
+        cs = self._chunk_size
+        window = min(max(1, _READ_AHEAD_BYTES // cs), chunks << min(self._streak, 4))
+        start = max(self._ahead_end, (end - 1) // cs + 1)
+        stop = min(self._last, (end - 1) // cs + 1 + window)
+        per_piece = max(1, _PIECE_BYTES // cs)
         with self._lock:
-            for index in indexes:
-                if index not in self._futures:
-                    self._futures[index] = self._pool.submit(self._open, index)
-            while len(self._futures) > self._depth:
-                self._futures.popitem(last=False)[1].cancel()
+            for index in range(start, stop, per_piece):
+                count = min(per_piece, stop - index)
+                future = pool.submit(self._open_ahead, index, count)
+                for k in range(count):
+                    self._ahead[index + k] = (future, k)
+            self._ahead_end = max(self._ahead_end, stop)
 
-    def take(self, index: int) -> memoryview | None:
-        """The chunk's plaintext if a worker has started it (its error, damage, is raised here);
-        ``None`` if not, so the caller decrypts it itself instead of waiting idle."""
-        with self._lock:
-            future = self._futures.pop(index, None)
-        if future is None or future.cancel():
-            return None
-        return future.result()
+    def _open_ahead(self, index: int, count: int) -> list[_Result]:
+        """Open ``count`` chunks from ``index`` into a buffer of their own (on a shared thread)."""
+        cs = self._chunk_size
+        out = memoryview(bytearray(count * cs + BLOCK_SIZE - 1))
+        done, error = self._open_piece(index, count, out, slack=True)
+        results: list[_Result] = [out[k * cs : (k + 1) * cs] for k in range(done)]
+        if error is not None:
+            results.append(error)
+            results += [None] * (count - len(results))
+        return results
 
-    def shutdown(self) -> None:
+    def _drop_ahead(self) -> None:
+        """Forget the chunks opened ahead (those not started are cancelled)."""
         with self._lock:
-            for future in self._futures.values():
+            for future, _ in self._ahead.values():
                 future.cancel()
-            self._futures.clear()
-        self._pool.shutdown(wait=True)
+            self._ahead.clear()
+            self._ahead_end = 0
+
+
+_SCRATCH = threading.local()
+"""Per-thread buffers reused by every reader: encrypted input, a chunk's plaintext."""
+_POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0
+_POOL_LOCK = threading.Lock()
+
+
+def _scratch(name: str, n: int) -> memoryview:
+    """This thread's buffer ``name``, grown to at least ``n`` bytes; a view of its first ``n``."""
+    buf: bytearray | None = getattr(_SCRATCH, name, None)
+    if buf is None or len(buf) < n:
+        buf = bytearray(n)
+        setattr(_SCRATCH, name, buf)
+    return memoryview(buf)[:n]
+
+
+def shared_pool() -> ThreadPoolExecutor | None:
+    """The reader threads of this process (one per CPU, capped), shared by every reader so no
+    read pays for starting threads; ``None`` with one CPU. A forked child starts its own (it has
+    none of its parent's threads)."""
+    global _POOL, _POOL_PID
+    workers = resolve_workers(None)
+    if workers == 1:
+        return None
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_PID != os.getpid():
+            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="aes-hmac-read")
+            _POOL_PID = os.getpid()
+        return _POOL
 
 
 def file_read_at(fileobj: BinaryIO) -> tuple[ReadAt, int]:
