@@ -243,7 +243,7 @@ class SeekableReader(io.RawIOBase):
         cs = self._chunk_size
         first, last = offset // cs, (end - 1) // cs
         if sequential:
-            self._plan_ahead(offset, end, last - first + 1)
+            self._plan_ahead(offset, end)
         direct: list[tuple[int, int]] = []
         partial: list[tuple[int, int, memoryview]] = []
         for index in range(first, last + 1):
@@ -304,7 +304,7 @@ class SeekableReader(io.RawIOBase):
         this thread and the shared ones; ``StreamDamaged`` for the first chunk that fails."""
         if not direct:
             return
-        workers = resolve_workers(None)
+        pool, workers = shared_pool()
         per_piece = min(
             max(1, _PIECE_MAX // self._chunk_size),
             max(-(-len(direct) // workers), _PIECE_BYTES // self._chunk_size, 1),
@@ -335,7 +335,6 @@ class SeekableReader(io.RawIOBase):
                 if error is not None:
                     errors.append(error)
 
-        pool = shared_pool() if len(pieces) > 1 else None
         helpers = [pool.submit(drain) for _ in range(min(workers, len(pieces)) - 1)] if pool else []
         try:
             drain()
@@ -386,31 +385,33 @@ class SeekableReader(io.RawIOBase):
 
     # --- reading ahead ---------------------------------------------------------------------
 
-    def _plan_ahead(self, offset: int, end: int, chunks: int) -> None:
-        """Note a read at the position; after reads that follow each other, start opening the
-        chunks after this one on the shared threads, further the longer the run (as the
-        kernel's read-ahead does), so a reader that jumps about fetches nothing it won't use."""
+    def _plan_ahead(self, offset: int, end: int) -> None:
+        """Note a read at the position; once reads follow each other, keep the chunks after
+        this one being opened on the shared threads, in whole pieces: one piece after the first
+        read in order, ``_READ_AHEAD_BYTES`` from the second. A reader that jumps about (a
+        Parquet column read) fetches nothing it won't use."""
         if offset == self._next:
             self._streak += 1
         else:
             self._streak = 0
             self._drop_ahead()
         self._next = end
-        pool = shared_pool()
+        pool, _ = shared_pool()
         if not self._streak or pool is None:
             return
         cs = self._chunk_size
-        window = min(max(1, _READ_AHEAD_BYTES // cs), chunks << min(self._streak, 4))
+        per_piece = max(1, _PIECE_BYTES // cs)
+        window = per_piece if self._streak == 1 else max(per_piece, _READ_AHEAD_BYTES // cs)
         start = max(self._ahead_end, (end - 1) // cs + 1)
         stop = min(self._last, (end - 1) // cs + 1 + window)
-        per_piece = max(1, _PIECE_BYTES // cs)
         with self._lock:
-            for index in range(start, stop, per_piece):
-                count = min(per_piece, stop - index)
-                future = pool.submit(self._open_ahead, index, count)
+            while start < stop and (start + per_piece <= stop or stop == self._last):
+                count = min(per_piece, stop - start)
+                future = pool.submit(self._open_ahead, start, count)
                 for k in range(count):
-                    self._ahead[index + k] = (future, k)
-            self._ahead_end = max(self._ahead_end, stop)
+                    self._ahead[start + k] = (future, k)
+                start += count
+            self._ahead_end = max(self._ahead_end, start)
 
     def _open_ahead(self, index: int, count: int) -> list[_Result]:
         """Open ``count`` chunks from ``index`` into a buffer of their own (on a shared thread)."""
@@ -436,6 +437,7 @@ _SCRATCH = threading.local()
 """Per-thread buffers reused by every reader: encrypted input, a chunk's plaintext."""
 _POOL: ThreadPoolExecutor | None = None
 _POOL_PID = 0
+_POOL_WORKERS = 1
 _POOL_LOCK = threading.Lock()
 
 
@@ -448,19 +450,21 @@ def _scratch(name: str, n: int) -> memoryview:
     return memoryview(buf)[:n]
 
 
-def shared_pool() -> ThreadPoolExecutor | None:
-    """The reader threads of this process (one per CPU, capped), shared by every reader so no
-    read pays for starting threads; ``None`` with one CPU. A forked child starts its own (it has
-    none of its parent's threads)."""
-    global _POOL, _POOL_PID
-    workers = resolve_workers(None)
-    if workers == 1:
-        return None
-    with _POOL_LOCK:
-        if _POOL is None or _POOL_PID != os.getpid():
-            _POOL = ThreadPoolExecutor(workers, thread_name_prefix="aes-hmac-read")
-            _POOL_PID = os.getpid()
-        return _POOL
+def shared_pool() -> tuple[ThreadPoolExecutor | None, int]:
+    """The reader threads of this process and how many (one per CPU, capped), shared by every
+    reader so no read pays for starting threads or counting CPUs; ``None`` with one CPU. A
+    forked child starts its own (it has none of its parent's threads)."""
+    global _POOL, _POOL_PID, _POOL_WORKERS
+    pid = os.getpid()
+    if _POOL_PID != pid:
+        with _POOL_LOCK:
+            if _POOL_PID != pid:
+                _POOL_WORKERS = resolve_workers(None)
+                _POOL = None
+                if _POOL_WORKERS > 1:
+                    _POOL = ThreadPoolExecutor(_POOL_WORKERS, thread_name_prefix="aes-hmac-read")
+                _POOL_PID = pid
+    return _POOL, _POOL_WORKERS
 
 
 def file_read_at(fileobj: BinaryIO) -> tuple[ReadAt, int]:
