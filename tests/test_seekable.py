@@ -312,3 +312,25 @@ def test_bad_arguments() -> None:
 def test_repr_hides_the_key() -> None:
     with reader() as r:
         assert "pw" not in repr(r) and "key" not in repr(r).lower()
+
+
+def _child_reads(conn: object) -> None:
+    with reader(BIG_ENC) as r:
+        conn.send(r.read() == BIG)  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_reads_after_its_parent_started_the_shared_threads() -> None:
+    # The child has none of the parent's threads: it starts its own, and no read ever waits
+    # on a piece no thread has started (the reader opens those itself).
+    import multiprocessing
+
+    with reader(BIG_ENC) as r:
+        assert r.read() == BIG  # the parent's shared threads exist now
+    context = multiprocessing.get_context("fork")
+    parent, child = context.Pipe()
+    process = context.Process(target=_child_reads, args=(child,))
+    process.start()
+    assert parent.poll(60) and parent.recv() is True
+    process.join(60)
+    assert process.exitcode == 0

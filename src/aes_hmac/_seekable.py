@@ -160,11 +160,8 @@ class SeekableReader(io.RawIOBase):
         return self.read()
 
     def read_buffer(self, size: int = -1) -> memoryview:
-        """``read`` without the final copy into ``bytes``: a view of a new buffer of its own.
-
-        pyarrow's Python file wrapper calls this when present and uses the buffer in place, so
-        a column read through fsspec costs one copy less.
-        """
+        """``read`` into a new buffer, without the copy into ``bytes``: pyarrow's Python file
+        wrapper calls this when present and uses the buffer in place."""
         self._check_open()
         with self._pos_lock:
             want = max(0, self._size - self._pos)
@@ -198,8 +195,6 @@ class SeekableReader(io.RawIOBase):
         if self.closed:
             raise ValueError("I/O operation on a closed file")
 
-    # --- opening: the final chunk ----------------------------------------------------------
-
     def _open_final(self, size: int) -> tuple[int, bytes]:
         """Index and plaintext of the final chunk, placed by the stream's size alone."""
         last, offset = chunk_layout(self._header_size, self._chunk_size, size)
@@ -227,8 +222,6 @@ class SeekableReader(io.RawIOBase):
             if self._codec.verifies(index, True, self._fetch(offset, n)):
                 return offset
         return None
-
-    # --- reading ---------------------------------------------------------------------------
 
     def _read_into(self, offset: int, out: memoryview, sequential: bool) -> int:
         """Fill ``out`` with verified plaintext from ``offset`` (up to the end); bytes copied.
@@ -382,8 +375,6 @@ class SeekableReader(io.RawIOBase):
             # The source shrank after the final chunk was verified.
             raise StreamDamaged(f"data truncated at byte {offset}", offset)
         return view
-
-    # --- reading ahead ---------------------------------------------------------------------
 
     def _plan_ahead(self, offset: int, end: int) -> None:
         """Note a read at the position; once reads follow each other, keep the chunks after
