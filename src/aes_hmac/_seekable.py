@@ -22,15 +22,14 @@ import os
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO, Final, cast
 
 from ._credential import to_credential
-from ._engine import resolve_workers
 from ._errors import StreamDamaged
 from ._io import check_file, read_full
 from ._kdf import DEFAULT_LIMITS, Credential, KdfLimits, check_limits_arg
 from ._primitives import BLOCK_SIZE
+from ._readahead import PIECE_BYTES, Piece, ReadAhead, scratch, shared_pool
 from ._stream import CHUNK_OVERHEAD, MIN_FINAL_CHUNK, open_codec, read_header
 
 StrPath = str | os.PathLike[str]
@@ -42,22 +41,11 @@ _HEADER_PROBE: Final = 2048
 """One read that holds any header (at most 1,819 bytes), so opening costs one range request."""
 _CACHE_BYTES: Final = 16 << 20
 """Plaintext kept in the verified-chunk cache, at least two chunks whatever the chunk size."""
-_PIECE_BYTES: Final = 1 << 20
-"""Smallest share of a long read handed to one thread: below it a thread handoff costs more
-than the verify and decrypt it saves."""
 _PIECE_MAX: Final = 8 << 20
 """Largest piece fetched at once (the per-thread input buffer), so memory stays bounded."""
-_READ_AHEAD_BYTES: Final = 8 << 20
-"""How far reads that follow each other are decrypted ahead, on the shared reader threads."""
 _TRAILING_PROBE: Final = 256
 """Appended bytes that opening still recognises as trailing data after an authentic final chunk
 (each candidate length costs one tag check, on the failure path only)."""
-
-_Result = memoryview | StreamDamaged | None
-"""A chunk opened ahead: its verified plaintext, why it failed (raised when it is read), or
-``None`` when an earlier chunk of its piece failed first (the reader opens it itself)."""
-_Ahead = Future[tuple[bytearray, list[_Result]]]
-"""A piece opened ahead: its buffer and one result per chunk."""
 
 
 def chunk_layout(header_size: int, chunk_size: int, stream_size: int) -> tuple[int, int]:
@@ -108,17 +96,14 @@ class SeekableReader(io.RawIOBase):
         self._size = self._last * cs + len(final)
         self._cache: OrderedDict[int, memoryview] = OrderedDict()
         self._cache_chunks = max(2, _CACHE_BYTES // cs)
-        self._ahead: dict[int, tuple[_Ahead, int]] = {}
-        self._ahead_end = 0
-        # Buffers of pieces whose every chunk was copied out whole: reused, as fresh ones cost
-        # page faults (a third of a sequential reader's system time).
-        self._taken: dict[_Ahead, int] = {}
-        self._spare: list[bytearray] = []
+        self._ahead = ReadAhead(self._open_piece, cs, self._last)
         self._lock = threading.Lock()  # the cache and the chunks opened ahead
         self._pos_lock = threading.Lock()  # the position and the run of reads in order
         self._pos = 0
-        self._next = -1
-        self._streak = 0
+        # The chunk small reads at the position are going through, taken from a piece opened
+        # ahead and kept out of the cache (``pread`` never sees it), so that piece's buffer
+        # can be reused once the position leaves it.
+        self._current: tuple[int, memoryview, Piece | None] | None = None
 
     def __repr__(self) -> str:
         return f"<SeekableReader size={self._size} chunk_size={self._chunk_size}>"
@@ -169,11 +154,8 @@ class SeekableReader(io.RawIOBase):
             index, within = divmod(pos, cs)
             if n and within + n <= cs:
                 # Inside one chunk: one copy out of the chunk's plaintext, no zeroed buffer.
-                self._plan_ahead(pos, pos + n)
-                plain, piece = self._known(index, whole=n == cs)
-                data = bytes((self._chunk(index) if plain is None else plain)[within : within + n])
-                if piece is not None:
-                    self._release(piece)
+                self._ahead.plan(pos, pos + n)
+                data = bytes(self._current_chunk(index)[within : within + n])
                 self._pos += n
                 return data
         return bytes(self.read_buffer(n))
@@ -205,7 +187,7 @@ class SeekableReader(io.RawIOBase):
         if self.closed:
             return
         try:
-            self._drop_ahead()
+            self._ahead.drop()
             if self._close_src is not None:
                 self._close_src()
         finally:
@@ -258,17 +240,22 @@ class SeekableReader(io.RawIOBase):
         cs = self._chunk_size
         first, last = offset // cs, (end - 1) // cs
         if sequential:
-            self._plan_ahead(offset, end)
+            self._ahead.plan(offset, end)
         direct: list[tuple[int, int]] = []
         partial: list[tuple[int, int, memoryview]] = []
         for index in range(first, last + 1):
             lo = max(offset, index * cs)
             dest = out[lo - offset : min(end, (index + 1) * cs) - offset]
-            plain, piece = self._known(index, whole=len(dest) == cs)
+            current = self._current if sequential else None
+            plain: memoryview | None
+            if current is not None and current[0] == index:
+                plain, piece = current[1], None
+            else:
+                plain, piece = self._known(index, cache=len(dest) < cs)
             if plain is not None:
                 dest[:] = plain[lo - index * cs : lo - index * cs + len(dest)]
                 if piece is not None:
-                    self._release(piece)
+                    self._ahead.release(piece)
             elif len(dest) == cs:
                 direct.append((index, lo - offset))
             else:
@@ -278,10 +265,10 @@ class SeekableReader(io.RawIOBase):
             dest[:] = self._chunk(index)[within : within + len(dest)]
         return end - offset
 
-    def _known(self, index: int, whole: bool) -> tuple[memoryview | None, _Ahead | None]:
-        """The chunk's verified plaintext if it is at hand (final, cached, or opened ahead; a
-        chunk being opened ahead is waited for), else ``None``. A chunk opened ahead is cached
-        unless it is to be copied out ``whole``; then its piece comes too, for ``_release``."""
+    def _known(self, index: int, cache: bool) -> tuple[memoryview | None, Piece | None]:
+        """The chunk's verified plaintext if it is at hand (final, cached, or opened ahead),
+        else ``None``. A chunk opened ahead goes to the ``cache``, or else comes with its
+        piece, which the caller releases once it used the chunk up."""
         if index == self._last:
             return self._final, None
         with self._lock:
@@ -289,30 +276,15 @@ class SeekableReader(io.RawIOBase):
             if plain is not None:
                 self._cache.move_to_end(index)
                 return plain, None
-            future, k = self._ahead.pop(index, (None, 0))
-        if future is None or future.cancel():
-            return None, None
-        result = future.result()[1][k]
-        if isinstance(result, StreamDamaged):
-            raise result
-        if result is None or whole:
-            return result, future if result is not None else None
-        self._remember(index, result)
-        return result, None
-
-    def _release(self, piece: _Ahead) -> None:
-        """One more chunk of ``piece`` copied out; after the last, its buffer is spare."""
-        buf, results = piece.result()
-        with self._lock:
-            taken = self._taken.pop(piece, 0) + 1
-            if taken < len(results):
-                self._taken[piece] = taken
-            elif len(self._spare) < 2 * shared_pool()[1]:
-                self._spare.append(buf)
+        taken = self._ahead.take(index)
+        if taken is None or not cache:
+            return taken or (None, None)
+        self._remember(index, taken[0])
+        return taken[0], None
 
     def _chunk(self, index: int) -> memoryview:
         """A chunk read in part: from the cache, or opened on this thread and cached."""
-        plain, _ = self._known(index, whole=False)
+        plain, _ = self._known(index, cache=True)
         if plain is None:
             buf = memoryview(bytearray(self._chunk_size + BLOCK_SIZE - 1))
             _, error = self._open_piece(index, 1, buf, slack=True)
@@ -320,6 +292,19 @@ class SeekableReader(io.RawIOBase):
                 raise error
             plain = buf[: self._chunk_size]
             self._remember(index, plain)
+        return plain
+
+    def _current_chunk(self, index: int) -> memoryview:
+        """The chunk for reads at the position (under its lock): kept until they leave it."""
+        current = self._current
+        if current is not None and current[0] == index:
+            return current[1]
+        plain, piece = self._known(index, cache=False)
+        if plain is None:
+            plain = self._chunk(index)
+        self._current = (index, plain, piece)
+        if current is not None and current[2] is not None:
+            self._ahead.release(current[2])
         return plain
 
     def _remember(self, index: int, plain: memoryview) -> None:
@@ -336,7 +321,7 @@ class SeekableReader(io.RawIOBase):
         pool, workers = shared_pool()
         per_piece = min(
             max(1, _PIECE_MAX // self._chunk_size),
-            max(-(-len(direct) // workers), _PIECE_BYTES // self._chunk_size, 1),
+            max(-(-len(direct) // workers), PIECE_BYTES // self._chunk_size, 1),
         )
         pieces: deque[tuple[int, int, memoryview]] = deque()
         run = 0
@@ -394,7 +379,7 @@ class SeekableReader(io.RawIOBase):
             if k < count - 1 or slack:
                 dest = out[k * cs : (k + 1) * cs + BLOCK_SIZE - 1]
             else:
-                dest = _scratch("plain", cs + BLOCK_SIZE - 1)
+                dest = scratch("plain", cs + BLOCK_SIZE - 1)
             try:
                 # open_into only writes through a memoryview of ``dest``: any buffer will do.
                 self._codec.open_into(index + k, offset, chunk, cast(bytearray, dest))
@@ -406,99 +391,11 @@ class SeekableReader(io.RawIOBase):
 
     def _fetch(self, offset: int, n: int) -> memoryview:
         """``n`` encrypted bytes at ``offset`` in this thread's reused input buffer."""
-        view = _scratch("input", n)
+        view = scratch("input", n)
         if self._read_at(offset, view) != n:
             # The source shrank after the final chunk was verified.
             raise StreamDamaged(f"data truncated at byte {offset}", offset)
         return view
-
-    def _plan_ahead(self, offset: int, end: int) -> None:
-        """Note a read at the position; once reads follow each other, keep the chunks after
-        this one being opened on the shared threads, in whole pieces: one piece after the first
-        read in order, ``_READ_AHEAD_BYTES`` from the second. A reader that jumps about (a
-        Parquet column read) fetches nothing it won't use."""
-        if offset == self._next:
-            self._streak += 1
-        else:
-            self._streak = 0
-            self._drop_ahead()
-        self._next = end
-        pool, _ = shared_pool()
-        if not self._streak or pool is None:
-            return
-        cs = self._chunk_size
-        per_piece = max(1, _PIECE_BYTES // cs)
-        window = per_piece if self._streak == 1 else max(per_piece, _READ_AHEAD_BYTES // cs)
-        start = max(self._ahead_end, (end - 1) // cs + 1)
-        stop = min(self._last, (end - 1) // cs + 1 + window)
-        with self._lock:
-            while start < stop and (start + per_piece <= stop or stop == self._last):
-                count = min(per_piece, stop - start)
-                future = pool.submit(self._open_ahead, start, count)
-                for k in range(count):
-                    self._ahead[start + k] = (future, k)
-                start += count
-            self._ahead_end = max(self._ahead_end, start)
-
-    def _open_ahead(self, index: int, count: int) -> tuple[bytearray, list[_Result]]:
-        """Open ``count`` chunks from ``index`` into a buffer of their own (on a shared thread)."""
-        cs = self._chunk_size
-        size = count * cs + BLOCK_SIZE - 1
-        with self._lock:
-            buf = next((b for b in self._spare if len(b) == size), None)
-            if buf is not None:
-                self._spare.remove(buf)
-        buf = bytearray(size) if buf is None else buf
-        out = memoryview(buf)
-        done, error = self._open_piece(index, count, out, slack=True)
-        results: list[_Result] = [out[k * cs : (k + 1) * cs] for k in range(done)]
-        if error is not None:
-            results.append(error)
-            results += [None] * (count - len(results))
-        return buf, results
-
-    def _drop_ahead(self) -> None:
-        """Forget the chunks opened ahead (those not started are cancelled)."""
-        with self._lock:
-            for future, _ in self._ahead.values():
-                future.cancel()
-            self._ahead.clear()
-            self._taken.clear()
-            self._ahead_end = 0
-
-
-_SCRATCH = threading.local()
-"""Per-thread buffers reused by every reader: encrypted input, a chunk's plaintext."""
-_POOL: ThreadPoolExecutor | None = None
-_POOL_PID = 0
-_POOL_WORKERS = 1
-_POOL_LOCK = threading.Lock()
-
-
-def _scratch(name: str, n: int) -> memoryview:
-    """This thread's buffer ``name``, grown to at least ``n`` bytes; a view of its first ``n``."""
-    buf: bytearray | None = getattr(_SCRATCH, name, None)
-    if buf is None or len(buf) < n:
-        buf = bytearray(n)
-        setattr(_SCRATCH, name, buf)
-    return memoryview(buf)[:n]
-
-
-def shared_pool() -> tuple[ThreadPoolExecutor | None, int]:
-    """The reader threads of this process and how many (one per CPU, capped), shared by every
-    reader so no read pays for starting threads or counting CPUs; ``None`` with one CPU. A
-    forked child starts its own (it has none of its parent's threads)."""
-    global _POOL, _POOL_PID, _POOL_WORKERS
-    pid = os.getpid()
-    if _POOL_PID != pid:
-        with _POOL_LOCK:
-            if _POOL_PID != pid:
-                _POOL_WORKERS = resolve_workers(None)
-                _POOL = None
-                if _POOL_WORKERS > 1:
-                    _POOL = ThreadPoolExecutor(_POOL_WORKERS, thread_name_prefix="aes-hmac-read")
-                _POOL_PID = pid
-    return _POOL, _POOL_WORKERS
 
 
 def file_read_at(fileobj: BinaryIO) -> tuple[ReadAt, int]:
