@@ -40,7 +40,9 @@ class ReadAhead:
     """The chunks one reader has opened, or is opening, ahead of its position."""
 
     def __init__(self, open_piece: OpenPiece, chunk_size: int, final_index: int) -> None:
-        self._open_piece = open_piece
+        # Weak: the reader owns this object, and a cycle would keep a closed reader (and its
+        # buffers) alive until a garbage collection.
+        self._open_piece = weakref.WeakMethod(open_piece)
         self._chunk_size = chunk_size
         self._final = final_index  # never opened ahead: the reader holds the final chunk
         self._lock = threading.Lock()
@@ -120,7 +122,10 @@ class ReadAhead:
                 self._spare.remove(buf)
         buf = bytearray(size) if buf is None else buf
         out = memoryview(buf)
-        done, error = self._open_piece(index, count, out, True)
+        open_piece = self._open_piece()
+        if open_piece is None:  # the reader is gone: nobody will take these
+            return buf, [None] * count
+        done, error = open_piece(index, count, out, True)
         results: list[Result] = [out[k * cs : (k + 1) * cs] for k in range(done)]
         if error is not None:
             results.append(error)
