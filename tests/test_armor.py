@@ -267,3 +267,40 @@ def test_sniff_whitespace_search_is_bounded() -> None:
 
 def test_vector_file_covers_the_inputs() -> None:
     assert {v["name"]: bytes.fromhex(v["data_hex"]) for v in VECTORS} == VECTOR_INPUTS
+
+
+# --- issue 12 #7: armor pasted below some text ---
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+def test_sniff_finds_armor_after_leading_text(newline: bytes) -> None:
+    """An e-mail with words before -----BEGIN was "not an aes-hmac stream"."""
+    data = bytes(range(256)) * 2
+    mail = newline.join([b"Hi Bob,", b"", b"here is the file -- see below.", b""])
+    stream, armored = sniff(Trickle(mail + armor(data).replace(b"\n", newline)))  # type: ignore[arg-type]
+    assert armored is True
+    assert stream.read() == data
+
+
+def test_sniff_leading_text_search_is_bounded() -> None:
+    """Text with no begin line: detection stops at 64 KiB and hands every byte back."""
+    text = b"just some words\n" * 10_000
+    src = io.BytesIO(text + armor(b"late"))
+    stream, armored = sniff(src)
+    assert armored is False
+    assert src.tell() <= 64 * 1024 + 64
+    assert stream.read() == text + armor(b"late")
+
+
+def test_sniff_does_not_read_ahead_in_binary_input() -> None:
+    """A NUL byte (the stream magic has one) decides binary at the first peek."""
+    src = io.BytesIO(b"AESHMAC\x00\x01" + bytes(10_000))
+    _, armored = sniff(src)
+    assert armored is False
+    assert src.tell() == 64
+
+
+def test_begin_line_must_start_a_line() -> None:
+    src = io.BytesIO(b"quoted: " + armor(b"x"))
+    _, armored = sniff(src)
+    assert armored is False

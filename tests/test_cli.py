@@ -1,7 +1,8 @@
 """End-to-end tests of the installed ``aes-hmac`` console script, run through subprocess.
 
 Every run uses cheap KDF costs (``--iterations 1000``) and small chunks (``--chunk-size 4K``) so
-that the many-chunk cases stay small. A few in-process tests cover the pure helpers.
+that the many-chunk cases stay small. The pure helpers are tested in-process in
+test_cli_helpers.py; these tests are marked ``slow`` (``pytest -m "not slow"`` skips them).
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from aes_hmac import cli
-
 BIN_DIR = Path(sys.executable).parent
 SCRIPT = shutil.which("aes-hmac", path=str(BIN_DIR))
 if SCRIPT is None:
     pytest.skip("the aes-hmac console script is not installed", allow_module_level=True)
 AES_HMAC: str = SCRIPT
+pytestmark = pytest.mark.slow
 
 PASSWORD = "correct horse battery staple"
 CHEAP = ["--iterations", "1000"]
@@ -118,7 +118,7 @@ def test_stdin_to_file_and_file_to_stdout(tmp_path: Path, pwfile: Path) -> None:
     enc = tmp_path / "x.ahm"
     result = run(["encrypt", "--password-file", pwfile, *CHEAP, *SMALL, "-o", enc], stdin=data)
     assert result.returncode == 0, result.stderr
-    dec = run(["decrypt", "--password-file", pwfile, enc])
+    dec = run(["decrypt", "--password-file", pwfile, enc, "-o", "-"])
     assert dec.returncode == 0, dec.stderr
     assert dec.stdout == data
     assert leftovers(tmp_path) == []
@@ -153,7 +153,7 @@ def test_armor_to_file(tmp_path: Path, pwfile: Path) -> None:
     result = run(["encrypt", "--password-file", pwfile, *CHEAP, "-a", src, "-o", dst])
     assert result.returncode == 0, result.stderr
     assert dst.read_bytes().startswith(b"-----BEGIN")
-    dec = run(["decrypt", "--password-file", pwfile, dst])
+    dec = run(["decrypt", "--password-file", pwfile, dst, "-o", "-"])
     assert dec.stdout == data
 
 
@@ -175,7 +175,7 @@ def test_python_dash_m(pwfile: Path) -> None:
 
 def test_password_env(tmp_path: Path, pwfile: Path) -> None:
     enc = encrypt_file(tmp_path, pwfile, b"hello")
-    dec = run(["decrypt", "--password-env", "MY_PW", enc], env={"MY_PW": PASSWORD})
+    dec = run(["decrypt", "--password-env", "MY_PW", enc, "-o", "-"], env={"MY_PW": PASSWORD})
     assert dec.returncode == 0, dec.stderr
     assert dec.stdout == b"hello"
 
@@ -186,7 +186,7 @@ def test_password_fd(tmp_path: Path, pwfile: Path) -> None:
     try:
         os.write(write_end, PASSWORD.encode() + b"\nsecond line ignored\n")
         os.close(write_end)
-        dec = run(["decrypt", "--password-fd", str(read_end), enc], pass_fds=[read_end])
+        dec = run(["decrypt", "--password-fd", str(read_end), enc, "-o", "-"], pass_fds=[read_end])
     finally:
         os.close(read_end)
     assert dec.returncode == 0, dec.stderr
@@ -255,7 +255,7 @@ def test_wrong_password(tmp_path: Path, pwfile: Path) -> None:
     assert_one_error(result, 1, "wrong password or damaged header")
     assert not out.exists()
     assert leftovers(tmp_path) == []
-    to_stdout = run(["decrypt", "--password-env", "P", enc], env={"P": "not it"})
+    to_stdout = run(["decrypt", "--password-env", "P", enc, "-o", "-"], env={"P": "not it"})
     assert_one_error(to_stdout, 1, "wrong password or damaged header")
     assert to_stdout.stdout == b""
     assert "incomplete" not in to_stdout.stderr.decode()
@@ -335,9 +335,13 @@ def test_not_an_encrypted_file(pwfile: Path) -> None:
 
 def test_kdf_limits(tmp_path: Path, pwfile: Path) -> None:
     enc = encrypt_file(tmp_path, pwfile, b"abc")
-    result = run(["decrypt", "--password-file", pwfile, "--max-pbkdf2-iterations", "999", enc])
+    result = run(
+        ["decrypt", "--password-file", pwfile, "--max-pbkdf2-iterations", "999", enc, "-o", "-"]
+    )
     assert_one_error(result, 1, "exceed the limit 999 (raise it with --max-pbkdf2-iterations)")
-    result = run(["decrypt", "--password-file", pwfile, "--max-pbkdf2-iterations", "1000", enc])
+    result = run(
+        ["decrypt", "--password-file", pwfile, "--max-pbkdf2-iterations", "1000", enc, "-o", "-"]
+    )
     assert result.returncode == 0
     assert result.stdout == b"abc"
 
@@ -400,7 +404,7 @@ def test_same_file_refused(tmp_path: Path, pwfile: Path) -> None:
     # Output appended to the input file through the shell: stdout is the input.
     with open(src, "ab") as out_fd:
         result = subprocess.run(
-            [AES_HMAC, "encrypt", "--password-file", str(pwfile), *CHEAP, str(src)],
+            [AES_HMAC, "encrypt", "--password-file", str(pwfile), *CHEAP, str(src), "-o", "-"],
             stdout=out_fd,
             stderr=subprocess.PIPE,
             check=False,
@@ -412,7 +416,7 @@ def test_same_file_refused(tmp_path: Path, pwfile: Path) -> None:
 def test_broken_pipe_is_quiet(tmp_path: Path, pwfile: Path) -> None:
     enc = encrypt_file(tmp_path, pwfile, data_of(400 * CHUNK))
     proc = subprocess.Popen(
-        [AES_HMAC, "decrypt", "--password-file", str(pwfile), str(enc)],
+        [AES_HMAC, "decrypt", "--password-file", str(pwfile), str(enc), "-o", "-"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -426,7 +430,8 @@ def test_broken_pipe_is_quiet(tmp_path: Path, pwfile: Path) -> None:
 
 
 def test_interrupt_leaves_nothing(tmp_path: Path, pwfile: Path) -> None:
-    """SIGINT while encrypting a pipe into a file: exit 1, one line, no output or temp file."""
+    """SIGINT while encrypting a pipe into a file: exit 130 (issue 10 #3; was 1), one line, no
+    output or temp file. Every terminating signal: test_cli_hardening.py."""
     out = tmp_path / "out.ahm"
     proc = subprocess.Popen(
         [AES_HMAC, "encrypt", "--password-file", str(pwfile), *CHEAP, *SMALL, "-o", str(out)],
@@ -444,7 +449,7 @@ def test_interrupt_leaves_nothing(tmp_path: Path, pwfile: Path) -> None:
     err = proc.stderr.read().decode()
     proc.stdin.close()
     proc.wait(timeout=30)
-    assert proc.returncode == 1
+    assert proc.returncode == 130
     assert err.strip() == "aes-hmac: error: interrupted"
     assert not out.exists()
     assert leftovers(tmp_path) == []
@@ -559,7 +564,10 @@ def payload(path: Path) -> bytes:
 
 
 def decrypts_with(path: Path, password: str) -> bool:
-    return run(["decrypt", "--password-env", "P", path], env={"P": password}).returncode == 0
+    return (
+        run(["decrypt", "--password-env", "P", path, "-o", "-"], env={"P": password}).returncode
+        == 0
+    )
 
 
 def test_rekey_change_add_remove(tmp_path: Path, pwfile: Path) -> None:
@@ -608,7 +616,7 @@ def test_rekey_armored_file_stays_armored(tmp_path: Path, pwfile: Path) -> None:
     assert enc.read_bytes().startswith(b"-----BEGIN AES-HMAC ENCRYPTED FILE-----\n")
     assert "armor: yes" in run(["inspect", enc]).stdout.decode()
     assert not decrypts_with(enc, PASSWORD)
-    assert run(["decrypt", "--password-env", "N", enc], env=env).stdout == data
+    assert run(["decrypt", "--password-env", "N", enc, "-o", "-"], env=env).stdout == data
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.bin", "plain.bin.ahm", "pw.txt"]
 
 
@@ -628,7 +636,7 @@ def test_rekey_through_a_symlink_edits_the_target(
     assert result.returncode == 0, result.stderr
     assert link.is_symlink()
     assert not decrypts_with(enc, PASSWORD)
-    assert run(["decrypt", "--password-env", "N", enc], env=env).stdout == data
+    assert run(["decrypt", "--password-env", "N", enc, "-o", "-"], env=env).stdout == data
 
 
 def test_rekey_remove_takes_no_new_password_or_kdf(tmp_path: Path, pwfile: Path) -> None:
@@ -638,7 +646,7 @@ def test_rekey_remove_takes_no_new_password_or_kdf(tmp_path: Path, pwfile: Path)
     assert_one_error(run([*base, "--kdf", "scrypt"]), 2, "--remove takes no KDF options")
 
 
-# --- password strength and generation (in-process) ------------------------------------------
+# --- password strength ------------------------------------------
 
 
 def test_weak_password_warning(tmp_path: Path) -> None:
@@ -652,43 +660,6 @@ def test_weak_password_warning(tmp_path: Path) -> None:
     assert quiet.stderr == b""
     strong = run(["encrypt", "--password-env", "P", *CHEAP], stdin=b"x", env={"P": PASSWORD})
     assert strong.stderr == b""
-
-
-@pytest.mark.parametrize(
-    ("password", "weak"), [("abc", True), ("password1", True), (PASSWORD, False)]
-)
-def test_fallback_estimate(password: str, weak: bool) -> None:
-    warning = cli._fallback_warning(password)
-    assert (warning is not None) is weak
-    if warning is not None:
-        assert "install zxcvbn" in warning
-
-
-def test_strength_warning_without_zxcvbn(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "zxcvbn", None)  # makes the import fail
-    warning = cli.strength_warning("password1")
-    assert warning is not None and "bits" in warning
-
-
-def test_generated_passphrase() -> None:
-    first, second = cli.generate_passphrase(), cli.generate_passphrase()
-    assert first != second
-    assert re.fullmatch(r"[a-z2-7]{4}(-[a-z2-7]{4}){5}", first)
-    assert cli.strength_warning(first) is None
-
-
-@pytest.mark.parametrize(("text", "size"), [("4096", 4096), ("64K", 65536), ("1m", 1 << 20)])
-def test_chunk_size_parsing(text: str, size: int) -> None:
-    assert cli._chunk_size(text) == size
-
-
-def test_progress_without_tqdm_or_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setitem(sys.modules, "tqdm", None)  # makes the import fail
-    assert cli._Progress(quiet=False, total=None, label="x").callback is None
-    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    monkeypatch.delitem(sys.modules, "tqdm")
-    assert cli._Progress(quiet=False, total=None, label="x").callback is None
 
 
 def test_decrypt_from_a_fifo_path_to_a_file(tmp_path: Path, pwfile: Path) -> None:
@@ -838,32 +809,3 @@ def test_rekey_warns_about_costs_decrypt_refuses(tmp_path: Path, pwfile: Path) -
     result = run([*args, *STRONG_ARGON2], env={"P": "another long passphrase for the test"})
     assert result.returncode == 0, result.stderr
     assert "decrypting will need --max-argon2-iterations" in result.stderr.decode()
-
-
-@pytest.mark.parametrize(
-    ("message", "option"),
-    [
-        ("failed to read header: pbkdf2 iterations 1000 exceed the limit 10", "pbkdf2-iterations"),
-        ("kdf limits exceeded: kdf memory 9 bytes exceeds the limit 8", "kdf-memory-mib"),
-        ("failed to read header: scrypt p 17 exceeds the limit 16", "scrypt-p"),
-        ("argon2id iterations 65 exceed the limit 64", "argon2-iterations"),
-        ("argon2id lanes 65 exceed the limit 64", "argon2-lanes"),
-    ],
-)
-def test_limit_hint_names_the_option(message: str, option: str) -> None:
-    assert cli._with_limit_hint(message) == f"{message} (raise it with --max-{option})"
-
-
-def test_limit_hint_leaves_other_messages_alone() -> None:
-    assert cli._with_limit_hint("wrong password or damaged header") == (
-        "wrong password or damaged header"
-    )
-
-
-def test_import_and_inspect_share_the_io_options() -> None:
-    parser = cli.build_parser()
-    imp = parser.parse_args(["import", "--from", "fernet", "in", "-o", "out", "-f", "-q"])
-    assert (imp.input, imp.output, imp.force, imp.quiet) == ("in", "out", True, True)
-    assert not hasattr(imp, "workers")
-    ins = parser.parse_args(["inspect"])
-    assert ins.input == "-" and not hasattr(ins, "output")

@@ -26,6 +26,7 @@ if SCRIPT is None or not hasattr(pty, "fork"):
     pytest.skip("needs the installed aes-hmac script and a POSIX pty", allow_module_level=True)
 AES_HMAC: str = SCRIPT
 
+pytestmark = pytest.mark.slow  # drives the installed script through subprocesses
 PASSWORD = "correct horse battery staple"
 CHEAP = ["--iterations", "1000"]
 TIMEOUT = 60.0
@@ -34,13 +35,23 @@ TIMEOUT = 60.0
 class Terminal:
     """One run of the script on a pty: expect text, type answers, collect everything shown."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        *,
+        shell: bool = False,
+    ) -> None:
+        """``shell``: ``args`` is one ``sh -c`` command line (redirections, pipelines)."""
         full_env = {**os.environ, **(env or {})}
+        full_env["PATH"] = f"{BIN_DIR}{os.pathsep}{full_env.get('PATH', '')}"
+        argv = ["/bin/sh", "-c", args[0]] if shell else [AES_HMAC, *args]
         pid, fd = pty.fork()
         if pid == 0:  # child: becomes the script, with the pty as its controlling terminal
             try:
                 os.chdir(cwd)
-                os.execve(AES_HMAC, [AES_HMAC, *args], full_env)
+                os.execve(argv[0], argv, full_env)
             finally:
                 os._exit(127)
         self.pid, self.fd = pid, fd
@@ -90,14 +101,14 @@ def test_typed_password_round_trip(tmp_path: Path) -> None:
     assert PASSWORD.encode() not in term.output  # no echo
     assert (tmp_path / "note.ahm").read_bytes().startswith(b"AESHMAC")
 
-    term = Terminal(["decrypt", "note.ahm"], tmp_path)
+    term = Terminal(["decrypt", "note.ahm", "-o", "-"], tmp_path)
     term.expect(b"Password: ")
     term.type(PASSWORD)
     assert term.finish() == 0, term.output
     assert b"the plaintext" in term.output
     assert PASSWORD.encode() not in term.output
 
-    term = Terminal(["decrypt", "note.ahm"], tmp_path)
+    term = Terminal(["decrypt", "note.ahm", "-o", "-"], tmp_path)
     term.expect(b"Password: ")
     term.type("wrong guess")
     assert term.finish() == 1
@@ -118,15 +129,33 @@ def test_undecodable_typed_password_is_not_echoed_in_the_error(tmp_path: Path) -
     assert not (tmp_path / "note.ahm").exists()
 
 
-def test_mismatched_confirmation(tmp_path: Path) -> None:
+def test_mismatched_confirmation_asks_again_three_times(tmp_path: Path) -> None:
+    """Issue 12 #6: a mismatch asks again (it used to exit); three answers, then it fails."""
     term = Terminal(["encrypt", *CHEAP, "-a", "-o", "out.asc", "/dev/null"], tmp_path)
+    for _ in range(3):
+        term.expect(b"Password (leave empty to generate one): ")
+        term.type(PASSWORD)
+        term.expect(b"Confirm password: ")
+        term.type(PASSWORD + "!")
+        term.expect(b"passwords do not match: try again")
+    assert term.finish() == 1
+    assert b"aes-hmac: error: no password set after 3 tries" in term.output
+    assert not (tmp_path / "out.asc").exists()
+
+
+def test_mismatch_then_match_encrypts(tmp_path: Path) -> None:
+    (tmp_path / "note").write_bytes(b"second try")
+    term = Terminal(["encrypt", *CHEAP, "note"], tmp_path)
     term.expect(b"Password (leave empty to generate one): ")
     term.type(PASSWORD)
     term.expect(b"Confirm password: ")
-    term.type(PASSWORD + "!")
-    assert term.finish() == 1
-    assert b"aes-hmac: error: passwords do not match" in term.output
-    assert not (tmp_path / "out.asc").exists()
+    term.type("typo")
+    term.expect(b"Password (leave empty to generate one): ")
+    term.type(PASSWORD)
+    term.expect(b"Confirm password: ")
+    term.type(PASSWORD)
+    assert term.finish() == 0, term.output
+    assert (tmp_path / "note.ahm").read_bytes().startswith(b"AESHMAC")
 
 
 def test_empty_answer_generates_a_passphrase(tmp_path: Path) -> None:
@@ -142,7 +171,9 @@ def test_empty_answer_generates_a_passphrase(tmp_path: Path) -> None:
     passphrase = match.group(1).decode()
     assert term.output.count(match.group(1)) == 1
 
-    term = Terminal(["decrypt", "--password-env", "P", "note.ahm"], tmp_path, env={"P": passphrase})
+    term = Terminal(
+        ["decrypt", "--password-env", "P", "note.ahm", "-o", "-"], tmp_path, env={"P": passphrase}
+    )
     assert term.finish() == 0, term.output
     assert b"generated" in term.output
 
@@ -151,7 +182,7 @@ def test_ctrl_c_at_the_prompt(tmp_path: Path) -> None:
     term = Terminal(["encrypt", *CHEAP, "/dev/null", "-o", "x"], tmp_path)
     term.expect(b"Password (leave empty to generate one): ")
     os.write(term.fd, b"\x03")
-    assert term.finish() == 1
+    assert term.finish() == 130  # issue 10 #3: 128 + SIGINT (was 1)
     assert b"aes-hmac: error: interrupted" in term.output
     assert b"Traceback" not in term.output
     assert not (tmp_path / "x").exists()
@@ -160,13 +191,15 @@ def test_ctrl_c_at_the_prompt(tmp_path: Path) -> None:
 def test_refuses_binary_ciphertext_to_the_terminal(tmp_path: Path) -> None:
     (tmp_path / "note").write_bytes(b"x")
     env = {"P": PASSWORD}
-    term = Terminal(["encrypt", "--password-env", "P", *CHEAP, "note"], tmp_path, env=env)
+    term = Terminal(
+        ["encrypt", "--password-env", "P", *CHEAP, "note", "-o", "-"], tmp_path, env=env
+    )
     assert term.finish() == 1
     assert b"refusing to write binary ciphertext to a terminal: use --armor" in term.output
     assert b"AESHMAC" not in term.output
 
     term = Terminal(
-        ["encrypt", "--password-env", "P", *CHEAP, "--armor", "note"], tmp_path, env=env
+        ["encrypt", "--password-env", "P", *CHEAP, "--armor", "note", "-o", "-"], tmp_path, env=env
     )
     assert term.finish() == 0, term.output
     assert b"-----BEGIN AES-HMAC ENCRYPTED FILE-----" in term.output
@@ -179,7 +212,7 @@ def test_progress_bar_on_a_terminal_only_for_big_inputs(tmp_path: Path) -> None:
     args = ["encrypt", "--password-env", "P", *CHEAP]
     term = Terminal([*args, "big", "-o", "big.ahm"], tmp_path, env=env)
     assert term.finish() == 0, term.output
-    assert b"encrypt: " in term.output and b"%|" in term.output
+    assert re.search(rb"encrypt: +\d+%.*[\d.]+MiB/6.00MiB", term.output), term.output
 
     term = Terminal([*args, "-q", "big", "-o", "big2.ahm"], tmp_path, env=env)
     assert term.finish() == 0
@@ -204,7 +237,8 @@ def test_progress_bar_comes_after_the_password_prompt(tmp_path: Path) -> None:
     assert term.output.startswith(b"Password: "), term.output
     term.type(PASSWORD)
     assert term.finish() == 0, term.output
-    assert b"decrypt: " in term.output and b"%|" in term.output
+    # Plaintext bytes (6.0 MiB, not the ciphertext's size) in binary units.
+    assert re.search(rb"decrypt: +\d+%.*[\d.]+MiB/6\.00MiB", term.output), term.output
     assert (tmp_path / "big.out").stat().st_size == 6 << 20
 
 
@@ -213,8 +247,56 @@ def test_weak_typed_password_is_offered_a_generated_one(tmp_path: Path) -> None:
     term = Terminal(["encrypt", *CHEAP, "note", "-o", "note.ahm"], tmp_path)
     term.expect(b"Password (leave empty to generate one): ")
     term.type("abc123")
-    term.expect(b"Confirm password: ")
+    term.expect(b"; leave the password empty to generate one")
+    term.expect(b"Confirm password to use it anyway (empty: choose another): ")
     term.type("abc123")
     assert term.finish() == 0, term.output
     assert b"weak password" in term.output
-    assert b"; leave the password empty to generate one" in term.output
+
+
+def test_weak_password_can_be_replaced_before_any_work(tmp_path: Path) -> None:
+    """Issue 12 #6: the warning comes before the work, and an empty confirmation asks again."""
+    (tmp_path / "note").write_bytes(b"x")
+    term = Terminal(["encrypt", *CHEAP, "note"], tmp_path)
+    term.expect(b"Password (leave empty to generate one): ")
+    term.type("abc123")
+    term.expect(b"weak password")
+    assert not (tmp_path / "note.ahm").exists()
+    term.expect(b"(empty: choose another): ")
+    term.type("")
+    term.expect(b"Password (leave empty to generate one): ")
+    term.type(PASSWORD)
+    term.expect(b"Confirm password: ")
+    term.type(PASSWORD)
+    assert term.finish() == 0, term.output
+    term = Terminal(
+        ["decrypt", "--password-env", "P", "note.ahm", "-o", "-"], tmp_path, env={"P": PASSWORD}
+    )
+    assert term.finish() == 0, term.output
+
+
+def test_prompts_and_generated_passphrase_go_to_the_terminal(tmp_path: Path) -> None:
+    """Issue 12 #5: with stderr in a file the prompt is still shown, and the passphrase is not
+    stored in the file."""
+    (tmp_path / "note").write_bytes(b"x")
+    term = Terminal([f"aes-hmac encrypt {' '.join(CHEAP)} note 2>err.txt"], tmp_path, shell=True)
+    term.expect(b"Password (leave empty to generate one): ")
+    term.type("")
+    term.expect(b"generated passphrase, shown only this once")
+    assert term.finish() == 0, term.output
+    assert (tmp_path / "err.txt").read_bytes() == b""
+    assert re.search(rb"keep it safe: [a-z2-7-]{29}", term.output)
+
+
+def test_progress_on_one_side_of_a_pipe_only(tmp_path: Path) -> None:
+    """Issue 12 #8: ``aes-hmac ... | aes-hmac ...`` draws one progress line, not two."""
+    (tmp_path / "big").write_bytes(bytes(6 << 20))
+    line = (
+        f"aes-hmac encrypt --password-env P {' '.join(CHEAP)} -o - big"
+        " | aes-hmac decrypt --password-env P -o big.out"
+    )
+    term = Terminal([line], tmp_path, env={"P": PASSWORD}, shell=True)
+    assert term.finish() == 0, term.output
+    assert b"encrypt:" in term.output and b"MiB" in term.output
+    assert b"decrypt " not in term.output
+    assert (tmp_path / "big.out").stat().st_size == 6 << 20

@@ -127,6 +127,44 @@ def test_tampering_and_wrong_password_raise_the_same_error(field: str) -> None:
         )
 
 
+def _spellings(canonical: str) -> set[str]:
+    """Texts that lenient base64 decoders read as the same bytes as ``canonical``."""
+    body = canonical.rstrip("=")
+    pad = "=" * (len(canonical) - len(body))
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    same_bytes = {body[:-1] + c + pad for c in alphabet}  # other unused low bits of the last char
+    padding = {body, body + "=", body + pad + "=", body + pad[:-1], body + pad + "==="}
+    spaced = {canonical + "\n", " " + canonical, canonical[:4] + "\n" + canonical[4:]}
+    urlsafe = {canonical.replace("+", "-").replace("/", "_")}
+    lenient = {
+        text
+        for text in same_bytes | padding | spaced | urlsafe
+        if _lenient_decode(text) == base64.b64decode(canonical)
+    }
+    return lenient - {canonical}
+
+
+def _lenient_decode(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text.strip() + "==", altchars=b"-_")
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize("size", [1, 20, 40])
+def test_only_the_canonical_base64_spelling_opens(size: int) -> None:
+    """Regression (issue 10 #7): "any change to any of the four values raises" holds for the
+    ciphertext text too: other spellings of the same bytes (unused low bits, padding, spaces,
+    the URL-safe alphabet) are refused before any KDF work."""
+    ct, iv, salt, mac = aes_encrypt(b"x" * size, "pw", iterations=CHEAP)
+    assert aes_decrypt(ct, "pw", iv, salt, mac, iterations=CHEAP) == b"x" * size
+    others = _spellings(ct)
+    assert len(others) >= (3 if size < 40 else 1)
+    for text in others:
+        with pytest.raises(InvalidToken, match="ciphertext is not valid base64"):
+            aes_decrypt(text, "pw", iv, salt, mac, iterations=CHEAP)
+
+
 def test_iv_alteration_attack_works_on_the_original_and_fails_now() -> None:
     """Regression: the original MACs only the ciphertext text, so flipping IV bits flips the same
     bits of the first plaintext block undetected. The hardened MAC covers the IV."""

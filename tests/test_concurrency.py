@@ -8,10 +8,16 @@ salts than slots makes the bulk object's LRU evict under contention.
 
 from __future__ import annotations
 
+import os
 import queue
+import signal
 import threading
+import time
+import warnings
 from collections import Counter
 from typing import Any
+
+import pytest
 
 import aes_hmac
 from aes_hmac import PBKDF2, InvalidToken, Key, Keyring, PasswordKey
@@ -120,3 +126,66 @@ def test_shared_password_key_streams_of_tokens_match_a_serial_run() -> None:
     assert len({token for token, _ in made}) == len(made)  # fresh IVs: no two tokens alike
     fresh = PasswordKey(PASSWORD, kdf=CHEAP)
     assert all(fresh.decrypt(token) == data for token, data in made)
+
+
+FORKS = 20
+CHILD_TIMEOUT = 10.0
+"""Seconds a forked child gets for a few tokens: far beyond need, short of a hung test run."""
+
+
+def _child_exit_code(pid: int) -> int | None:
+    """The child's exit code, or None (after killing it) if it did not finish in time."""
+    deadline = time.monotonic() + CHILD_TIMEOUT
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.005)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_other_threads_hold_the_locks() -> None:
+    """Regression (issue 10 #6): a child forked while another thread was inside ``Key.encrypt``
+    (the cipher chain's lock) or a ``PasswordKey`` derivation inherited a held lock and hung."""
+    key = Key(RAW_KEY)
+    bulk = PasswordKey(PASSWORD, kdf=CHEAP)
+    ring = Keyring(PASSWORD, Key(RAW_KEY), kdf=CHEAP)
+    stop = threading.Event()
+
+    def hammer_key() -> None:
+        while not stop.is_set():
+            key.decrypt(key.encrypt(b"x" * 64))
+
+    def hammer_derivations() -> None:
+        while not stop.is_set():  # new salts: the derive lock is held most of the time
+            bulk.decrypt(aes_hmac.encrypt(b"y", PASSWORD, kdf=CHEAP))
+
+    threads = [threading.Thread(target=t) for t in (hammer_key, hammer_key, hammer_derivations)]
+    for thread in threads:
+        thread.start()
+    codes = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+            for _ in range(FORKS):
+                pid = os.fork()
+                if pid == 0:  # child: must not touch pytest; exit code says what happened
+                    try:
+                        token = key.encrypt(b"child")
+                        ok = key.decrypt(token) == b"child"
+                        ok &= bulk.decrypt(bulk.encrypt(b"child")) == b"child"
+                        ok &= bulk.decrypt(aes_hmac.encrypt(b"z", PASSWORD, kdf=CHEAP)) == b"z"
+                        ok &= ring.decrypt(ring.encrypt("child")) == "child"
+                    except BaseException:
+                        os._exit(2)
+                    os._exit(0 if ok else 1)
+                codes.append(_child_exit_code(pid))
+                time.sleep(0.01)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert codes == [0] * FORKS

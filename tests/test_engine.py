@@ -80,7 +80,7 @@ def test_key_instead_of_password() -> None:
     back = io.BytesIO()
     decrypt_stream(io.BytesIO(out.getvalue()), back, key=KEY)
     assert back.getvalue() == b"data"
-    with pytest.raises(HeaderError, match="wrong password or damaged header"):
+    with pytest.raises(HeaderError, match=r"^no password slot: this stream opens with a key$"):
         decrypt_stream(io.BytesIO(out.getvalue()), io.BytesIO(), "pw")
     with pytest.raises(HeaderError, match="wrong password or damaged header"):
         decrypt_stream(io.BytesIO(out.getvalue()), io.BytesIO(), key=bytes(32))
@@ -431,7 +431,7 @@ def _sealed_stream() -> bytes:
         ),
         (
             lambda: aes_hmac.inspect_stream(b"AESHMAC"),
-            "file must be a binary file object with read\\(\\), not bytes",
+            "file must be a path .* or a binary file object with read\\(\\), not bytes",
         ),
     ],
 )
@@ -619,3 +619,96 @@ def test_progress_raising_stops_every_worker() -> None:
         )
     assert calls == 2
     assert not [t for t in threading.enumerate() if t.name.startswith("aes-hmac")]
+
+
+# --- issue 12 #7: messages that say what is wrong ---
+
+
+def _stream_of(size: int, chunk: int = CHUNK) -> bytes:
+    out = io.BytesIO()
+    encrypt_stream(io.BytesIO(os.urandom(size)), out, key=KEY, chunk_size=chunk, workers=1)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("size", [0, 100, CHUNK - 1, CHUNK, 3 * CHUNK + 5])
+@pytest.mark.parametrize("extra", [1, 5, 16, 48, CHUNK, CHUNK + 100, 3 * CHUNK])
+def test_bytes_after_the_final_chunk_are_trailing_data(size: int, extra: int, workers: int) -> None:
+    """5 bytes appended said "data truncated at byte N", 16 said "damaged": both trailing."""
+    stream = _stream_of(size)
+    header = read_header(io.BytesIO(stream).read).size
+    final_at = header + size // CHUNK * (CHUNK + CHUNK_OVERHEAD)
+    with pytest.raises(StreamDamaged) as info:
+        decrypt_stream(
+            io.BytesIO(stream + os.urandom(extra)), io.BytesIO(), key=KEY, workers=workers
+        )
+    assert str(info.value) == f"trailing data after the final chunk at byte {final_at}"
+    assert info.value.offset == final_at
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_damage_is_still_damage_and_cuts_still_truncation(workers: int) -> None:
+    stream = _stream_of(3 * CHUNK + 100)
+    header = read_header(io.BytesIO(stream).read).size
+    flipped = bytearray(stream)
+    flipped[-40] ^= 1
+    cases = {
+        bytes(flipped): "data damaged at byte",
+        stream[:-5]: "data truncated at byte",
+        stream[:-16]: "data damaged at byte",
+        stream[: header + CHUNK + CHUNK_OVERHEAD]: "data truncated after byte",
+    }
+    for bad, message in cases.items():
+        with pytest.raises(StreamDamaged, match=message):
+            decrypt_stream(io.BytesIO(bad), io.BytesIO(), key=KEY, workers=workers)
+
+
+def test_trailing_data_search_is_bounded() -> None:
+    """Only up to 64 KiB after the final chunk, within the chunk that failed, is searched (a
+    bounded cost on a failure path); a longer run of trailing bytes there reads as damage."""
+    chunk = 1 << 20
+    stream = _stream_of(100, chunk)
+    for extra, message in ((65_536, "trailing data"), (65_536 + 16, "data damaged")):
+        with pytest.raises(StreamDamaged, match=message):
+            decrypt_stream(io.BytesIO(stream + bytes(extra)), io.BytesIO(), key=KEY)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", r"^failed to read header: not an aes-hmac stream \(0 bytes, too short\)$"),
+        (b"hi", r"^failed to read header: not an aes-hmac stream \(2 bytes, too short\)$"),
+        (b"AESHMAC", r"^failed to read header: truncated$"),
+        (b"AESHMAC\x00\x01\x0c" + bytes(20), r"^failed to read header: truncated$"),
+        (b"GIF89a" + bytes(100), r"^failed to read header: not an aes-hmac stream$"),
+    ],
+)
+def test_inputs_that_are_not_streams_say_so(data: bytes, message: str) -> None:
+    with pytest.raises(HeaderError, match=message):
+        decrypt_stream(io.BytesIO(data), io.BytesIO(), "pw")
+
+
+def test_a_token_given_as_a_stream_is_recognised() -> None:
+    token = aes_hmac.encrypt(b"secret", "pw", kdf=PBKDF2(iterations=1000))
+    for data in (token.encode(), aes_hmac.token_to_bytes(token)):
+        with pytest.raises(HeaderError, match=r"^failed to read header: this is an aes-hmac token"):
+            decrypt_stream(io.BytesIO(data), io.BytesIO(), "pw")
+
+
+def test_the_wrong_kind_of_secret_says_what_the_stream_opens_with() -> None:
+    out = io.BytesIO()
+    encrypt_stream(io.BytesIO(b"x"), out, "pw", kdf=PBKDF2(iterations=1000))
+    with pytest.raises(HeaderError, match=r"^no key slot: this stream opens with a password$"):
+        decrypt_stream(io.BytesIO(out.getvalue()), io.BytesIO(), key=KEY)
+    with pytest.raises(HeaderError, match=r"^no password slot: this stream opens with a key$"):
+        decrypt_stream(io.BytesIO(_stream_of(1)), io.BytesIO(), "pw")
+
+
+def test_text_mode_files_are_refused_by_name(tmp_path: Path) -> None:
+    """A text-mode dst gave "a bytes-like object is required", naming nothing."""
+    with (tmp_path / "out").open("w") as text:
+        with pytest.raises(TypeError, match=r"^dst must be a binary file object, not a text one"):
+            encrypt_stream(io.BytesIO(b"x"), text, key=KEY)  # type: ignore[arg-type]
+    with (tmp_path / "out").open("r") as text:
+        with pytest.raises(TypeError, match=r"^src must be a binary file object, not a text one"):
+            decrypt_stream(text, io.BytesIO(), key=KEY)  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 import aes_hmac
-from aes_hmac import PBKDF2, _files
+from aes_hmac import PBKDF2, _atomic
 
 CHUNK = 4096
 STEP = CHUNK + 48  # encrypted size of a full chunk (FORMAT.md 3.4)
@@ -83,7 +83,7 @@ class DiskFull:
 
 
 class FullDiskBuiltins:
-    """Stands in for ``builtins`` in ``_files``: temporary outputs (opened by fd) fill up."""
+    """Stands in for ``builtins`` in ``_atomic``: temporary outputs (opened by fd) fill up."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -160,7 +160,7 @@ def test_encrypt_file_disk_full_at_every_boundary(
     src, enc, out = files
     before = digest(src)
     for capacity in boundaries(enc.stat().st_size, _header_size(), STEP):
-        monkeypatch.setattr(_files, "builtins", FullDiskBuiltins(capacity))
+        monkeypatch.setattr(_atomic, "builtins", FullDiskBuiltins(capacity))
         with pytest.raises(OSError) as info:
             aes_hmac.encrypt_file(src, out, PASSWORD, kdf=CHEAP, chunk_size=CHUNK)
         assert info.value.errno == errno.ENOSPC
@@ -179,7 +179,7 @@ def test_decrypt_file_disk_full_at_every_boundary(
     src, enc, out = files
     before = digest(enc)
     for capacity in boundaries(len(PLAIN), CHUNK, CHUNK):
-        monkeypatch.setattr(_files, "builtins", FullDiskBuiltins(capacity))
+        monkeypatch.setattr(_atomic, "builtins", FullDiskBuiltins(capacity))
         with pytest.raises(OSError) as info:
             aes_hmac.decrypt_file(enc, out, PASSWORD)
         assert info.value.errno == errno.ENOSPC
@@ -348,7 +348,7 @@ def test_cli_killed_mid_file(
         # Only the temporary file may remain, recognizably named after the destination.
         assert [p.name.startswith(f".out{TEMP_MARK}") for p in tmp_path.iterdir()] == [True]
     else:
-        assert proc.returncode == 1, stderr
+        assert proc.returncode == 128 + signal.SIGINT, stderr  # issue 10 #3 (was 1)
         assert "interrupted" in stderr
         assert PASSWORD not in stderr
         assert list(tmp_path.iterdir()) == [], "SIGINT must remove the temporary file"

@@ -6,7 +6,9 @@ import io
 import os
 import shutil
 import tarfile
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -244,3 +246,101 @@ def test_writer_refuses_writes_after_close() -> None:
     w.close()  # idempotent
     with pytest.raises(ValueError, match="closed"):
         w.write(b"x")
+
+
+# --- issue 10 #13: a reader shared by threads; issue 12 #7: messages ---
+
+
+def test_stream_reader_shared_by_threads_reads_every_byte_once() -> None:
+    """Regression: two threads in one reader broke it for good ("generator already executing",
+    stored and raised forever). Reads now take turns: every byte comes out exactly once."""
+    plain = os.urandom(40 * CHUNK + 11)
+    buf = io.BytesIO()
+    with open_writer(buf) as w:
+        w.write(plain)
+    r = open_reader(OneWay(buf.getvalue()))
+    pieces: list[list[bytes]] = [[] for _ in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def drain(mine: list[bytes]) -> None:
+        start.wait()
+        try:
+            while piece := r.read(97):
+                mine.append(piece)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drain, args=(p,)) for p in pieces]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    got = b"".join(b"".join(p) for p in pieces)
+    assert sorted(got) == sorted(plain), "no byte lost or repeated"
+    assert r.read(10) == b""
+
+
+class FailingSource(OneWay):
+    """A pipe whose reads fail with an OSError once ``limit`` bytes were given."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        super().__init__(data)
+        self._limit = limit
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self.tell() >= self._limit:
+            raise OSError(5, "Input/output error")
+        return super().read(n)
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def test_reader_keeps_a_library_error_after_a_foreign_one() -> None:
+    """A read error from the source is raised as itself once; every later read gets the
+    library's own error (chained to it), never the same foreign exception object forever."""
+    buf = io.BytesIO()
+    with open_writer(buf) as w:
+        w.write(bytes(4 * CHUNK))
+    blob = buf.getvalue()
+    header = inspect_stream(io.BytesIO(blob)).header_size
+    r = open_reader(FailingSource(blob, header + 2 * FULL + 10))
+    got = 0
+    with pytest.raises(OSError, match="Input/output error"):
+        while piece := r.read(1000):
+            got += len(piece)
+    assert got % CHUNK == 0 and got < 4 * CHUNK
+    for _ in range(2):
+        with pytest.raises(
+            StreamDamaged, match=r"unreadable after a failed read at byte \d+ \(OSError\)"
+        ) as kept:
+            r.read(10)
+        assert isinstance(kept.value.__cause__, OSError)
+        assert kept.value.offset == header + got // CHUNK * FULL, "the chunk not delivered"
+
+
+@pytest.mark.parametrize("extra", [b"\n", b"12345", bytes(16), os.urandom(CHUNK + 100)])
+def test_reader_says_trailing_data(extra: bytes) -> None:
+    """Issue 12 #7: 5 bytes appended said "truncated", 16 said "damaged"."""
+    buf = io.BytesIO()
+    with open_writer(buf) as w:
+        w.write(bytes(2 * CHUNK + 5))
+    blob = buf.getvalue()
+    final_at = inspect_stream(io.BytesIO(blob)).header_size + 2 * FULL
+    with pytest.raises(
+        StreamDamaged, match=f"^trailing data after the final chunk at byte {final_at}$"
+    ):
+        open_reader(OneWay(blob + extra)).read()
+
+
+def test_open_refuses_text_files_and_takes_bytes_paths(tmp_path: Path) -> None:
+    """Issue 12 #7: a text-mode file gave "a bytes-like object is required" unnamed."""
+    with (tmp_path / "t").open("w") as text:
+        with pytest.raises(TypeError, match=r"^file must be a binary file object, not a text one"):
+            aes_hmac.open(text, "wb", password="pw", kdf=CHEAP)
+    with pytest.raises(TypeError, match=r"file must be a path .* not bytes"):
+        aes_hmac.open(os.fsencode(tmp_path / "x"), "wb", password="pw")

@@ -270,8 +270,10 @@ def test_slot_edit_respects_kdf_limits(cipher: Path) -> None:
 
 
 def test_inspect_stream_rejects_non_streams(tmp_path: Path) -> None:
-    with pytest.raises(HeaderError, match="not an aes-hmac stream"):
+    with pytest.raises(HeaderError, match="this is an aes-hmac token, not a stream"):
         inspect_stream(io.BytesIO(b"\xa5" + bytes(100)))
+    with pytest.raises(HeaderError, match=r"not an aes-hmac stream$"):
+        inspect_stream(io.BytesIO(b"PK\x03\x04" + bytes(100)))
 
 
 def test_slot_edits_check_kdf_and_limits_before_any_kdf(cipher: Path) -> None:
@@ -344,6 +346,109 @@ def test_symlink_destination_needs_overwrite(cipher: Path, tmp_path: Path) -> No
     assert target.read_bytes() == b"old"
 
 
+# --- aes_hmac.atomic_output and its symlink policy (issue 10 #11) ---
+
+
+def test_atomic_output_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    dst = tmp_path / "out"
+    with pytest.raises(RuntimeError), aes_hmac.atomic_output(dst) as out:
+        out.write(b"partial")
+        raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_never_replaces_without_overwrite(tmp_path: Path) -> None:
+    dst = tmp_path / "out"
+    dst.write_bytes(b"old")
+    with pytest.raises(FileExistsError), aes_hmac.atomic_output(dst, overwrite=False):
+        pass
+    with aes_hmac.atomic_output(dst, overwrite=True) as out:
+        out.write(b"new")
+    assert dst.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_atomic_output_before_commit_failure_keeps_the_old_file(tmp_path: Path) -> None:
+    dst = tmp_path / "out"
+    dst.write_bytes(b"old")
+
+    def refuse() -> None:
+        raise RuntimeError("changed")
+
+    with pytest.raises(RuntimeError), aes_hmac.atomic_output(dst, True, refuse) as out:
+        out.write(b"new")
+    assert dst.read_bytes() == b"old" and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_dangling_symlink_is_never_written_through(
+    plain: Path, cipher: Path, tmp_path: Path, overwrite: bool
+) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere" / "target")
+    (tmp_path / "nowhere").mkdir()
+    dangling = f"dst_path {link} is a symlink to nothing: refusing to create a file through it"
+    with pytest.raises(ValueError, match=dangling):
+        enc_file(plain, link, overwrite=overwrite)
+    with pytest.raises(ValueError, match=dangling):
+        decrypt_file(cipher, link, "pw", overwrite=overwrite)
+    with pytest.raises(ValueError, match="dst_path"), aes_hmac.atomic_output(link, overwrite):
+        pass
+    chain = tmp_path / "chain"
+    chain.symlink_to(link.name)  # a link to the dangling link leads to nothing as well
+    with pytest.raises(ValueError, match=f"dst_path {chain} is a symlink to nothing"):
+        enc_file(plain, chain, overwrite=overwrite)
+    assert link.is_symlink() and list((tmp_path / "nowhere").iterdir()) == []
+    assert leftovers(tmp_path) == []
+
+
+def test_own_symlink_in_a_sticky_folder_is_followed(plain: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    target = tmp_path / "target"
+    target.write_bytes(b"old")
+    link = shared / "out"
+    link.symlink_to(target)
+    enc_file(plain, link, overwrite=True)
+    assert link.is_symlink() and target.read_bytes().startswith(b"AESHMAC")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's symlink")
+def test_another_users_symlink_in_a_sticky_folder_is_refused(
+    plain: Path, cipher: Path, tmp_path: Path
+) -> None:
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    planted = shared / "out"
+    planted.symlink_to(victim)
+    os.lchown(planted, 65534, 65534)
+    refused = f"dst_path {planted} is a symlink owned by another user in a shared folder"
+    with pytest.raises(ValueError, match=refused):
+        enc_file(plain, planted, overwrite=True)
+    with pytest.raises(ValueError, match=refused):
+        decrypt_file(cipher, planted, "pw", overwrite=True)
+    # The user's own link to the planted one: the planted link is still on the way.
+    own = tmp_path / "own"
+    own.symlink_to(planted)
+    with pytest.raises(ValueError, match=f"dst_path {own} is a symlink owned by another user"):
+        enc_file(plain, own, overwrite=True)
+    # Slot edits follow the same policy, naming their own argument.
+    os.link(cipher, shared / "enc")
+    edited = shared / "edit"
+    edited.symlink_to(shared / "enc")
+    os.lchown(edited, 65534, 65534)
+    with pytest.raises(ValueError, match=f"path {edited} is a symlink owned by another user"):
+        add_password(edited, "pw", "other", kdf=CHEAP)
+    assert victim.read_bytes() == b"keep me" and leftovers(shared) == []
+    os.lchown(planted, os.geteuid(), os.getegid())
+    enc_file(plain, planted, overwrite=True)
+    assert victim.read_bytes().startswith(b"AESHMAC")
+
+
 def test_replaced_file_keeps_its_mode_new_file_is_private(plain: Path, tmp_path: Path) -> None:
     dst = tmp_path / "c"
     enc_file(plain, dst)
@@ -406,3 +511,255 @@ def test_old_keyword_names_still_work_with_a_warning(cipher: Path, plain: Path) 
     assert plaintext_of(cipher, "three") == plain.read_bytes()
     with pytest.raises(TypeError, match="give new, not both new and new_password"):
         add_password(cipher, "two", new="x", new_password="y")  # type: ignore[call-arg]
+
+
+# --- issue 10: concurrent edits, duplicate slots, interrupts; issue 12: paths and messages ---
+
+
+def _race_worker(secret: str, role: str, files: list[str], barrier: object) -> None:
+    """One side of the race: for each file, wait for the other side, then edit at once."""
+    for name in files:
+        barrier.wait()  # type: ignore[attr-defined]
+        if role == "remove":
+            remove_password(name, secret)
+        else:
+            add_password(name, "main", secret, kdf=CHEAP)
+
+
+def test_racing_remove_and_add_never_undo_the_removal(tmp_path: Path) -> None:
+    """Issue 10 #4: remove_password(leaked) racing add_password(...) in another process (each
+    edit released by a barrier at the same moment, 12 files). Before the lock, the later rename
+    won: 3 slots and the leaked password still opened the file."""
+    import multiprocessing
+
+    files = []
+    for i in range(12):
+        name = tmp_path / f"f{i}.ahm"
+        encrypt_file(_plain_file(tmp_path, i), name, "main", kdf=CHEAP)
+        add_password(name, "main", "leaked", kdf=CHEAP)
+        files.append(str(name))
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [
+        ctx.Process(target=_race_worker, args=("leaked", "remove", files, barrier)),
+        ctx.Process(target=_race_worker, args=("added", "add", files, barrier)),
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    for name in files:
+        path = Path(name)
+        assert len(inspect_stream(path).slots) == 2
+        assert plaintext_of(path, "added") == plaintext_of(path, "main") == b"plain"
+        with pytest.raises(HeaderError, match="wrong password"):
+            plaintext_of(path, "leaked")
+    assert leftovers(tmp_path) == []
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(_io.LOCK_SUFFIX)]
+
+
+def _plain_file(folder: Path, i: int) -> Path:
+    path = folder / f"plain{i}"
+    path.write_bytes(b"plain")
+    return path
+
+
+def test_edits_in_threads_are_serialised_too(cipher: Path, plain: Path) -> None:
+    """flock locks open files, not processes: threads of one program wait for each other."""
+    import threading
+
+    names = [f"pw{i}" for i in range(6)]
+    threads = [
+        threading.Thread(target=add_password, args=(cipher, "pw", n), kwargs={"kdf": CHEAP})
+        for n in names
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(inspect_stream(cipher).slots) == 7, "no add was lost"
+    for n in names:
+        assert plaintext_of(cipher, n) == plain.read_bytes()
+
+
+def test_portable_lock_file_serialises_and_is_removed(tmp_path: Path) -> None:
+    """The fallback where flock is missing (Windows): a lock file taken exclusively."""
+    import threading
+
+    target = tmp_path / "f"
+    target.write_bytes(b"data")
+    order: list[str] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        with _io.locked_for_edit(str(target), portable=True):
+            order.append("first in")
+            inside.set()
+            release.wait(10)
+            order.append("first out")
+
+    def second() -> None:
+        inside.wait(10)
+        with _io.locked_for_edit(str(target), portable=True) as f:
+            order.append("second in")
+            assert f.read() == b"data"
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    inside.wait(10)
+    assert (tmp_path / f".f{_io.LOCK_SUFFIX}").exists()
+    release.set()
+    for t in threads:
+        t.join()
+    assert order == ["first in", "first out", "second in"]
+    assert not (tmp_path / f".f{_io.LOCK_SUFFIX}").exists()
+
+
+def _two_slots_for_one_password(path: Path) -> None:
+    """A stream with two slots for "pw" (as add_password made before duplicates were refused)."""
+    cred = aes_hmac._credential.to_credential("pw", kdf=CHEAP)
+    with path.open("wb") as out:
+        _engine.seal_stream(
+            io.BytesIO(b"secret"),
+            out,
+            [cred, cred, aes_hmac._credential.to_credential("other", kdf=CHEAP)],
+            chunk_log2=12,
+            stream_id=os.urandom(32),
+            file_key=os.urandom(32),
+            salts=[os.urandom(16) for _ in range(3)],
+            slot_ivs=[os.urandom(16) for _ in range(3)],
+            next_iv=lambda: os.urandom(16),
+        )
+
+
+def test_remove_removes_every_slot_the_password_opens(tmp_path: Path) -> None:
+    """Issue 10 #5: with two slots for one password, removal took one and the password still
+    worked. Now every slot goes and the count is returned."""
+    path = tmp_path / "dup.ahm"
+    _two_slots_for_one_password(path)
+    assert remove_password(path, "pw") == 2
+    assert len(inspect_stream(path).slots) == 1
+    with pytest.raises(HeaderError, match="wrong password"):
+        plaintext_of(path, "pw")
+    assert plaintext_of(path, "other") == b"secret"
+
+
+def test_removing_nothing_is_an_error(cipher: Path) -> None:
+    add_password(cipher, "pw", "second", kdf=CHEAP)
+    before = digest(cipher)
+    with pytest.raises(HeaderError, match="wrong password"):
+        remove_password(cipher, "never added")
+    assert digest(cipher) == before
+
+
+def test_change_password_drops_every_slot_of_the_old_one(tmp_path: Path) -> None:
+    path = tmp_path / "dup.ahm"
+    _two_slots_for_one_password(path)
+    change_password(path, "pw", "new", kdf=CHEAP)
+    assert len(inspect_stream(path).slots) == 2
+    with pytest.raises(HeaderError, match="wrong password"):
+        plaintext_of(path, "pw")
+    assert plaintext_of(path, "new") == b"secret"
+
+
+@pytest.mark.parametrize("edit", ["add", "change"])
+def test_a_secret_that_already_opens_a_slot_is_not_added_again(cipher: Path, edit: str) -> None:
+    add_password(cipher, "pw", "second", kdf=CHEAP)
+    before = digest(cipher)
+    with pytest.raises(ValueError, match="new already opens a key slot of this file"):
+        if edit == "add":
+            add_password(cipher, "pw", "second", kdf=PBKDF2(2000))
+        else:
+            change_password(cipher, "pw", "second", kdf=CHEAP)
+    assert digest(cipher) == before
+
+
+def test_duplicate_raw_key_slot_refused(cipher: Path) -> None:
+    key = aes_hmac.Key(os.urandom(32))
+    add_password(cipher, "pw", key)
+    with pytest.raises(ValueError, match="already opens a key slot"):
+        add_password(cipher, key, key)
+    assert remove_password(cipher, key) == 1
+
+
+def test_removal_refused_when_a_slot_cannot_be_tried(cipher: Path) -> None:
+    """A slot over the limits might be another copy of the password: refuse, naming the limit."""
+    add_password(cipher, "pw", "costly", kdf=PBKDF2(5000))
+    before = digest(cipher)
+    with pytest.raises(aes_hmac.KdfLimitError, match="cannot check every key slot"):
+        remove_password(cipher, "pw", limits=KdfLimits(max_pbkdf2_iterations=1000))
+    assert digest(cipher) == before
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("which", ["encrypt", "decrypt"])
+def test_system_exit_from_progress_leaves_nothing(
+    plain: Path, cipher: Path, tmp_path: Path, which: str, workers: int
+) -> None:
+    """Issue 10 #3: SystemExit (sys.exit in a signal handler) cleans up like any exception."""
+
+    def leave(done: int, total: int | None) -> None:
+        if done > CHUNK:
+            raise SystemExit(143)
+
+    dst = tmp_path / "out"
+    with pytest.raises(SystemExit):
+        if which == "encrypt":
+            enc_file(plain, dst, progress=leave, workers=workers)
+        else:
+            decrypt_file(cipher, dst, "pw", progress=leave, workers=workers)
+    assert_no_output(tmp_path, dst)
+
+
+def test_bytes_and_pathlike_paths(plain: Path, tmp_path: Path) -> None:
+    """Issue 12 #7: b"/tmp/x" failed with "Can't mix bytes and non-bytes"."""
+    src, dst, back = bytes(plain), os.fsencode(tmp_path / "c.ahm"), os.fsencode(tmp_path / "p")
+    encrypt_file(src, dst, "pw", kdf=CHEAP)
+    add_password(dst, "pw", "second", kdf=CHEAP)
+    assert remove_password(dst, "pw") == 1
+    decrypt_file(dst, back, "second")
+    assert Path(os.fsdecode(back)).read_bytes() == plain.read_bytes()
+    assert inspect_stream(Path(os.fsdecode(dst))).version == 1
+    with pytest.raises(TypeError, match=r"src_path must be a path .*, not int"):
+        encrypt_file(3, dst, "pw")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"path must be a path .*, not NoneType"):
+        remove_password(None, "pw")  # type: ignore[arg-type]
+
+
+def test_messages_for_files_that_are_not_streams(tmp_path: Path) -> None:
+    """Issue 12 #7: what a wrong input is, said in the library's words (the CLI shows them)."""
+    token = aes_hmac.encrypt(b"v", "pw", kdf=CHEAP)
+    is_token = "^failed to read header: this is an aes-hmac token, not a stream$"
+    cases = {
+        b"": r"^failed to read header: not an aes-hmac stream \(0 bytes, too short\)$",
+        b"hello\n": r"^failed to read header: not an aes-hmac stream \(6 bytes, too short\)$",
+        token.encode(): is_token,
+        aes_hmac.token_to_bytes(token): is_token,
+    }
+    for data, message in cases.items():
+        src = tmp_path / "in"
+        src.write_bytes(data)
+        with pytest.raises(HeaderError, match=message):
+            decrypt_file(src, tmp_path / "out", "pw")
+        assert_no_output(tmp_path, tmp_path / "out")
+
+
+def test_slot_checks_share_one_work_budget(tmp_path: Path) -> None:
+    """Removal must try every slot the secret could open; past the header's KDF work budget it is
+    refused (naming the limit) rather than stopping early and leaving a slot behind."""
+    plain, path = tmp_path / "f", tmp_path / "f.ahm"
+    plain.write_bytes(b"data")
+    kdf = PBKDF2(1000)
+    aes_hmac.encrypt_file(plain, path, "pw", kdf=kdf)
+    for n in range(3):
+        aes_hmac.add_password(path, "pw", f"other {n}", kdf=kdf)
+    tight = KdfLimits(max_kdf_work=2500)  # opening slot 0 costs 1000, checking 4 slots 4000
+    with pytest.raises(aes_hmac.KdfLimitError, match="cannot check every key slot") as info:
+        aes_hmac.remove_password(path, "pw", limits=tight)
+    assert info.value.field == "max_kdf_work"
+    assert len(aes_hmac.inspect_stream(path).slots) == 4
+    assert aes_hmac.remove_password(path, "pw", limits=KdfLimits()) == 1
+    assert len(aes_hmac.inspect_stream(path).slots) == 3

@@ -8,7 +8,10 @@ not by timing). Also the regression tests for fuzz findings live here (none so f
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
+import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -19,6 +22,8 @@ import pytest
 import aes_hmac
 import aes_hmac.importers
 from aes_hmac import PBKDF2, Argon2id, DecryptionError, HeaderError, InvalidToken, Scrypt
+from aes_hmac._kdf import Credential
+from aes_hmac._stream import encode_prefix, open_header, read_header, seal_header, seal_slot
 from aes_hmac.armor import ArmorReader
 
 MEMORY_CEILING = 8 * 1024 * 1024
@@ -304,3 +309,209 @@ def test_scrypt_overflow_refused_even_with_unbounded_limits() -> None:
         hostile = token(2, struct.pack(">BII", *params))
         with pytest.raises(InvalidToken, match=reason):
             aes_hmac.decrypt(hostile, PASSWORD, limits=unbounded)
+
+
+# --- One work budget per token and per header (issue 10 #1) -------------------------------------
+
+WORK_BUDGET = aes_hmac.KdfLimits().max_kdf_work
+
+# Each alone within every default limit, work included, and as costly as they get (FORMAT.md 1.1).
+COSTLIEST_ADMITTED = {
+    "pbkdf2 13,000,000 iterations": PBKDF2(WORK_BUDGET),
+    "scrypt 512 MiB": Scrypt(19, 8, 1),
+    "scrypt 128 MiB p=4": Scrypt(17, 8, 4),
+    "argon2id 700 MiB t=1": Argon2id(1, 700 << 10, 64),
+    "argon2id 448 MiB t=2": Argon2id(2, 448 << 10, 4),
+    "argon2id 128 MiB t=9": Argon2id(9, 128 << 10, 64),
+}
+
+
+@pytest.fixture
+def kdf_work(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The ``work()`` of every password-KDF run, in order, counted instead of run.
+
+    The inputs of these tests are forged (no password made them), so they fail authentication
+    under any derived key: the stand-in key changes nothing the caller can observe but the time.
+    The real runs are in ``test_worst_case_runs_within_the_budget`` (slow).
+    """
+    work: list[int] = []
+    for cls in (PBKDF2, Scrypt, Argon2id):
+
+        def derive(self: Any, password: bytes, salt: bytes) -> bytes:
+            work.append(self.work())
+            return bytes(32)
+
+        monkeypatch.setattr(cls, "derive", derive)
+    yield work
+
+
+def test_costliest_admitted_kdfs_pass_every_limit_alone() -> None:
+    for kdf in COSTLIEST_ADMITTED.values():
+        aes_hmac.KdfLimits().check(kdf)
+        assert kdf.work() > WORK_BUDGET // 2
+
+
+def test_every_default_kdf_fits_several_times() -> None:
+    """Files made with any default open: 16 PBKDF2, 5 Argon2id or 4 scrypt default slots."""
+    assert 16 * PBKDF2().work() <= WORK_BUDGET
+    assert 5 * Argon2id().work() <= WORK_BUDGET
+    assert 4 * Scrypt().work() <= WORK_BUDGET < 5 * Scrypt().work()
+
+
+def test_forged_sixteen_slot_header_costs_one_budget(kdf_work: list[int]) -> None:
+    """Slots are tried in order while the total stays within the budget; a slot that would pass
+    it is skipped (a cheaper one after it is still tried)."""
+    defaults = [Scrypt(), Argon2id(), PBKDF2()]
+    kdfs = (defaults + list(COSTLIEST_ADMITTED.values()) + defaults) * 2
+    hostile = stream([slot(kdf.kdf_id, kdf.encode()) for kdf in kdfs[:16]])
+    text, _ = refused(decrypt_stream_of(hostile, password=PASSWORD), HeaderError, "total kdf work")
+    assert text.startswith("failed to read header: total kdf work ")
+    expected, spent = [], 0
+    for kdf in kdfs[:16]:
+        if spent + kdf.work() <= WORK_BUDGET:
+            spent += kdf.work()
+            expected.append(kdf.work())
+    assert kdf_work == expected
+    assert 0 < sum(kdf_work) <= WORK_BUDGET
+    with pytest.raises(aes_hmac.KdfLimitError) as info:
+        decrypt_stream_of(hostile, password=PASSWORD)()
+    assert info.value.field == "max_kdf_work" and info.value.limit == WORK_BUDGET
+
+
+def test_forged_header_of_default_scrypt_slots_runs_four(kdf_work: list[int]) -> None:
+    hostile = stream([slot(Scrypt.kdf_id, Scrypt().encode())] * 16)
+    refused(decrypt_stream_of(hostile, password=PASSWORD), HeaderError, "total kdf work")
+    assert kdf_work == [Scrypt().work()] * 4
+
+
+@pytest.mark.parametrize("name", COSTLIEST_ADMITTED)
+def test_forged_token_costs_at_most_one_budget(name: str, kdf_work: list[int]) -> None:
+    kdf = COSTLIEST_ADMITTED[name]
+    hostile = token(kdf.kdf_id, kdf.encode())
+    refused(lambda: aes_hmac.decrypt(hostile, PASSWORD), InvalidToken, "authentication failed")
+    key = aes_hmac.PasswordKey(PASSWORD, kdf=PBKDF2(1000))
+    refused(lambda: key.decrypt(hostile), InvalidToken, "authentication failed")
+    ring = aes_hmac.Keyring(PASSWORD, kdf=PBKDF2(1000))
+    refused(lambda: ring.decrypt(hostile), InvalidToken, "no keyring entry opens")
+    assert kdf_work == [kdf.work()] * 3
+    assert kdf.work() <= WORK_BUDGET
+
+
+def test_token_over_the_budget_runs_nothing(kdf_work: list[int]) -> None:
+    hostile = token(PBKDF2.kdf_id, PBKDF2(WORK_BUDGET + 1).encode())
+    with pytest.raises(aes_hmac.KdfLimitError, match="kdf work 13000001 exceeds") as info:
+        aes_hmac.decrypt(hostile, PASSWORD)
+    assert info.value.field == "max_kdf_work"
+    assert kdf_work == []
+
+
+@pytest.mark.parametrize("entries", [4, 5, 16])
+def test_keyring_entries_share_one_budget(entries: int, kdf_work: list[int]) -> None:
+    """4 password entries and a forged default-scrypt token: all 4 tried; more are not."""
+    ring = aes_hmac.Keyring(*(f"{PASSWORD}{i}" for i in range(entries)), kdf=PBKDF2(1000))
+    hostile = token(Scrypt.kdf_id, Scrypt().encode())
+    error, message = (
+        (InvalidToken, "no keyring entry opens") if entries <= 4 else (aes_hmac.KdfLimitError, "")
+    )
+    refused(lambda: ring.decrypt(hostile), error, message)
+    assert kdf_work == [Scrypt().work()] * min(entries, 4)
+    assert sum(kdf_work) <= WORK_BUDGET
+
+
+def test_keyring_budget_error_names_the_work_limit(kdf_work: list[int]) -> None:
+    ring = aes_hmac.Keyring(*(f"{PASSWORD}{i}" for i in range(5)))
+    hostile = token(Scrypt.kdf_id, Scrypt(19, 8, 1).encode())
+    with pytest.raises(aes_hmac.KdfLimitError) as info:
+        ring.decrypt(hostile)
+    assert str(info.value).startswith("kdf limits exceeded: total kdf work ")
+    assert info.value.field == "max_kdf_work"
+    assert len(kdf_work) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", COSTLIEST_ADMITTED)
+def test_worst_case_runs_within_the_budget(name: str, kdf_runs: list[str]) -> None:
+    """The real thing: a forged token and a forged 16-slot header of the costliest admitted KDF
+    each run it once and fail cleanly (the benchmark prints the seconds and MiB)."""
+    kdf = COSTLIEST_ADMITTED[name]
+    with pytest.raises(InvalidToken, match="authentication failed"):
+        aes_hmac.decrypt(token(kdf.kdf_id, kdf.encode()), PASSWORD)
+    hostile = stream([slot(kdf.kdf_id, kdf.encode())] * 16)
+    with pytest.raises(HeaderError, match="total kdf work"):
+        decrypt_stream_of(hostile, password=PASSWORD)()
+    assert kdf_runs == [type(kdf).__name__] * 2
+
+
+def sealed_header(kdfs: list[Any]) -> bytes:
+    """A real header with one slot per KDF, the password of slot i being ``pw<i>``."""
+    file_key, stream_id = os.urandom(32), os.urandom(32)
+    prefix = encode_prefix(12, stream_id)
+    slots = [
+        seal_slot(prefix, Credential(f"pw{i}".encode(), kdf), file_key, os.urandom(16), bytes(16))
+        for i, kdf in enumerate(kdfs)
+    ]
+    return seal_header(12, stream_id, file_key, slots)
+
+
+def test_budget_stops_honest_slots_past_it_and_a_raised_one_opens_them() -> None:
+    cheap = PBKDF2(1000)
+    header = read_header(io.BytesIO(sealed_header([cheap] * 4)).read)
+    limits = aes_hmac.KdfLimits(max_kdf_work=3 * cheap.work())
+    for i in range(3):
+        assert open_header(header, Credential(f"pw{i}".encode(), cheap), limits)[1] == i
+    with pytest.raises(aes_hmac.KdfLimitError, match="total kdf work 4000 exceeds the limit 3000"):
+        open_header(header, Credential(b"pw3", cheap), limits)
+    raised = aes_hmac.KdfLimits(max_kdf_work=4 * cheap.work())
+    assert open_header(header, Credential(b"pw3", cheap), raised)[1] == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kdf", "count"), [(Scrypt(), 4), (Argon2id(), 5), (PBKDF2(), 16)])
+def test_header_of_default_slots_opens_with_its_last_password(kdf: Any, count: int) -> None:
+    header = read_header(io.BytesIO(sealed_header([kdf] * count)).read)
+    last = Credential(f"pw{count - 1}".encode(), kdf)
+    assert open_header(header, last, aes_hmac.KdfLimits())[1] == count - 1
+
+
+MEMORY_CAPPED_CHILD = """
+import io, resource, sys
+cap = int(sys.argv[1]) << 20
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+import aes_hmac
+tok, header = bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3])
+for call in (
+    lambda: aes_hmac.decrypt(tok, "pw"),
+    lambda: aes_hmac.PasswordKey("pw").decrypt(tok),
+    lambda: aes_hmac.Keyring("pw").decrypt(tok),
+    lambda: aes_hmac.decrypt_stream(io.BytesIO(header), io.BytesIO(), "pw"),
+):
+    try:
+        call()
+    except aes_hmac.AesHmacError as exc:
+        print(type(exc).__name__, getattr(exc, "field", "-"), exc, sep="|")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_AS (POSIX)")
+@pytest.mark.parametrize(
+    ("cap_mib", "kdf"), [(640, Argon2id(1, 700 << 10, 4)), (512, Scrypt(19, 8, 1))]
+)
+def test_memory_error_from_a_kdf_is_the_librarys_error(cap_mib: int, kdf: Any) -> None:
+    """Regression (issue 10 #9): under an address-space cap, a forged token or header inside every
+    default limit made the KDF raise a raw ``MemoryError`` out of ``decrypt``."""
+    aes_hmac.KdfLimits().check(kdf)
+    tok, header = token(kdf.kdf_id, kdf.encode()), stream([slot(kdf.kdf_id, kdf.encode())])
+    args = [str(cap_mib), tok.hex(), header.hex()]
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_CAPPED_CHILD, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    wanted = f"kdf needs more memory than is available ({kdf.memory_bytes()} bytes)"
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [f"KdfLimitError|max_memory_bytes|{wanted}"] * 3
+    assert lines[3:] == [f"KdfLimitError|max_memory_bytes|failed to read header: {wanted}"]

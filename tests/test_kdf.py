@@ -196,7 +196,9 @@ def test_limits_name_the_parameter() -> None:
         DEFAULT_LIMITS.check(PBKDF2(30_000_000))
     with pytest.raises(ValueError, match="kdf memory"):
         DEFAULT_LIMITS.check(Scrypt(24, 8, 1))
-    KdfLimits(max_pbkdf2_iterations=1 << 40).check(PBKDF2(30_000_000))
+    with pytest.raises(ValueError, match="kdf work 30000000 exceeds the limit 13000000"):
+        KdfLimits(max_pbkdf2_iterations=1 << 40).check(PBKDF2(30_000_000))
+    KdfLimits(max_pbkdf2_iterations=1 << 40, max_kdf_work=1 << 40).check(PBKDF2(30_000_000))
 
 
 def test_password_nfc_and_errors() -> None:

@@ -1,4 +1,5 @@
-"""README.md's python code blocks run, in order, in one namespace (every section's blocks)."""
+"""README.md's python code blocks run: each alone in a fresh namespace, unless its first line
+says it continues the block above (then in that block's namespace)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aes_hmac import _demo
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+CONTINUES = "# (continues the block above)"
 
 
 def python_blocks() -> list[str]:
@@ -18,15 +20,21 @@ def python_blocks() -> list[str]:
 
 
 def test_readme_has_python_blocks() -> None:
-    assert len(python_blocks()) >= 5
+    blocks = python_blocks()
+    assert len(blocks) >= 5
+    assert not blocks[0].startswith(CONTINUES)
 
 
 def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # blocks that write files write them here
-    namespace: dict[str, object] = {"__name__": "__readme__"}
+    namespace: dict[str, object] = {}
     for number, code in enumerate(python_blocks(), start=1):
+        if not code.startswith(CONTINUES):
+            namespace = {"__name__": "__readme__"}
         try:
-            exec(compile(code, f"README.md python block {number}", "exec"), namespace)
+            # dont_inherit: this module's `from __future__ import annotations` must not leak in.
+            compiled = compile(code, f"README.md python block {number}", "exec", dont_inherit=True)
+            exec(compiled, namespace)
         except Exception as exc:
             pytest.fail(f"README python block {number} failed: {exc!r}\n{code}")
 

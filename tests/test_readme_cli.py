@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # drives the installed script through subprocesses
 README = Path(__file__).resolve().parent.parent / "README.md"
 BIN_DIR = Path(sys.executable).parent
 SECTION = re.compile(

@@ -168,7 +168,8 @@ def valid_header(kdf: Kdf | None = CHEAP, slots: int = 1) -> bytes:
 
 HOSTILE = {
     "bad magic": (b"AESHMAC\x01" + valid_header()[8:], "not an aes-hmac stream"),
-    "token byte": (b"\xa5" + valid_header()[1:], "not an aes-hmac stream"),
+    "token byte": (b"\xa5" + valid_header()[1:], "this is an aes-hmac token, not a stream"),
+    "token text": (b"pQEB" + b"A" * 120, "this is an aes-hmac token, not a stream"),
     "version 2": (MAGIC + b"\x02" + valid_header()[9:], "unsupported version 2"),
     "chunk 2**31": (MAGIC + b"\x01\x1f" + valid_header()[10:], "bad chunk size exponent 31"),
     "chunk 2**11": (MAGIC + b"\x01\x0b" + valid_header()[10:], "bad chunk size exponent 11"),
@@ -181,7 +182,9 @@ HOSTILE = {
         "iterations must be between",
     ),
     "truncated": (valid_header()[:60], "truncated"),
-    "empty": (b"", "truncated"),
+    "empty": (b"", r"not an aes-hmac stream \(0 bytes, too short\)"),
+    "short text": (b"hello\n", r"not an aes-hmac stream \(6 bytes, too short\)"),
+    "cut in the magic": (MAGIC[:5], "failed to read header: truncated$"),
 }
 
 

@@ -16,7 +16,16 @@ from _vectors import cases, unhex
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aes_hmac import InvalidToken, KdfLimits, Key, PasswordKey, decrypt, encrypt, token_to_bytes
+from aes_hmac import (
+    InvalidToken,
+    KdfLimits,
+    Key,
+    Keyring,
+    PasswordKey,
+    decrypt,
+    encrypt,
+    token_to_bytes,
+)
 from aes_hmac._kdf import KDFS as KDF_REGISTRY
 from aes_hmac._kdf import PBKDF2, Argon2id, Kdf, Scrypt, encode_password, kdf_by_name
 from aes_hmac._primitives import split_key
@@ -270,6 +279,21 @@ def test_whitespace_around_text_form_is_ignored() -> None:
     token = KEY.encrypt(b"x")
     assert KEY.decrypt(f"  {token}\n") == b"x"
     assert KEY.decrypt(f"{token}\n".encode()) == b"x"
+    assert KEY.decrypt(f"\t\r\n {token} \r\n\t") == b"x"
+    assert KEY.decrypt(f"\t\r\n {token} \r\n\t".encode()) == b"x"
+
+
+@pytest.mark.parametrize("space", ["\u3000", "\u2028", "\u0085", "\u001c", "\x0b", "\x0c", "\xa0"])
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_only_ascii_space_tab_cr_lf_around_a_token(space: str, where: str) -> None:
+    """Regression (issue 10 #8): ``str.strip()`` took Unicode spaces, separators and controls."""
+    token = KEY.encrypt(b"x")
+    text = space + token if where == "before" else token + space
+    ring = Keyring(KEY)
+    for form in (text, text.encode("utf-8")):
+        for call in (KEY.decrypt, ring.decrypt, lambda t: decrypt(t, KEY), token_to_bytes):
+            with pytest.raises(InvalidToken, match="token is not valid base64"):
+                call(form)
 
 
 def test_unencodable_text_error_holds_no_plaintext() -> None:

@@ -29,6 +29,7 @@ from .compat import aes_decrypt, aes_encrypt
 
 # isort: split
 # --- streams, files, random access, folders (issues 3, 11) ---
+from ._atomic import atomic_output, check_output_link
 from ._engine import decrypt_stream, encrypt_stream
 from ._fileobj import StreamReader, StreamWriter, open
 from ._files import (
@@ -78,8 +79,10 @@ __all__ = [
     "add_password",
     "aes_decrypt",
     "aes_encrypt",
+    "atomic_output",
     "change_password",
     "check_chunk_size",
+    "check_output_link",
     "decrypt",
     "decrypt_file",
     "decrypt_stream",

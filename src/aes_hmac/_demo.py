@@ -46,8 +46,8 @@ def main() -> int:
         source = Path(tmp) / "plain.bin"
         data = os.urandom(3 * 1024 * 1024 + 17)
         source.write_bytes(data)
-        encrypt_file(source, Path(tmp) / "plain.bin.aeh", password)
-        decrypt_file(Path(tmp) / "plain.bin.aeh", Path(tmp) / "back.bin", password)
+        encrypt_file(source, Path(tmp) / "plain.bin.ahm", password)
+        decrypt_file(Path(tmp) / "plain.bin.ahm", Path(tmp) / "back.bin", password)
         back = (Path(tmp) / "back.bin").read_bytes()
         results.append(_check(f"file round trip ({len(data):,} bytes)", back == data))
 

@@ -92,14 +92,17 @@ def start_stream(
     return header, ChunkCodec(file_key, prefix, 1 << chunk_log2)
 
 
-def new_stream(credential: Credential, chunk_size: int) -> tuple[bytes, ChunkCodec]:
-    """``start_stream`` for one credential with fresh random stream id, file key, salt and IV."""
+def new_stream(
+    credential: Credential, chunk_size: int, salt: bytes | None = None
+) -> tuple[bytes, ChunkCodec]:
+    """``start_stream`` for one credential with fresh random stream id, file key, slot IV and
+    salt (unless ``salt`` is given: a batch shares one, so its password is derived once)."""
     return start_stream(
         [credential],
         chunk_log2=chunk_log2_of(chunk_size),
         stream_id=random_bytes(STREAM_ID_SIZE),
         file_key=random_bytes(KEY_SIZE),
-        salts=[random_bytes(SALT_SIZE)],
+        salts=[random_bytes(SALT_SIZE) if salt is None else salt],
         slot_ivs=[random_iv()],
     )
 

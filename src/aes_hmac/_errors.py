@@ -36,10 +36,14 @@ class StreamDamaged(DecryptionError):
 class KdfLimitError(InvalidToken, HeaderError, ValueError):
     """A token or stream asks for more KDF work than the decryptor's ``KdfLimits`` allow.
 
-    Raised before any derivation. It is an ``InvalidToken`` for tokens and a ``HeaderError`` for
-    streams (so existing handlers keep catching it), and a ``ValueError`` from
+    Raised before the derivation it refuses. It is an ``InvalidToken`` for tokens and a
+    ``HeaderError`` for streams (so existing handlers keep catching it), and a ``ValueError`` from
     ``KdfLimits.check``. ``field`` names the ``KdfLimits`` attribute that was exceeded (for
-    example ``"max_memory_bytes"``), ``value`` what the input asked for, ``limit`` the ceiling.
+    example ``"max_memory_bytes"``, or ``"max_kdf_work"`` when the slots or keyring entries tried
+    for one input would pass the total), ``value`` what the input asked for, ``limit`` the
+    ceiling. Also raised when the system refuses a KDF's memory (a ``MemoryError`` during the
+    derivation): then ``field`` is ``"max_memory_bytes"``, ``value`` the memory asked for and
+    ``limit`` 0 (the system's limit is unknown); lowering that limit refuses such input up front.
     """
 
     def __init__(self, message: str, field: str, value: int, limit: int) -> None:

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import builtins
 import io
-import os
+import threading
 from functools import partial
 from types import TracebackType
 from typing import BinaryIO, Literal, overload
 
 from ._credential import RawKey, Secret, to_credential
 from ._engine import ChunkSealer, iter_plain, new_stream
-from ._io import check_file, read_full_bytes, write_all
+from ._errors import AesHmacError, StreamDamaged
+from ._io import TextPath, path_or_file, read_full_bytes, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
 from ._seekable import SeekableReader, file_read_at, is_seekable
 from ._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of, open_codec, read_header
-
-StrPath = str | os.PathLike[str]
 
 
 class StreamWriter(io.BufferedIOBase):
@@ -113,9 +112,12 @@ class StreamWriter(io.BufferedIOBase):
 class StreamReader(io.RawIOBase):
     """Read side of ``open(..., "rb")``: releases a chunk's plaintext only after its tag verified.
 
-    The header is opened by the constructor (``HeaderError`` there). The first failure (a chunk
-    that does not verify, or a read error) is stored and raised again by every later read, so no
-    caller can read past damage or take a cut stream for a complete one.
+    The header is opened by the constructor (``HeaderError`` there). The first failure is kept
+    and every later read raises it, so no caller can read past damage or take a cut stream for a
+    complete one. The kept error is always the library's: damage is a ``StreamDamaged``; any
+    other failure part way through a chunk (an ``OSError`` from the source, an interrupt) is
+    raised as itself once, then kept as a ``StreamDamaged`` chained to it. Threads may share a
+    reader: reads take turns under a lock.
     """
 
     def __init__(
@@ -127,29 +129,46 @@ class StreamReader(io.RawIOBase):
         header = read_header(partial(read_full_bytes, src))
         codec = open_codec(header, credential, limits)
         self._chunks = iter_plain(src, codec, header.size)
+        self._offset = header.size
         self._plain: memoryview = memoryview(b"")
-        self._error: BaseException | None = None
+        self._error: AesHmacError | None = None
         self._eof = False
+        self._lock = threading.Lock()
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         """Copy verified plaintext into ``b``; 0 only at the authenticated end of the stream."""
+        with self._lock:
+            return self._readinto(b)
+
+    def _readinto(self, b: bytes | bytearray | memoryview) -> int:
         if self.closed:
             raise ValueError("read from a closed stream")
         if self._error is not None:
             raise self._error
         while not self._plain and not self._eof:
             try:
-                self._plain = next(self._chunks)[0]
+                self._plain, consumed = next(self._chunks)
             except StopIteration:
                 self._eof = True
-            except BaseException as exc:
-                # Stored whatever it is (damage, or a read error part way through a chunk): the
-                # chunk generator is finished now, and only the authenticated end may read as EOF.
+            except AesHmacError as exc:
                 self._error = exc
                 raise
+            except BaseException as exc:
+                # The chunk generator is finished now, and only the authenticated end may read
+                # as EOF: later reads get a library error that says why.
+                kept = StreamDamaged(
+                    f"stream unreadable after a failed read at byte {self._offset} "
+                    f"({type(exc).__name__})",
+                    self._offset,
+                )
+                kept.__cause__ = exc
+                self._error = kept
+                raise
+            else:
+                self._offset += consumed
         view = memoryview(b).cast("B")
         n = min(len(view), len(self._plain))
         view[:n] = self._plain[:n]
@@ -164,7 +183,7 @@ class StreamReader(io.RawIOBase):
 
 @overload
 def open(
-    file: StrPath | BinaryIO,
+    file: TextPath | BinaryIO,
     mode: Literal["rb"] = "rb",
     *,
     password: Secret | None = None,
@@ -175,7 +194,7 @@ def open(
 ) -> StreamReader | SeekableReader: ...
 @overload
 def open(
-    file: StrPath | BinaryIO,
+    file: TextPath | BinaryIO,
     mode: Literal["wb"],
     *,
     password: Secret | None = None,
@@ -185,7 +204,7 @@ def open(
     limits: KdfLimits = DEFAULT_LIMITS,
 ) -> StreamWriter: ...
 def open(
-    file: StrPath | BinaryIO,
+    file: TextPath | BinaryIO,
     mode: Literal["rb", "wb"] = "rb",
     *,
     password: Secret | None = None,
@@ -209,10 +228,9 @@ def open(
         chunk_log2_of(chunk_size)
     else:
         check_limits_arg(limits)
-    owned = isinstance(file, str | os.PathLike)
-    if not owned:
-        check_file(file, "file", "write" if mode == "wb" else "read")
-    fileobj: BinaryIO = builtins.open(file, mode) if owned else file  # type: ignore[arg-type,assignment]
+    path = path_or_file(file, "file", "write" if mode == "wb" else "read")
+    owned = path is not None
+    fileobj: BinaryIO = file if path is None else builtins.open(path, mode)  # type: ignore[assignment]
     try:
         if mode == "wb":
             return StreamWriter(fileobj, credential, chunk_size, owned)

@@ -1,8 +1,7 @@
-"""Whole files: atomic output, ``encrypt_file`` / ``decrypt_file``, key-slot edits, inspection.
+"""Whole files: ``encrypt_file`` / ``decrypt_file``, key-slot edits, inspection.
 
-Every helper that writes a named file writes a temporary file beside it, fsyncs it, renames it
-into place and fsyncs the folder; on any failure the temporary file is removed, so no partial
-output (and no unauthenticated plaintext) ever appears under the destination name.
+Every named file is written through ``atomic_output`` (``_atomic``): whole or not at all, so no
+partial output (and no unauthenticated plaintext) ever appears under the destination name.
 """
 
 from __future__ import annotations
@@ -11,142 +10,87 @@ import builtins
 import functools
 import os
 import shutil
-import stat
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, BinaryIO, Final, TypeVar
 
+# ``as``: re-exported for integrations/fsspec.py, which imports it from here.
+from ._atomic import atomic_output as atomic_output
+from ._atomic import check_output_link
 from ._credential import RawKey, Secret, secret_credential, to_credential
 from ._engine import decrypt_stream, encrypt_stream
-from ._io import check_file, read_full_bytes, write_all
+from ._errors import KdfLimitError
+from ._io import (
+    StrPath,
+    TextPath,
+    fs_path,
+    locked_for_edit,
+    path_or_file,
+    read_full_bytes,
+    write_all,
+)
 from ._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
     Credential,
     Kdf,
     KdfLimits,
+    WorkBudget,
     check_kdf,
     check_limits_arg,
 )
 from ._parallel import Progress
-from ._primitives import IV_SIZE, SALT_SIZE, random_bytes
+from ._primitives import IV_SIZE, SALT_SIZE, constant_time_equal, random_bytes
 from ._stream import (
     DEFAULT_CHUNK_SIZE,
     MAX_SLOTS,
     Header,
     StreamInfo,
+    check_slot_kind,
     chunk_log2_of,
     open_header,
     read_header,
     seal_header,
     seal_slot,
+    unwrap_slot,
 )
 
-StrPath = str | os.PathLike[str]
 _COPY_SIZE: Final = 1 << 20
-_TMP_MARK: Final = ".aes-hmac-tmp-"
 
 
-def inspect_stream(file: StrPath | BinaryIO) -> StreamInfo:
+def inspect_stream(file: TextPath | BinaryIO) -> StreamInfo:
     """Read a stream's header without a password: version, chunk size, header size, slot KDFs.
 
     ``HeaderError`` when the header is malformed. Nothing here is authenticated.
     """
-    if isinstance(file, str | os.PathLike):
-        with builtins.open(file, "rb") as f:
+    path = path_or_file(file, "file", "read")
+    if path is not None:
+        with builtins.open(path, "rb") as f:
             return read_header(partial(read_full_bytes, f)).info()
-    check_file(file, "file", "read")
-    return read_header(partial(read_full_bytes, file)).info()
-
-
-def _fsync_dir(folder: str) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # platforms without directory handles (Windows): rename is as durable as it gets
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _existing_target(dst: str) -> tuple[str, int | None]:
-    """Where ``dst`` really is (symlinks followed) and its permission bits if it exists.
-
-    Only a regular file may be replaced: renaming over a device, FIFO, socket or folder would
-    destroy the entry instead of writing to it.
-    """
-    target = os.path.realpath(dst)
-    try:
-        st = os.stat(target)
-    except FileNotFoundError:
-        return target, None
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"dst_path {dst} is not a regular file")
-    return target, stat.S_IMODE(st.st_mode)
-
-
-@contextmanager
-def atomic_output(dst_path: StrPath, overwrite: bool) -> Iterator[BinaryIO]:
-    """Yield a temp file beside ``dst_path``; on success fsync + rename it there, else delete it.
-
-    A symlink is followed: its target is replaced and the link stays. A replaced file keeps its
-    permission bits; a new file is created with mode 0600. ``ValueError`` when ``dst_path``
-    exists and is not a regular file (device, FIFO, socket, folder).
-    """
-    dst = os.fspath(dst_path)
-    target, mode = _existing_target(dst)
-    if not overwrite and os.path.lexists(dst):
-        raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)")
-    folder = os.path.dirname(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}{_TMP_MARK}", dir=folder)
-    try:
-        with builtins.open(fd, "wb") as out:
-            if mode is not None:
-                os.chmod(out.fileno(), mode)
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _link_no_clobber(tmp, target)
-        _fsync_dir(folder)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _link_no_clobber(tmp: str, dst: str) -> None:
-    """Move ``tmp`` to ``dst`` unless ``dst`` appeared meanwhile (a hard link never replaces)."""
-    try:
-        os.link(tmp, dst)
-    except FileExistsError:
-        raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)") from None
-    except OSError:
-        # File systems without hard links: re-check, then rename (a narrow race remains).
-        if os.path.lexists(dst):
-            raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)") from None
-        os.replace(tmp, dst)
-        return
-    os.unlink(tmp)
+    return read_header(partial(read_full_bytes, file)).info()  # type: ignore[arg-type]
 
 
 def check_distinct_paths(src_path: StrPath, dst_path: StrPath) -> None:
-    src, dst = os.fspath(src_path), os.fspath(dst_path)
+    src, dst = fs_path(src_path, "src_path"), fs_path(dst_path, "dst_path")
     same = os.path.realpath(src) == os.path.realpath(dst)
     if not same and os.path.exists(dst):
         same = os.path.samefile(src, dst)
     if same:
         raise ValueError("src_path and dst_path must be different files")
+
+
+@contextmanager
+def file_to_file(
+    src_path: StrPath, dst_path: StrPath, overwrite: bool
+) -> Iterator[tuple[BinaryIO, BinaryIO]]:
+    """(source opened for reading, ``atomic_output`` for ``dst_path``): what every file-to-file
+    helper works on, once the two paths are checked to be different files."""
+    check_distinct_paths(src_path, dst_path)
+    with builtins.open(fs_path(src_path, "src_path"), "rb") as src:
+        with atomic_output(dst_path, overwrite) as out:
+            yield src, out
 
 
 def encrypt_file(
@@ -171,8 +115,7 @@ def encrypt_file(
     """
     to_credential(password, key, kdf=kdf)
     chunk_log2_of(chunk_size)
-    check_distinct_paths(src_path, dst_path)
-    with builtins.open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as out:
+    with file_to_file(src_path, dst_path, overwrite) as (src, out):
         encrypt_stream(
             src,
             out,
@@ -204,8 +147,7 @@ def decrypt_file(
     files only, symlinks followed, mode kept, new files 0600).
     """
     to_credential(password, key)
-    check_distinct_paths(src_path, dst_path)
-    with builtins.open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as out:
+    with file_to_file(src_path, dst_path, overwrite) as (src, out):
         decrypt_stream(
             src,
             out,
@@ -247,25 +189,109 @@ def _renamed(old_to_new: dict[str, str]) -> Callable[[_F], _F]:
     return wrap
 
 
+class FileChangedError(RuntimeError):
+    """The file a key-slot edit read was replaced by something that does not take the edit
+    lock before the edit could be written; nothing was written (try again)."""
+
+
+Edit = Callable[[Header, list[int], bytes], list[bytes]]
+"""edit(header, slots the opener opens, file key) -> the new list of encoded slots."""
+
+
 def _rewrite_slots(
     path: StrPath,
     credential: Credential,
     limits: KdfLimits,
-    edit: Callable[[Header, int, bytes], list[bytes]],
+    edit: Edit,
+    *,
+    every_slot: bool,
 ) -> None:
     """Open ``path``'s header with ``credential``, let ``edit`` build the new slot list, then
-    atomically write new header + the payload bytes copied unchanged (never re-encrypted)."""
+    atomically write new header + the payload bytes copied unchanged (never re-encrypted).
+
+    Edits of one file are serialised (``locked_for_edit``), and right before the rename the
+    header on disk is checked to be the one edited, so two edits at once never undo each other
+    (a removal is never lost). ``every_slot``: find every slot the credential opens (removal),
+    not only the first.
+    """
     check_limits_arg(limits)
+    name = fs_path(path, "path")
     # atomic_output follows a symlink (the target is edited, so the old secret stops working)
-    # and keeps the file's permission bits.
-    with builtins.open(path, "rb") as src:
+    # and keeps the file's permission bits; its link policy is checked before any KDF runs.
+    check_output_link(name, "path")
+    with locked_for_edit(name) as src:
         header = read_header(partial(read_full_bytes, src))
+        check_slot_kind(header, credential)
+        if every_slot:
+            _check_every_slot_in_limits(header, credential, limits)
         file_key, index = open_header(header, credential, limits)
-        slots = edit(header, index, file_key)
+        opened = [index]
+        if every_slot:
+            opened += opened_slots(header, credential, limits, file_key, start=index + 1)
+        slots = edit(header, opened, file_key)
         new_header = seal_header(header.chunk_log2, header.stream_id, file_key, slots)
-        with atomic_output(path, overwrite=True) as out:
+        old_header = header.signed + header.tag
+
+        def unchanged() -> None:
+            with builtins.open(name, "rb") as now:
+                same = os.path.samestat(os.fstat(now.fileno()), os.fstat(src.fileno()))
+                if not same or read_full_bytes(now, len(old_header)) != old_header:
+                    raise FileChangedError(f"{name} changed during the key-slot edit; try again")
+
+        with atomic_output(name, overwrite=True, before_commit=unchanged) as out:
             write_all(out, new_header)
             shutil.copyfileobj(src, out, _COPY_SIZE)
+
+
+def _check_every_slot_in_limits(header: Header, credential: Credential, limits: KdfLimits) -> None:
+    """A removal must try every slot of its kind: one over ``limits`` cannot be tried, so the
+    removal is refused (naming the limit) rather than maybe leaving a slot the secret opens."""
+    for slot in header.slots:
+        if slot.kdf is not None and credential.kdf is not None:
+            try:
+                limits.check(slot.kdf)
+            except KdfLimitError as exc:
+                raise exc.prefixed("cannot check every key slot: ") from None
+
+
+def opened_slots(
+    header: Header, credential: Credential, limits: KdfLimits, file_key: bytes, start: int = 0
+) -> list[int]:
+    """Indexes (from ``start``) of the slots ``credential`` opens to ``file_key``: one KDF run
+    per slot of its kind within ``limits`` (others skipped), all charged to one work budget
+    (``max_kdf_work``) as opening is; past it, ``KdfLimitError`` saying not every slot could be
+    checked (an edit that stopped there could keep a slot the secret opens)."""
+    found = []
+    budget = WorkBudget(limits)
+    for index in range(start, len(header.slots)):
+        slot = header.slots[index]
+        if (slot.kdf is None) != (credential.kdf is None):
+            continue
+        if slot.kdf is not None:
+            if not _within(limits, slot.kdf):
+                continue
+            try:
+                budget.charge(slot.kdf)
+            except KdfLimitError as exc:
+                raise exc.prefixed("cannot check every key slot: ") from None
+        key = unwrap_slot(header.prefix, slot, credential)
+        if key is not None and constant_time_equal(key, file_key):
+            found.append(index)
+    return found
+
+
+def _within(limits: KdfLimits, kdf: Kdf) -> bool:
+    try:
+        limits.check(kdf)
+    except KdfLimitError:
+        return False
+    return True
+
+
+def _refuse_duplicate(header: Header, added: Credential, limits: KdfLimits, key: bytes) -> None:
+    """A second slot for one secret would survive a removal that stops at the first."""
+    if opened_slots(header, added, limits, key):
+        raise ValueError("new already opens a key slot of this file")
 
 
 def _new_slot(header: Header, credential: Credential, file_key: bytes) -> bytes:
@@ -289,12 +315,14 @@ def change_password(
     opener = secret_credential(old, "old")
     replacement = secret_credential(new, "new", check_kdf(kdf))
 
-    def edit(header: Header, index: int, file_key: bytes) -> list[bytes]:
-        slots = [s.encoded for s in header.slots]
-        slots[index] = _new_slot(header, replacement, file_key)
+    def edit(header: Header, opened: list[int], file_key: bytes) -> list[bytes]:
+        _refuse_duplicate(header, replacement, limits, file_key)
+        # Every slot ``old`` opens goes, so ``old`` stops working; the first is replaced.
+        slots = [s.encoded for i, s in enumerate(header.slots) if i not in opened[1:]]
+        slots[opened[0]] = _new_slot(header, replacement, file_key)
         return slots
 
-    _rewrite_slots(path, opener, limits, edit)
+    _rewrite_slots(path, opener, limits, edit, every_slot=True)
 
 
 @_renamed({"password": "existing", "new_password": "new"})
@@ -311,22 +339,31 @@ def add_password(
     opener = secret_credential(existing, "existing")
     added = secret_credential(new, "new", check_kdf(kdf))
 
-    def edit(header: Header, index: int, file_key: bytes) -> list[bytes]:
+    def edit(header: Header, opened: list[int], file_key: bytes) -> list[bytes]:
         if len(header.slots) >= MAX_SLOTS:
             raise ValueError(f"a stream holds at most {MAX_SLOTS} key slots")
+        _refuse_duplicate(header, added, limits, file_key)
         return [s.encoded for s in header.slots] + [_new_slot(header, added, file_key)]
 
-    _rewrite_slots(path, opener, limits, edit)
+    _rewrite_slots(path, opener, limits, edit, every_slot=False)
 
 
-def remove_password(path: StrPath, password: Secret, *, limits: KdfLimits = DEFAULT_LIMITS) -> None:
-    """Remove the key slot ``password`` (password, ``PasswordKey`` or ``Key``) opens;
-    ``ValueError`` if it is the last slot."""
+def remove_password(path: StrPath, password: Secret, *, limits: KdfLimits = DEFAULT_LIMITS) -> int:
+    """Remove every key slot ``password`` (password, ``PasswordKey`` or ``Key``) opens and return
+    how many; ``HeaderError`` if it opens none, ``ValueError`` if no slot would be left.
+
+    Every slot of its kind is tried (one KDF run each), so a duplicate cannot survive; a slot
+    whose KDF exceeds ``limits`` cannot be tried, so that refuses the removal (``KdfLimitError``).
+    """
     opener = secret_credential(password, "password")
+    removed = 0
 
-    def edit(header: Header, index: int, file_key: bytes) -> list[bytes]:
-        if len(header.slots) == 1:
+    def edit(header: Header, opened: list[int], file_key: bytes) -> list[bytes]:
+        nonlocal removed
+        if len(opened) == len(header.slots):
             raise ValueError("cannot remove the last key slot")
-        return [s.encoded for i, s in enumerate(header.slots) if i != index]
+        removed = len(opened)
+        return [s.encoded for i, s in enumerate(header.slots) if i not in opened]
 
-    _rewrite_slots(path, opener, limits, edit)
+    _rewrite_slots(path, opener, limits, edit, every_slot=True)
+    return removed

@@ -6,9 +6,14 @@ here loops until done, so callers never see a short read except at the end of in
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
 import stat
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import BinaryIO, Final
 
 from ._primitives import BytesLike
@@ -21,8 +26,42 @@ skips nothing a caller could rely on. Wrappers and subclasses (hashing, progress
 injection) must see every write, so they get ``write`` calls."""
 
 
+StrPath = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+"""A file system path as the standard library takes it: text, bytes or path-like."""
+TextPath = str | os.PathLike[str]
+"""A path where a file object is also accepted: ``bytes`` there could be data (``path_or_file``)."""
+
+
+def fs_path(path: object, name: str) -> str:
+    """``path`` as text (bytes decoded as the OS does, ``os.fsdecode``), so one code path serves
+    every spelling; ``TypeError`` naming the argument for anything else."""
+    if not isinstance(path, str | bytes | os.PathLike):
+        raise TypeError(
+            f"{name} must be a path (str, bytes or os.PathLike), not {type(path).__name__}"
+        )
+    return os.fsdecode(os.fspath(path))
+
+
+def path_or_file(obj: object, name: str, method: str) -> str | None:
+    """For arguments that take a path or a file object: the path as text, or ``None`` after
+    checking ``obj`` is a binary file object with ``method``. ``bytes`` is refused: it could be
+    a path or the data itself, and data taken for a file name would end up in the message."""
+    if isinstance(obj, bytes | bytearray | memoryview):
+        raise TypeError(
+            f"{name} must be a path (str or os.PathLike) or a binary file object with "
+            f"{method}(), not {type(obj).__name__} (for a bytes path, pass os.fsdecode(path))"
+        )
+    if isinstance(obj, str | os.PathLike):
+        return fs_path(obj, name)
+    check_file(obj, name, method)
+    return None
+
+
 def check_file(obj: object, name: str, method: str) -> None:
-    """``TypeError`` naming the argument when ``obj`` is not a file object with ``method``."""
+    """``TypeError`` naming the argument when ``obj`` is not a binary file object with
+    ``method`` (a text-mode file has the method but takes or gives ``str``)."""
+    if isinstance(obj, io.TextIOBase):
+        raise TypeError(f"{name} must be a binary file object, not a text one (open it with 'b')")
     if not callable(getattr(obj, method, None)):
         raise TypeError(
             f"{name} must be a binary file object with {method}(), not {type(obj).__name__}"
@@ -127,3 +166,61 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
     except OSError:
         pass
+
+
+LOCK_SUFFIX: Final = ".aes-hmac-lock"
+"""Lock file name ending (``.<name>.aes-hmac-lock`` beside the file) where ``flock`` is absent."""
+_LOCK_POLL: Final = 0.05
+_LOCK_TIMEOUT: Final = 60.0
+"""Seconds to wait for a lock file before saying who holds it (a crash can leave one behind)."""
+
+
+@contextmanager
+def locked_for_edit(path: str, *, portable: bool = sys.platform == "win32") -> Iterator[BinaryIO]:
+    """``path`` opened for reading while every other ``locked_for_edit`` of the same file waits.
+
+    With ``flock`` the lock is on the file itself, and an edit replaces the file by rename: a
+    waiter that gets the lock on the replaced file sees the name now points elsewhere and locks
+    the new file instead, so it always reads what the previous edit wrote. Without ``flock``
+    (``portable``, Windows) a lock file beside it, created exclusively, does the same job.
+    """
+    if portable:
+        with _lock_file(path), builtins.open(path, "rb") as f:
+            yield f
+        return
+    import fcntl
+
+    while True:
+        f = builtins.open(path, "rb")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            if os.path.samestat(os.fstat(f.fileno()), os.stat(path)):
+                break
+        except BaseException:
+            f.close()
+            raise
+        f.close()  # replaced while we waited: lock the file the name points to now
+    with f:
+        yield f
+
+
+@contextmanager
+def _lock_file(path: str) -> Iterator[None]:
+    folder, name = os.path.split(os.path.realpath(path))
+    lock = os.path.join(folder, f".{name}{LOCK_SUFFIX}")
+    deadline = time.monotonic() + _LOCK_TIMEOUT
+    while True:
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            break
+        except FileExistsError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"another edit of {path} holds the lock file {lock} "
+                    "(delete it if no edit is running)"
+                ) from None
+            time.sleep(_LOCK_POLL)
+    try:
+        yield
+    finally:
+        os.unlink(lock)

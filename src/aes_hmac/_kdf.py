@@ -29,6 +29,21 @@ _U32_MAX = 0xFFFF_FFFF
 _PBKDF2_MAX_ITERATIONS = 0x7FFF_FFFF
 """cryptography (50) aborts the interpreter with a Rust panic from 2**31 iterations on."""
 
+# KDF work is counted in one unit, one PBKDF2-HMAC-SHA256 iteration, so a single budget
+# (``KdfLimits.max_kdf_work``) bounds the time of any mix of KDFs. Rates measured with
+# cryptography 50 on a shared 2-core x86-64 machine (benchmarks/bench_kdf.py prints them; best of
+# several runs, which vary by up to 40 % with the load): PBKDF2 0.12-0.14 us per iteration; scrypt
+# 0.32-0.49 us per 128 * r-byte block mix (N * r * p of them); Argon2id 1.0-1.4 us per KiB per
+# pass, plus 0.3-0.9 us per KiB to allocate and first touch its memory (more for larger memory and
+# under other processes' memory traffic). The Argon2id weights take the top of those ranges. Lanes
+# do not change the time: this cryptography runs them in one thread.
+SCRYPT_WORK_PER_BLOCK: Final = 3
+"""Work units per scrypt block mix (N * r * p of them)."""
+ARGON2_WORK_PER_KIB_PASS: Final = 10
+"""Work units per KiB of Argon2id memory per pass (iteration)."""
+ARGON2_WORK_PER_KIB: Final = 8
+"""Work units per KiB of Argon2id memory once: allocating and first touching it."""
+
 
 class KdfOption(NamedTuple):
     """One CLI flag that sets one field of a KDF class (the CLI builds its options from these)."""
@@ -107,10 +122,15 @@ class PBKDF2:
     def memory_bytes(self) -> int:
         return 0
 
+    def work(self) -> int:
+        """Cost in work units (one unit is one PBKDF2-HMAC-SHA256 iteration)."""
+        return self.iterations
+
     def limited_costs(self) -> tuple[LimitedCost, ...]:
         return (
             LimitedCost("pbkdf2 iterations {} exceed", self.iterations, "max_pbkdf2_iterations"),
             LimitedCost("kdf memory {} bytes exceeds", self.memory_bytes(), "max_memory_bytes"),
+            _work_cost(self),
         )
 
     def derive(self, password: bytes, salt: bytes) -> bytes:
@@ -145,6 +165,10 @@ class Scrypt:
             raise ValueError(f"r * p must be below 2**30, got {self.r * self.p}")
         if self.memory_bytes() >= 1 << 63:
             raise ValueError(f"128 * r * N must be below 2**63, got {self.memory_bytes()}")
+        # RFC 7914 also requires N < 2**(128 * r / 8); OpenSSL refuses the rest, and cryptography
+        # reports that refusal as a MemoryError whatever memory is free, so it is refused here.
+        if self.log2_n >= 16 * self.r:
+            raise ValueError(f"log2_n must be below 16 * r = {16 * self.r}, got {self.log2_n}")
 
     def encode(self) -> bytes:
         return self._layout.pack(self.log2_n, self.r, self.p)
@@ -166,10 +190,15 @@ class Scrypt:
     def memory_bytes(self) -> int:
         return 128 * self.r * (1 << self.log2_n)
 
+    def work(self) -> int:
+        """Cost in work units (PBKDF2 iterations): ``SCRYPT_WORK_PER_BLOCK`` x N x r x p."""
+        return SCRYPT_WORK_PER_BLOCK * (1 << self.log2_n) * self.r * self.p
+
     def limited_costs(self) -> tuple[LimitedCost, ...]:
         return (
             LimitedCost("kdf memory {} bytes exceeds", self.memory_bytes(), "max_memory_bytes"),
             LimitedCost("scrypt p {} exceeds", self.p, "max_scrypt_p"),
+            _work_cost(self),
         )
 
     def derive(self, password: bytes, salt: bytes) -> bytes:
@@ -220,11 +249,16 @@ class Argon2id:
     def memory_bytes(self) -> int:
         return self.memory_kib * 1024
 
+    def work(self) -> int:
+        """Cost in work units (PBKDF2 iterations): memory in KiB x (10 per pass + 8 to fill it)."""
+        return self.memory_kib * (ARGON2_WORK_PER_KIB_PASS * self.iterations + ARGON2_WORK_PER_KIB)
+
     def limited_costs(self) -> tuple[LimitedCost, ...]:
         return (
             LimitedCost("kdf memory {} bytes exceeds", self.memory_bytes(), "max_memory_bytes"),
             LimitedCost("argon2id iterations {} exceed", self.iterations, "max_argon2_iterations"),
             LimitedCost("argon2id lanes {} exceed", self.lanes, "max_argon2_lanes"),
+            _work_cost(self),
         )
 
     def derive(self, password: bytes, salt: bytes) -> bytes:
@@ -239,6 +273,12 @@ class Argon2id:
 
 Kdf = PBKDF2 | Scrypt | Argon2id
 """Any password KDF with its parameters (the classes of ``KDFS``)."""
+
+
+def _work_cost(kdf: Kdf) -> LimitedCost:
+    """The work limit, checked last: a more specific limit names the parameter to blame first."""
+    return LimitedCost("kdf work {} exceeds", kdf.work(), "max_kdf_work")
+
 
 KDFS: Final[tuple[type[Kdf], ...]] = (PBKDF2, Scrypt, Argon2id)
 """Every password KDF, in id order: the one list parsers, CLI and tests read."""
@@ -274,6 +314,11 @@ class KdfLimits:
 
     A token or file names its own KDF parameters; these limits stop a hostile one from stalling a
     server or exhausting its memory. Raise them explicitly to open data made with higher costs.
+    ``max_kdf_work`` bounds the total work of one token or one stream header, over every key slot
+    and keyring entry tried, in work units (one PBKDF2-HMAC-SHA256 iteration each; scrypt and
+    Argon2id are converted by their ``work()``). The default admits four scrypt defaults (3,145,728
+    each), five Argon2id defaults or sixteen PBKDF2 defaults; the worst input it admits costs about
+    four scrypt defaults (under 2 s on the machine measured).
     """
 
     max_pbkdf2_iterations: int = 20_000_000
@@ -281,6 +326,7 @@ class KdfLimits:
     max_scrypt_p: int = 16
     max_argon2_iterations: int = 64
     max_argon2_lanes: int = 64
+    max_kdf_work: int = 13_000_000
 
     def check(self, kdf: Kdf) -> None:
         """Raise ``KdfLimitError`` (a ``ValueError``) naming the parameter and the limit."""
@@ -288,6 +334,34 @@ class KdfLimits:
             limit: int = getattr(self, field)
             if value > limit:
                 raise KdfLimitError(f"{what.format(value)} the limit {limit}", field, value, limit)
+
+
+class WorkBudget:
+    """The KDF work one token or one stream header may still cost (``KdfLimits.max_kdf_work``).
+
+    Every derivation for that one input is charged here first, whichever slot or keyring entry it
+    is for, so more slots or more entries never mean more work than one limit allows.
+    Not shared between threads: each decryption makes its own.
+    """
+
+    __slots__ = ("_limit", "spent")
+
+    def __init__(self, limits: KdfLimits) -> None:
+        self._limit = limits.max_kdf_work
+        self.spent = 0
+
+    def charge(self, kdf: Kdf) -> None:
+        """Count ``kdf``'s work, or raise ``KdfLimitError`` (field ``max_kdf_work``) without
+        counting it when the total would pass the limit."""
+        total = self.spent + kdf.work()
+        if total > self._limit:
+            raise KdfLimitError(
+                f"total kdf work {total} exceeds the limit {self._limit}",
+                "max_kdf_work",
+                total,
+                self._limit,
+            )
+        self.spent = total
 
 
 DEFAULT_LIMITS: Final = KdfLimits()
@@ -348,10 +422,26 @@ def encode_password(password: str | bytes, name: str = "password") -> bytes:
 
 
 def derive_master(password: bytes, salt: bytes, kdf: Kdf) -> bytes:
-    """Run ``kdf`` over an encoded password and a salt; returns the 32-byte master key."""
+    """Run ``kdf`` over an encoded password and a salt; returns the 32-byte master key.
+
+    A ``MemoryError`` from the KDF (the system refused its memory, e.g. under a container's
+    address-space cap) becomes ``KdfLimitError`` with field ``max_memory_bytes``: an
+    ``InvalidToken`` for a token, a ``HeaderError`` for a stream. Lowering that limit below what
+    the system can give refuses such input before any work.
+    """
     if len(salt) != SALT_SIZE:
         raise ValueError(f"salt must be {SALT_SIZE} bytes, got {len(salt)}")
-    return kdf.derive(password, salt)
+    try:
+        return kdf.derive(password, salt)
+    except MemoryError:
+        memory = kdf.memory_bytes()
+        error = KdfLimitError(
+            f"kdf needs more memory than is available ({memory} bytes)",
+            "max_memory_bytes",
+            memory,
+            0,
+        )
+    raise error
 
 
 @dataclass(frozen=True, repr=False, eq=False)

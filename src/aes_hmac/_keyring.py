@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import warnings
 
-from ._errors import InvalidToken
+from ._errors import InvalidToken, KdfLimitError
 from ._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
     NO_LIMITS,
     Kdf,
     KdfLimits,
+    WorkBudget,
     check_kdf,
     check_limits_arg,
 )
-from ._keys import DEFAULT_CACHE_SIZE, Key, PasswordKey
+from ._keys import DEFAULT_CACHE_SIZE, Key, PasswordKey, decrypt_within
 from ._primitives import KEY_SIZE, BytesLike
 from ._token_codec import RAW_HEADER, VERSION, check_limits, parse, token_to_bytes
 
@@ -103,12 +104,23 @@ class Keyring:
         raw: bytes,
         candidates: tuple[PasswordKey | Key, ...],
         associated_data: BytesLike | None,
+        limits: KdfLimits,
     ) -> bytes | str:
+        """The first candidate that opens ``raw``. Derivations for it share one ``WorkBudget``
+        (cached keys cost nothing), so more entries never cost more than ``limits`` allow."""
+        budget = WorkBudget(limits)
+        over_limit: KdfLimitError | None = None
         for entry in candidates:
             try:
+                if isinstance(entry, PasswordKey):
+                    return decrypt_within(entry, raw, associated_data, budget)
                 return entry.decrypt(raw, associated_data=associated_data)
+            except KdfLimitError as exc:
+                over_limit = exc
             except InvalidToken:
                 continue
+        if over_limit is not None:
+            raise over_limit  # some entry was not tried: say which limit, not "wrong keys"
         raise InvalidToken("no keyring entry opens this token (wrong keys or tampered)")
 
     def decrypt(
@@ -121,7 +133,8 @@ class Keyring:
         """Decrypt with the first entry of the token's kind that opens it; else ``InvalidToken``.
 
         Raw-key tokens try raw keys only (no KDF); password tokens are checked against
-        ``limits`` first, then try passwords in order, each derivation cached.
+        ``limits`` first, then try passwords in order, each derivation cached; the derivations
+        for one token share ``limits.max_kdf_work``, so entries past it are not tried.
         """
         check_limits_arg(limits)
         raw = token_to_bytes(token)
@@ -130,8 +143,8 @@ class Keyring:
             kdf = parse(raw).kdf
             if kdf is not None:
                 check_limits(kdf, limits)
-                return self._open(raw, self._passwords, associated_data)
-        return self._open(raw, self._keys, associated_data)
+                return self._open(raw, self._passwords, associated_data, limits)
+        return self._open(raw, self._keys, associated_data, limits)
 
     def rotate(
         self,
@@ -175,7 +188,7 @@ class Keyring:
                 return True
             check_limits(parts.kdf, limits)
         try:
-            self._open(raw, (self._primary,), associated_data)
+            self._open(raw, (self._primary,), associated_data, limits)
         except InvalidToken:
             return True
         return False

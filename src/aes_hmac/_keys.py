@@ -6,6 +6,8 @@ are safe to share between threads.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 from collections import OrderedDict
 from typing import Final
@@ -17,6 +19,7 @@ from ._kdf import (
     Credential,
     Kdf,
     KdfLimits,
+    WorkBudget,
     check_kdf,
     check_limits_arg,
     derive_master,
@@ -32,11 +35,13 @@ from ._primitives import (
     constant_time_equal,
     hkdf_sha256,
     random_bytes,
+    reset_after_fork,
 )
 from ._token_codec import (
     FORMATS,
     RAW_HEADER,
     WRITER,
+    charge,
     check_limits,
     open_parts,
     parse,
@@ -49,6 +54,13 @@ _RAW_HEADER_LEN: Final = len(RAW_HEADER)
 _RAW_OVERHEAD: Final = _RAW_HEADER_LEN + IV_SIZE + TAG_SIZE
 _KEY_ID_LABEL: Final = b"aes-hmac key id"
 DEFAULT_CACHE_SIZE: Final = 16
+KEY_TEXT_PREFIX: Final = "aes-hmac-key-1:"
+"""Starts the text form of a ``Key`` (a key file): names the tool, the kind and the version."""
+_KEY_TEXT_CHARS: Final = 43
+"""base64url characters of 32 bytes without padding."""
+_KEY_TEXT_ALPHABET: Final = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+)
 
 
 def generate_key() -> bytes:
@@ -95,6 +107,48 @@ class Key:
         """This key as a stream/file credential (a raw-key slot); ``repr`` hides it."""
         return Credential(self._key, None)
 
+    def to_text(self) -> str:
+        """The key file form: ``aes-hmac-key-1:`` and the key in base64url (no padding), one line.
+
+        Whoever reads this text decrypts everything the key encrypts: store it like a password.
+        """
+        encoded = base64.urlsafe_b64encode(self._key).rstrip(b"=").decode("ascii")
+        return KEY_TEXT_PREFIX + encoded
+
+    @classmethod
+    def from_text(cls, text: str | bytes) -> Key:
+        """Read ``to_text``'s form; one trailing line end is allowed, nothing else.
+
+        ``ValueError`` says what is wrong without ever quoting the text (it may be a key).
+        """
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("ascii")
+            except UnicodeDecodeError:
+                raise ValueError("key text must be ASCII") from None
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str or bytes, not {type(text).__name__}")
+        line = text.removesuffix("\n").removesuffix("\r")
+        if "\n" in line or "\r" in line:
+            raise ValueError("key text must be a single line")
+        if not line.startswith(KEY_TEXT_PREFIX):
+            raise ValueError(f"key text must start with {KEY_TEXT_PREFIX!r}")
+        encoded = line[len(KEY_TEXT_PREFIX) :]
+        if not set(encoded) <= _KEY_TEXT_ALPHABET:
+            raise ValueError("key text has a character outside base64url after the prefix")
+        if len(encoded) != _KEY_TEXT_CHARS:
+            raise ValueError(
+                f"key text must have {_KEY_TEXT_CHARS} base64url characters after the prefix, "
+                f"got {len(encoded)}"
+            )
+        try:
+            key = base64.urlsafe_b64decode(encoded + "=")
+        except (binascii.Error, ValueError):  # pragma: no cover - excluded by the checks above
+            raise ValueError("key text is not valid base64url") from None
+        if base64.urlsafe_b64encode(key).rstrip(b"=").decode("ascii") != encoded:
+            raise ValueError("key text is not canonical base64url (unused low bits are set)")
+        return cls(key)
+
     def encrypt(self, data: bytes | str, *, associated_data: BytesLike | None = None) -> str:
         """Text token of ``data``; ``str`` comes back as ``str``, ``bytes`` as ``bytes``."""
         return token_to_text(self._keys.seal(RAW_HEADER, data, associated_data))
@@ -125,6 +179,7 @@ class PasswordKey:
     """
 
     __slots__ = (
+        "__weakref__",
         "_cache",
         "_cache_lock",
         "_cache_size",
@@ -156,6 +211,11 @@ class PasswordKey:
         self._salt = random_bytes(SALT_SIZE)
         self._own: tuple[bytes, TokenCipher] | None = None
         self._cache: OrderedDict[tuple[int, bytes, Kdf], TokenCipher] = OrderedDict()
+        self.after_fork_in_child()
+        reset_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
+        """New locks: another thread may have held one at the fork (also makes the first ones)."""
         self._cache_lock = threading.Lock()
         self._derive_lock = threading.Lock()
 
@@ -171,7 +231,9 @@ class PasswordKey:
         """This password and KDF as a stream/file credential (a password slot)."""
         return Credential(self._password, self._kdf)
 
-    def _keys_for(self, fmt: TokenFormat, salt: bytes, kdf: Kdf) -> TokenCipher:
+    def _keys_for(
+        self, fmt: TokenFormat, salt: bytes, kdf: Kdf, budget: WorkBudget | None = None
+    ) -> TokenCipher:
         cache_key = (fmt.version, salt, kdf)
         with self._cache_lock:
             keys = self._cache.get(cache_key)
@@ -183,6 +245,8 @@ class PasswordKey:
             with self._cache_lock:
                 keys = self._cache.get(cache_key)
             if keys is None:
+                if budget is not None:
+                    charge(budget, kdf)  # only a real derivation costs: cache hits are free
                 keys = fmt.cipher(derive_master(self._password, salt, kdf))
                 with self._cache_lock:
                     self._cache[cache_key] = keys
@@ -202,7 +266,11 @@ class PasswordKey:
         self, token: str | BytesLike, *, associated_data: BytesLike | None = None
     ) -> bytes | str:
         """Verify and decrypt a password token; one KDF per new (salt, KDF), then cached."""
-        raw = token_to_bytes(token)
+        return self._decrypt(token_to_bytes(token), associated_data, None)
+
+    def _decrypt(
+        self, raw: bytes, associated_data: BytesLike | None, budget: WorkBudget | None
+    ) -> bytes | str:
         own = self._own
         if own is not None and raw.startswith(own[0]):
             # Fast path: a token from this object; the layout check mirrors ``parse``.
@@ -213,5 +281,13 @@ class PasswordKey:
         if parts.kdf is None:
             raise InvalidToken("token needs a raw key, not a password")
         check_limits(parts.kdf, self._limits)
-        keys = self._keys_for(FORMATS[parts.version], parts.salt, parts.kdf)
+        keys = self._keys_for(FORMATS[parts.version], parts.salt, parts.kdf, budget)
         return keys.open(raw, len(parts.header), associated_data)
+
+
+def decrypt_within(
+    key: PasswordKey, raw: bytes, associated_data: BytesLike | None, budget: WorkBudget
+) -> bytes | str:
+    """``key.decrypt(raw)`` whose derivation, if it needs one (a cache miss), is charged to
+    ``budget`` first: how a ``Keyring`` bounds the work of one token over all its entries."""
+    return key._decrypt(raw, associated_data, budget)

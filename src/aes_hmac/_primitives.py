@@ -9,6 +9,8 @@ from __future__ import annotations
 import hmac as _hmac
 import os
 import threading
+import weakref
+from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives import hmac as _chmac
@@ -30,6 +32,34 @@ _PKCS7 = padding.PKCS7(_PKCS7_BITS)
 
 BytesLike = bytes | bytearray | memoryview
 """Any contiguous byte buffer the MAC and the fast ``*_into`` paths accept without copying."""
+
+
+class ForkReset(Protocol):
+    """An object holding locks (or other state) that a forked child must rebuild."""
+
+    def after_fork_in_child(self) -> None:
+        """Replace every lock the parent's other threads may have held at the fork."""
+
+
+_FORK_RESET: weakref.WeakSet[ForkReset] = weakref.WeakSet()
+
+
+def reset_after_fork(obj: ForkReset) -> None:
+    """Have ``obj.after_fork_in_child()`` run in the child of every ``os.fork`` while it lives.
+
+    ``fork`` copies only the calling thread: a lock another thread held at that moment stays held
+    forever in the child, which then deadlocks on it.
+    """
+    _FORK_RESET.add(obj)
+
+
+def _after_fork_in_child() -> None:
+    for obj in list(_FORK_RESET):
+        obj.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX only; Windows has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def random_bytes(n: int) -> bytes:
@@ -145,6 +175,30 @@ class CbcHmac:
         """True when ``tag`` is the HMAC of ``parts``; compared in constant time."""
         return constant_time_equal(self.tag(*parts), tag)
 
+    def tagged_prefix(
+        self, head: tuple[BytesLike, ...], data: BytesLike, ends: range
+    ) -> int | None:
+        """The first ``end`` in ``ends`` where ``data[:end]`` is a message followed by its tag
+        (``data[end - TAG_SIZE:end]`` is the HMAC of ``head`` || ``data[:end - TAG_SIZE]``).
+
+        Finds where a tagged message stops when unknown bytes follow it, in one incremental
+        pass: a state copy and a finalize per candidate, not a whole HMAC each.
+        """
+        view = memoryview(data).cast("B")
+        h = self._mac.copy()
+        for part in head:
+            h.update(part)
+        pos = 0
+        for end in ends:
+            body = end - TAG_SIZE
+            if body < pos or end > len(view):
+                raise ValueError("ends must ascend within data, each at least TAG_SIZE")
+            h.update(view[pos:body])
+            pos = body
+            if constant_time_equal(h.copy().finalize(), view[body:end]):
+                return end
+        return None
+
 
 class CbcHmacInto(CbcHmac):
     """``CbcHmac`` with zero-allocation paths for stream chunks: caller-owned output buffers.
@@ -182,18 +236,24 @@ class ChainedCbcHmac:
     - Decryption feeds ``IV || ciphertext`` to the open decryptor: the first output block is junk
       and dropped, the rest is exactly AES-CBC-decrypt(key, IV, ciphertext).
     Both contexts only ever see whole blocks, so no state leaks from one message into another's
-    output. After ``fork`` both processes share the chain, harmlessly: R is drawn per message.
+    output. A forked child gets a new lock and new contexts (``reset_after_fork``): another thread
+    of the parent may have held the lock, or been inside a context, at the fork.
     """
 
-    __slots__ = ("_aes", "_dec", "_enc", "_lock", "_mac")
+    __slots__ = ("__weakref__", "_aes", "_dec", "_enc", "_lock", "_mac")
 
     def __init__(self, enc_key: bytes, mac_key: bytes) -> None:
         if len(enc_key) != KEY_SIZE or len(mac_key) != KEY_SIZE:
             raise ValueError(f"keys must be {KEY_SIZE} bytes each")
-        self._aes = aes = algorithms.AES(enc_key)
-        self._enc = Cipher(aes, modes.CBC(os.urandom(IV_SIZE))).encryptor()
-        self._dec = Cipher(aes, modes.CBC(bytes(IV_SIZE))).decryptor()
+        self._aes = algorithms.AES(enc_key)
         self._mac = _chmac.HMAC(mac_key, _SHA256)
+        self.after_fork_in_child()
+        reset_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
+        """Fresh contexts and lock (also how ``__init__`` makes the first ones)."""
+        self._enc = Cipher(self._aes, modes.CBC(os.urandom(IV_SIZE))).encryptor()
+        self._dec = Cipher(self._aes, modes.CBC(bytes(IV_SIZE))).decryptor()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ._errors import HeaderError, KdfLimitError, StreamDamaged
-from ._kdf import KDF_RAW, PARAMS_SIZE, Credential, Kdf, KdfLimits, decode_kdf
+from ._kdf import KDF_RAW, PARAMS_SIZE, Credential, Kdf, KdfLimits, WorkBudget, decode_kdf
 from ._primitives import (
     BLOCK_SIZE,
     IV_SIZE,
@@ -30,6 +30,7 @@ from ._primitives import (
     hmac_sha256,
     split_key,
 )
+from ._token_format import MAGIC as TOKEN_MAGIC
 
 MAGIC: Final = b"AESHMAC\x00"
 """First 8 bytes of every stream; distinct from the token's first byte 0xA5."""
@@ -47,6 +48,11 @@ CHUNK_OVERHEAD: Final = IV_SIZE + TAG_SIZE
 MIN_FINAL_CHUNK: Final = CHUNK_OVERHEAD + BLOCK_SIZE
 """An encrypted final chunk holds at least one padding block."""
 
+_TOKEN_TEXT: Final = b"pQ"
+"""How a token's text form starts: base64 of the token magic 0xA5 and a version below 16."""
+TRAILING_SEARCH: Final = 64 * 1024
+"""How many bytes after a final chunk, within the chunk that failed, are still recognised as
+trailing data (a longer run reads as damage): bounds the search to 4096 tag checks."""
 _SLOT_LABEL: Final = b"aes-hmac stream v1 slot"
 _CHUNK_LABEL: Final = b"aes-hmac stream v1 chunk"
 _HEADER_INFO: Final = b"aes-hmac stream v1 header authentication"
@@ -176,6 +182,18 @@ def seal_slot(
     return body + cipher.tag(prefix, body)
 
 
+def unwrap_slot(prefix: bytes, slot: Slot, credential: Credential) -> bytes | None:
+    """The file key when ``credential`` opens ``slot`` (a password is stretched with the slot's
+    own KDF: one derivation, limits are the caller's business), else ``None``."""
+    if (slot.kdf is None) != (credential.kdf is None):
+        return None
+    slot_credential = credential if slot.kdf is None else credential.with_kdf(slot.kdf)
+    cipher = CbcHmac(*split_key(slot_credential.master(slot.salt), _SLOT_LABEL))
+    if not cipher.verify(slot.tag, prefix, slot.encoded[:-TAG_SIZE]):
+        return None
+    return cipher.decrypt_unpadded(slot.iv, slot.wrapped)
+
+
 def seal_header(chunk_log2: int, stream_id: bytes, file_key: bytes, slots: list[bytes]) -> bytes:
     """The whole header: prefix || slot_count || slots || HMAC(header key, all bytes before)."""
     if not 1 <= len(slots) <= MAX_SLOTS:
@@ -200,14 +218,29 @@ def _read_exact(read: Read, n: int) -> bytes:
     return data
 
 
+def check_start(start: bytes) -> None:
+    """``HeaderError`` unless ``start`` (the first bytes of an input, up to magic and version)
+    begins like a stream; the message says what the input looks like instead: a token, an
+    input too short to be a stream, or something else. A cut stream stays ``truncated``."""
+    if start[:1] == bytes((TOKEN_MAGIC,)) or start.startswith(_TOKEN_TEXT):
+        raise HeaderError("failed to read header: this is an aes-hmac token, not a stream")
+    if len(start) < len(MAGIC) + 1:
+        if start and MAGIC.startswith(start[: len(MAGIC)]):
+            raise HeaderError("failed to read header: truncated")
+        raise HeaderError(
+            f"failed to read header: not an aes-hmac stream ({len(start)} bytes, too short)"
+        )
+    if start[: len(MAGIC)] != MAGIC:
+        raise HeaderError("failed to read header: not an aes-hmac stream")
+
+
 def read_header(read: Read) -> Header:
     """Parse a stream header through ``read``, dispatching on its version byte (``FORMATS``).
 
     Exactly the header's bytes are read; ``HeaderError`` for a bad magic or unknown version.
     """
-    start = _read_exact(read, len(MAGIC) + 1)
-    if start[: len(MAGIC)] != MAGIC:
-        raise HeaderError("failed to read header: not an aes-hmac stream")
+    start = read(len(MAGIC) + 1)
+    check_start(start)
     parse = FORMATS.get(start[-1])
     if parse is None:
         raise HeaderError(f"failed to read header: unsupported version {start[-1]}")
@@ -251,12 +284,14 @@ def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tu
     """Unwrap the file key with ``credential``; returns (file key, index of the slot it opened).
 
     Only slots of the credential's kind are tried (password slots for a password, raw slots for a
-    key). A slot whose KDF exceeds ``limits`` is skipped before any KDF work; if nothing opens and
-    such a slot was skipped, the error names the limit. Otherwise, any failure (no slot opens, or
-    the header tag fails under the unwrapped key) is ``HeaderError("wrong password or damaged
-    header")``.
+    key), in order. A slot whose KDF exceeds ``limits`` is skipped before any KDF work, and so is
+    one that would take the KDF work of this header past ``limits.max_kdf_work`` (one budget for
+    all its slots); if nothing opens and a slot was skipped, the error names the last limit that
+    skipped one. Otherwise, any failure (no slot opens, or the header tag fails under the
+    unwrapped key) is ``HeaderError("wrong password or damaged header")``.
     """
     prefix = header.prefix
+    budget = WorkBudget(limits)
     over_limit: KdfLimitError | None = None
     for index, slot in enumerate(header.slots):
         if (slot.kdf is None) != (credential.kdf is None):
@@ -264,13 +299,18 @@ def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tu
         if slot.kdf is not None:
             try:
                 limits.check(slot.kdf)
+                budget.charge(slot.kdf)
             except KdfLimitError as exc:
                 over_limit = exc
                 continue
             slot_credential = credential.with_kdf(slot.kdf)
         else:
             slot_credential = credential
-        cipher = CbcHmac(*split_key(slot_credential.master(slot.salt), _SLOT_LABEL))
+        try:
+            master = slot_credential.master(slot.salt)
+        except KdfLimitError as exc:  # the system had no memory for this KDF
+            raise exc.prefixed("failed to read header: ") from None
+        cipher = CbcHmac(*split_key(master, _SLOT_LABEL))
         if not cipher.verify(slot.tag, prefix, slot.encoded[:-TAG_SIZE]):
             continue
         file_key = cipher.decrypt_unpadded(slot.iv, slot.wrapped)
@@ -282,8 +322,21 @@ def open_header(header: Header, credential: Credential, limits: KdfLimits) -> tu
     raise HeaderError(_WRONG)
 
 
+def check_slot_kind(header: Header, credential: Credential) -> None:
+    """``HeaderError`` naming what the stream opens with when it has no slot of the
+    credential's kind (a password for a key-only stream, or the reverse): before any KDF runs.
+    Slot kinds are public (``inspect_stream`` shows them), so this tells nothing secret."""
+    wants_password = credential.kdf is not None
+    if any((slot.kdf is not None) == wants_password for slot in header.slots):
+        return
+    if wants_password:
+        raise HeaderError("no password slot: this stream opens with a key")
+    raise HeaderError("no key slot: this stream opens with a password")
+
+
 def open_codec(header: Header, credential: Credential, limits: KdfLimits) -> ChunkCodec:
     """The codec for a stream's chunks, once ``credential`` opened one of its slots."""
+    check_slot_kind(header, credential)
     file_key, _ = open_header(header, credential, limits)
     return ChunkCodec(file_key, header.prefix, header.chunk_size)
 
@@ -340,6 +393,18 @@ class ChunkCodec:
             view[-TAG_SIZE:], self._prefix, chunk_counter(index, last), view[:-TAG_SIZE]
         )
 
+    def _failure(self, index: int, offset: int, view: memoryview, message: str) -> StreamDamaged:
+        """The error for chunk ``index`` that failed: trailing data when a prefix of it (cut at
+        most ``TRAILING_SEARCH`` bytes short, a possible chunk length) verifies as the final
+        chunk, since then the stream ended there and bytes were appended; else ``message``."""
+        n = len(view)
+        first = max(MIN_FINAL_CHUNK, -(-(n - TRAILING_SEARCH) // BLOCK_SIZE) * BLOCK_SIZE)
+        ends = range(first, n - n % BLOCK_SIZE + 1, BLOCK_SIZE)
+        head = (self._prefix, chunk_counter(index, True))
+        if self._cipher.tagged_prefix(head, view, ends) is not None:
+            return StreamDamaged(f"trailing data after the final chunk at byte {offset}", offset)
+        return StreamDamaged(message, offset)
+
     def open_into(self, index: int, offset: int, chunk: BytesLike, out: bytearray) -> int:
         """Verify then decrypt a full (non-final) chunk into ``out``; returns plaintext bytes.
 
@@ -347,9 +412,7 @@ class ChunkCodec:
         """
         view = memoryview(chunk)
         if not self.verifies(index, False, view):
-            if self.verifies(index, True, view):
-                raise StreamDamaged(f"trailing data after the final chunk at byte {offset}", offset)
-            raise StreamDamaged(f"data damaged at byte {offset}", offset)
+            raise self._failure(index, offset, view, f"data damaged at byte {offset}")
         iv = bytes(view[:IV_SIZE])
         ct = view[IV_SIZE:-TAG_SIZE]
         return self._cipher.decrypt_into(iv, ct, memoryview(out)[: len(ct) + BLOCK_SIZE - 1])
@@ -362,11 +425,11 @@ class ChunkCodec:
         view = memoryview(chunk)
         n = len(view)
         if n < MIN_FINAL_CHUNK or (n - CHUNK_OVERHEAD) % BLOCK_SIZE:
-            raise StreamDamaged(f"data truncated at byte {offset}", offset)
+            raise self._failure(index, offset, view, f"data truncated at byte {offset}")
         if not self.verifies(index, True, view):
             if self.verifies(index, False, view):
                 raise StreamDamaged(f"data truncated after byte {offset + n}", offset + n)
-            raise StreamDamaged(f"data damaged at byte {offset}", offset)
+            raise self._failure(index, offset, view, f"data damaged at byte {offset}")
         try:
             return self._cipher.decrypt(bytes(view[:IV_SIZE]), bytes(view[IV_SIZE:-TAG_SIZE]))
         except ValueError:

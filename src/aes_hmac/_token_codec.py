@@ -15,7 +15,7 @@ from typing import Final
 
 from . import _token_v1
 from ._errors import InvalidToken, KdfLimitError
-from ._kdf import Kdf, KdfLimits
+from ._kdf import Kdf, KdfLimits, WorkBudget
 from ._primitives import BytesLike
 from ._token_format import MAGIC, TokenFormat, TokenParts
 
@@ -38,13 +38,18 @@ _CANONICAL_LAST: Final = {
     3: _B64URL_ALPHABET[::4],
 }
 _B64_PAD: Final = {0: b"", 2: b"==", 3: b"="}
+_LIMITS_EXCEEDED: Final = "kdf limits exceeded: "
+_SPACE: Final = " \t\r\n"
+"""What may surround a token: ASCII space, tab, CR and LF only (``str.strip()`` would also take
+Unicode spaces, separators and control characters such as U+3000, U+2028, U+0085, U+001C)."""
+_SPACE_BYTES: Final = _SPACE.encode("ascii")
 
 
 def token_to_bytes(token: str | BytesLike) -> bytes:
     """The binary form of a token given in either form (layout not checked; see ``parse``)."""
     if isinstance(token, str):
         try:
-            text = token.strip().encode("ascii")
+            text = token.strip(_SPACE).encode("ascii")
         except UnicodeEncodeError:
             raise InvalidToken("token is not valid base64") from None
         return _b64decode(text)
@@ -52,7 +57,7 @@ def token_to_bytes(token: str | BytesLike) -> bytes:
         data = bytes(token)
         if data[:1] == bytes((MAGIC,)):
             return data
-        return _b64decode(data.strip())
+        return _b64decode(data.strip(_SPACE_BYTES))
     raise TypeError(f"token must be str or bytes, not {type(token).__name__}")
 
 
@@ -94,7 +99,15 @@ def check_limits(kdf: Kdf, limits: KdfLimits) -> None:
     try:
         limits.check(kdf)
     except KdfLimitError as exc:
-        raise exc.prefixed("kdf limits exceeded: ") from None
+        raise exc.prefixed(_LIMITS_EXCEEDED) from None
+
+
+def charge(budget: WorkBudget, kdf: Kdf) -> None:
+    """``budget.charge(kdf)`` with the token's message prefix when the work limit stops it."""
+    try:
+        budget.charge(kdf)
+    except KdfLimitError as exc:
+        raise exc.prefixed(_LIMITS_EXCEEDED) from None
 
 
 def open_parts(parts: TokenParts, master: bytes, associated_data: BytesLike | None) -> bytes | str:

@@ -18,23 +18,20 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_complete
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
+from ._atomic import atomic_output
 from ._credential import to_credential
-from ._engine import iter_plain, random_iv, resolve_workers, seal_chunks, start_stream
+from ._engine import iter_plain, new_stream, resolve_workers, seal_chunks
 from ._errors import HeaderError
-from ._files import atomic_output
-from ._io import write_all
+from ._io import StrPath, fs_path, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
-from ._primitives import KEY_SIZE, SALT_SIZE, random_bytes
+from ._primitives import SALT_SIZE, random_bytes
 from ._stream import (
     DEFAULT_CHUNK_SIZE,
-    STREAM_ID_SIZE,
-    ChunkCodec,
     chunk_log2_of,
-    open_header,
+    open_codec,
     read_header,
 )
 
-StrPath = str | os.PathLike[str]
 TreeProgress = Callable[[int, int], None]
 """progress(bytes of all files done so far, bytes of all files)."""
 
@@ -147,14 +144,7 @@ def encrypt_one(
     workers = 1 if os.path.getsize(src) <= 2 * chunk_size else resolve_workers(None)
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     with _open_no_follow(src) as fin, atomic_output(dst, overwrite) as out:
-        header, codec = start_stream(
-            [credential],
-            chunk_log2=chunk_log2_of(chunk_size),
-            stream_id=random_bytes(STREAM_ID_SIZE),
-            file_key=random_bytes(KEY_SIZE),
-            salts=[salt],
-            slot_ivs=[random_iv()],
-        )
+        header, codec = new_stream(credential, chunk_size, salt)
         return seal_chunks(fin, out, header, codec, workers=workers)
 
 
@@ -166,8 +156,7 @@ def decrypt_one(
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     with _open_no_follow(src) as fin, atomic_output(dst, overwrite) as out:
         header = read_header(fin.read)
-        file_key, _ = open_header(header, credential, limits)
-        codec = ChunkCodec(file_key, header.prefix, header.chunk_size)
+        codec = open_codec(header, credential, limits)
         total = 0
         for plain, _taken in iter_plain(fin, codec, header.size):
             write_all(out, plain)
@@ -182,9 +171,10 @@ def _open_no_follow(path: str) -> BinaryIO:
 
 
 def _prepare_dirs(src_dir: StrPath, dst_dir: StrPath) -> tuple[str, str]:
-    src, dst = os.path.realpath(src_dir), os.path.realpath(dst_dir)
+    given = fs_path(src_dir, "src_dir")
+    src, dst = os.path.realpath(given), os.path.realpath(fs_path(dst_dir, "dst_dir"))
     if not os.path.isdir(src):
-        raise ValueError(f"src_dir {os.fspath(src_dir)} is not a folder")
+        raise ValueError(f"src_dir {given} is not a folder")
     if dst == src or dst.startswith(src + os.sep) or src.startswith(dst + os.sep):
         raise ValueError("src_dir and dst_dir must not contain each other")
     os.makedirs(dst, exist_ok=True)
@@ -320,7 +310,7 @@ def decrypt_tree(
             continue
         try:
             with _open_no_follow(job.src) as fin:
-                open_header(read_header(fin.read), credential, limits)
+                open_codec(read_header(fin.read), credential, limits)
         except Exception as exc:
             result.failures.append((job.src, exc))
             continue

@@ -251,22 +251,43 @@ def looks_armored(prefix: bytes) -> bool:
     return prefix.lstrip(_WHITESPACE).startswith(_ARMOR_PREFIX)
 
 
+def _begin_after_text(prefix: bytes, since: int) -> int:
+    """Where a begin line starts after leading text (at a line start past ``since``), or -1."""
+    at = prefix.find(b"\n" + BEGIN_LINE, max(0, since - len(BEGIN_LINE) - 1))
+    return -1 if at < 0 else at + 1
+
+
+def _undecided(prefix: bytes, begin: int) -> bool:
+    """Whether more input is needed to tell armor from binary: only whitespace so far, or text
+    with no begin line yet (an e-mail before its armor). A NUL byte means binary (the stream
+    magic holds one), so a binary stream is never read further than the first peek."""
+    if len(prefix.lstrip(_WHITESPACE)) < len(_ARMOR_PREFIX):
+        return True
+    return begin < 0 and not looks_armored(prefix) and b"\x00" not in prefix
+
+
 def sniff(src: BinaryIO) -> tuple[BinaryIO, bool]:
     """Peek at ``src`` (pipes included: no seek) and return a stream of its binary content.
 
     Returns ``(stream, armored)``: for armor, ``stream`` decodes it; otherwise ``stream`` yields
-    exactly the bytes of ``src``, the peeked ones included.
+    exactly the bytes of ``src``, the peeked ones included. Armor is found at the start (after
+    blank lines) or after leading text, on a line of its own within the first 64 KiB (a message
+    pasted below some words); the text before the begin line is then skipped.
     """
     prefix = b""
-    # At least _SNIFF_SIZE bytes, and past leading blank lines (bounded) to the first content.
-    while len(prefix) < _SNIFF_SIZE or (
-        len(prefix.lstrip(_WHITESPACE)) < len(_ARMOR_PREFIX) and len(prefix) < _SNIFF_LIMIT
-    ):
+    begin = -1
+    # At least _SNIFF_SIZE bytes, then on (bounded) while the input is undecided.
+    while len(prefix) < _SNIFF_SIZE or (_undecided(prefix, begin) and len(prefix) < _SNIFF_LIMIT):
         chunk = src.read(_SNIFF_SIZE)
         if not chunk:
             break
+        since = len(prefix)
         prefix += chunk
-    stream: BinaryIO = io.BufferedReader(_Prefixed(prefix, src), _READ_SIZE)
+        if begin < 0:
+            begin = _begin_after_text(prefix, since)
     if looks_armored(prefix):
-        return io.BufferedReader(ArmorReader(stream), _READ_SIZE), True
-    return stream, False
+        begin = 0
+    if begin < 0:
+        return io.BufferedReader(_Prefixed(prefix, src), _READ_SIZE), False
+    stream = io.BufferedReader(_Prefixed(prefix[begin:], src), _READ_SIZE)
+    return io.BufferedReader(ArmorReader(stream), _READ_SIZE), True

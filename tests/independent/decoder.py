@@ -113,6 +113,10 @@ def parse_kdf(kdf_id: int, block: bytes) -> KdfSpec:
             raise FormatError(
                 f"invalid kdf parameters: 128 * r * N must be below 2**63, got {memory}"
             )
+        if log2_n >= 16 * r:
+            raise FormatError(
+                f"invalid kdf parameters: log2_n must be below 16 * r = {16 * r}, got {log2_n}"
+            )
         return KdfSpec(2, (log2_n, r, p))
     t, m, lanes = struct.unpack(">III", block)
     _in_range("iterations", t, 1, U32_MAX)
@@ -294,9 +298,16 @@ def parse_header(data: bytes) -> Header:
         if len(data) < end:
             raise FormatError("failed to read header: truncated")
 
-    need(43)
+    if data[:1] == bytes([TOKEN_MAGIC]) or data.startswith(b"pQ"):
+        raise FormatError("failed to read header: this is an aes-hmac token, not a stream")
+    if len(data) < 9 and not (data and STREAM_MAGIC.startswith(data[:8])):
+        raise FormatError(
+            f"failed to read header: not an aes-hmac stream ({len(data)} bytes, too short)"
+        )
+    need(9)
     if data[:8] != STREAM_MAGIC:
         raise FormatError("failed to read header: not an aes-hmac stream")
+    need(43)
     if data[8] != STREAM_VERSION:
         raise FormatError(f"failed to read header: unsupported version {data[8]}")
     chunk_log2 = data[9]
@@ -343,6 +354,11 @@ def open_header(
     limits: Limits = DEFAULT_LIMITS,
 ) -> bytes:
     """Find a slot for the caller's secret and return the file key (section 3.5 steps 2-3)."""
+    raw_slots = sum(slot.kdf.kdf_id == 0 for slot in header.slots)
+    if password is not None and raw_slots == len(header.slots):
+        raise FormatError("no password slot: this stream opens with a key")
+    if key is not None and raw_slots == 0:
+        raise FormatError("no key slot: this stream opens with a password")
     skipped: FormatError | None = None
     for slot in header.slots:
         if slot.kdf.kdf_id == 0:
@@ -381,6 +397,25 @@ def _chunk_verifies(
     return hmac.compare_digest(expected, chunk[-TAG_SIZE:])
 
 
+TRAILING_SEARCH = 65536
+
+
+def _trailing_or(
+    mac_key: bytes, prefix: bytes, index: int, chunk: bytes, pos: int, message: str
+) -> FormatError:
+    """Section 3.5 step 4: a failed chunk with a prefix that verifies as the final chunk means
+    trailing data; prefixes are 64 bytes or more, multiples of 16, at most 65536 bytes short."""
+    for end in range(64, len(chunk) + 1, BLOCK):
+        if len(chunk) - end > TRAILING_SEARCH:
+            continue
+        iv, body = chunk[:IV_SIZE], chunk[IV_SIZE : end - TAG_SIZE]
+        tag = chunk[end - TAG_SIZE : end]
+        expected = _hmac(mac_key, prefix, struct.pack(">Q", index), b"\x01", iv, body)
+        if hmac.compare_digest(expected, tag):
+            return FormatError(f"trailing data after the final chunk at byte {pos}")
+    return FormatError(message)
+
+
 def decode_stream(
     data: bytes,
     *,
@@ -404,8 +439,9 @@ def decode_stream(
     while True:
         chunk = data[pos : pos + step]
         at_end = pos + len(chunk) == len(data)
+        failed = partial(_trailing_or, mac_key, header.prefix, index, chunk, pos)
         if at_end and (len(chunk) < IV_SIZE + BLOCK + TAG_SIZE or len(chunk) % BLOCK):
-            raise FormatError(f"data truncated at byte {pos}")
+            raise failed(f"data truncated at byte {pos}")
         iv, body = chunk[:IV_SIZE], chunk[IV_SIZE:-TAG_SIZE]
         verifies = partial(_chunk_verifies, mac_key, header.prefix, index, iv, body, chunk)
         if at_end:
@@ -417,12 +453,9 @@ def decode_stream(
                 return b"".join(out)
             if verifies(b"\x00"):
                 raise FormatError(f"data truncated after byte {pos + len(chunk)}")
-            raise FormatError(f"data damaged at byte {pos}")
-        if verifies(b"\x00"):
-            out.append(_cbc_decrypt(enc_key, iv, body))
-        elif verifies(b"\x01"):
-            raise FormatError(f"trailing data after the final chunk at byte {pos}")
-        else:
-            raise FormatError(f"data damaged at byte {pos}")
+            raise failed(f"data damaged at byte {pos}")
+        if not verifies(b"\x00"):
+            raise failed(f"data damaged at byte {pos}")
+        out.append(_cbc_decrypt(enc_key, iv, body))
         pos += step
         index += 1

@@ -7,10 +7,11 @@ password (``str`` or ``bytes``), a ``Key`` or a ``PasswordKey``, or ``key=`` 32 
 """
 
 from .aescrypt import import_aescrypt, import_aescrypt_file
-from .fernet import fernet_decrypt, import_fernet
+from .fernet import check_fernet_key, fernet_decrypt, import_fernet
 from .legacy import convert_legacy, decrypt_legacy_insecure
 
 __all__ = [
+    "check_fernet_key",
     "convert_legacy",
     "decrypt_legacy_insecure",
     "fernet_decrypt",

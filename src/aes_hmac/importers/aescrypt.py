@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from .._credential import RawKey, Secret
 from .._engine import encrypt_stream
 from .._errors import DecryptionError, HeaderError, StreamDamaged
-from .._files import atomic_output, check_distinct_paths
+from .._files import file_to_file
 from .._io import read_full, read_full_bytes
 from .._kdf import DEFAULT_KDF, Kdf, check_kdf
 from .._primitives import (
@@ -304,6 +304,5 @@ def import_aescrypt_file(
     machinery). Returns the plaintext size; ``FileExistsError`` for an existing ``dst_path``
     unless ``overwrite``.
     """
-    check_distinct_paths(src_path, dst_path)
-    with open(src_path, "rb") as src, atomic_output(dst_path, overwrite) as dst:
+    with file_to_file(src_path, dst_path, overwrite) as (src, dst):
         return import_aescrypt(src, dst, aescrypt_password, password, key=key, kdf=kdf)

@@ -1,8 +1,12 @@
 """Tuples made by the ORIGINAL script (the design note's first version): read them, convert them.
 
-Its design is weak: one PBKDF2 key for AES and HMAC, and a MAC over the base64 text alone, so a
-changed IV alters the first plaintext block undetected. Reading is opt-in and named so; convert
-such tuples to tokens soon. The tuple field checks here are shared with ``aes_hmac.compat``.
+Its design is weak and cannot be fixed: one PBKDF2 key for AES and HMAC, and a MAC over the base64
+text alone, so the IV is not authenticated. A changed IV alters the first plaintext block
+undetected, and whether reading then fails ("invalid padding or text") or succeeds is a CBC
+padding oracle: whoever can submit tuples with chosen IVs and see the outcome recovers a one-block
+message (up to 15 bytes) without the password. Reading is opt-in and named so: convert once, from
+tuples you hold, never on tuples someone else can submit. The tuple field checks here are shared
+with ``aes_hmac.compat``.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def check_tuple(iv: object, salt: object, mac: object) -> tuple[bytes, bytes, by
 
 
 def decode_ciphertext(ciphertext: object) -> bytes:
-    """Standard base64 (with padding) text to bytes; malformed text is tampering, not a typo."""
+    """Canonical standard base64 (with padding) text to bytes; anything else is tampering."""
     if isinstance(ciphertext, str):
         try:
             text = ciphertext.encode("ascii")
@@ -64,6 +68,10 @@ def decode_ciphertext(ciphertext: object) -> bytes:
         ct = binascii.a2b_base64(text, strict_mode=True)
     except binascii.Error:
         raise InvalidToken("ciphertext is not valid base64") from None
+    # Strict mode still accepts nonzero unused bits in the last character (several spellings of
+    # one ciphertext); only the canonical spelling is accepted, so any change to the text raises.
+    if binascii.b2a_base64(ct, newline=False) != text:
+        raise InvalidToken("ciphertext is not valid base64")
     if not ct or len(ct) % BLOCK_SIZE:
         raise InvalidToken("ciphertext length is not a whole number of blocks")
     return ct
@@ -85,7 +93,9 @@ def decrypt_legacy_insecure(
 
     The original derived one 32-byte PBKDF2-HMAC-SHA256 key (200,000 iterations) for both AES and
     HMAC and MACed only the base64 ciphertext text, so a changed IV alters the first 16 bytes of
-    plaintext undetected. The MAC is still verified before anything is decrypted.
+    plaintext undetected, and the outcome for a changed IV (padding error or success) is a padding
+    oracle on one-block messages. Checking the MAC first does not help: it does not cover the IV.
+    Never run this on tuples an attacker can submit.
     """
     pw = _legacy_password(password)
     iv, salt, mac = check_tuple(iv, salt, mac)

@@ -1,0 +1,1 @@
+"""One module per subcommand, each defining ``COMMAND`` (its arguments and what it runs)."""

@@ -1,0 +1,140 @@
+"""``aes-hmac decrypt``: binary or armored input (detected) to a file or stdout."""
+
+from __future__ import annotations
+
+import argparse
+import stat
+from collections.abc import Callable
+from typing import Any, Final
+
+import aes_hmac
+
+from .. import options
+from ..common import EXIT_OK, CliError, Command, Interrupted
+from ..io_policy import (
+    EXTENSION,
+    CountingWriter,
+    Progress,
+    check_paths,
+    decrypted_name,
+    open_input,
+    open_output,
+    output_error,
+    path_arg,
+    size_of,
+)
+from ..messages import describe
+from ..passwords import read_old_secret
+from ..sniffing import check_input, open_encrypted
+
+PASSWORD = options.PasswordOptions(key_file=True)
+LIMITS = options.LimitOptions()
+CHUNK_OVERHEAD: Final = 48
+"""Ciphertext bytes per chunk beyond its plaintext: IV and tag (docs/FORMAT.md)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    options.add_input(parser)
+    options.add_output(
+        parser,
+        output_help=f"output file ('-': stdout; default: INPUT without {EXTENSION}, or stdout"
+        " for stdin)",
+    )
+    options.add_workers(parser)
+    PASSWORD.add(parser)
+    LIMITS.add(parser)
+
+
+def plaintext_counter(info: aes_hmac.StreamInfo) -> Callable[[int], int]:
+    """Turns ciphertext bytes read into plaintext bytes (within a chunk), from the header."""
+    size, chunk = info.header_size, info.chunk_size
+    return lambda n: max(0, n - size) * chunk // (chunk + CHUNK_OVERHEAD)
+
+
+def run(args: argparse.Namespace) -> int:
+    src = path_arg(args.input)
+    dst = decrypted_name(src, args.output)
+    source = PASSWORD.read(args)
+    options.refuse_stdin_password(source, src)
+    paths = check_paths(src, dst, force=args.force)
+    src_stat = paths.src_stat
+    limits = LIMITS.read(args)
+    progress: Progress | None = None
+    counter: CountingWriter | None = None
+    try:
+        with open_input(src) as fin:
+            stream, armored, head = open_encrypted(fin)
+            info = check_input(head, key_file=source.key_file is not None)
+            password = read_old_secret(source)
+            to_plain = plaintext_counter(info)
+            size = None if armored else size_of(src_stat)
+            total = None if size is None else to_plain(size)
+            # After the prompt: a line drawn first would share the prompt's line.
+            progress = Progress(
+                quiet=args.quiet, total=total, label="decrypt", piped=paths.piped, to_plain=to_plain
+            )
+            # decrypt_file reopens the path: only a regular file can be read twice (a <(...)
+            # pipe path has lost the bytes sniff consumed), and only one without leading text.
+            if (
+                src is not None
+                and dst is not None
+                and not paths.in_place
+                and not armored
+                and stat.S_ISREG(src_stat.st_mode)
+            ):
+                aes_hmac.decrypt_file(
+                    src,
+                    dst,
+                    password,
+                    limits=limits,
+                    overwrite=args.force,
+                    progress=progress.callback,
+                    workers=args.workers,
+                )
+                return EXIT_OK
+            with open_output(dst, paths, force=args.force) as opened:
+                out: Any = opened
+                if paths.in_place:
+                    out = counter = CountingWriter(opened)
+                aes_hmac.decrypt_stream(
+                    stream,
+                    out,
+                    password,
+                    limits=limits,
+                    workers=args.workers,
+                    progress=progress.callback,
+                    total=None,
+                )
+                out.flush()
+    except (aes_hmac.AesHmacError, OSError, KeyboardInterrupt, Interrupted) as exc:
+        if counter is not None and counter.written and not isinstance(exc, BrokenPipeError):
+            reason = str(exc) if isinstance(exc, Interrupted) else describe(exc)
+            if isinstance(exc, KeyboardInterrupt):
+                reason = "interrupted"
+            message = (
+                f"{reason}; the {counter.written} bytes already written to {dst or 'stdout'} are "
+                "incomplete and must be discarded"
+            )
+            if isinstance(exc, Interrupted):
+                raise Interrupted(exc.signum, message) from None
+            raise CliError(message) from None
+        if isinstance(exc, OSError):
+            raise output_error(exc, dst) or exc from None
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+    return EXIT_OK
+
+
+COMMAND = Command(
+    name="decrypt",
+    help="Decrypt a file or stdin (binary or armored, detected).",
+    epilog="Armor is found after leading text (an e-mail). Without a password option or"
+    " --key-file, asks once on the terminal.\n"
+    + options.SOURCE_FILE_NOTE
+    + "\nExamples:\n  aes-hmac decrypt notes.txt.ahm      # writes notes.txt\n"
+    "  aes-hmac decrypt -o - DIR.tgz.ahm | tar xz",
+    add_arguments=add_arguments,
+    run=run,
+)
