@@ -238,16 +238,18 @@ def test_truncation_is_caught_at_open() -> None:
 
 def test_extension_is_caught_at_open() -> None:
     final = HEADER + 10 * FULL
-    for extra in (5, 16, 200):
+    for extra in (5, 16, 300, 3000):  # 3000: past the end of the final chunk's place
         with pytest.raises(
             StreamDamaged, match=f"^trailing data after the final chunk at byte {final}$"
         ):
             reader(ENC + os.urandom(extra))
     with pytest.raises(StreamDamaged, match=r"^data (damaged|truncated)"):
-        reader(ENC + os.urandom(300))  # past what opening searches: damage or a cut
+        reader(ENC + os.urandom(2 * FULL))  # past the place after the final chunk's: damage
 
 
-@pytest.mark.parametrize("tail, extra", [(CHUNK - 1, 16), (CHUNK - 20, 32), (CHUNK - 1, 100)])
+@pytest.mark.parametrize(
+    "tail, extra", [(CHUNK - 1, 16), (CHUNK - 20, 32), (CHUNK - 1, 100), (CHUNK - 500, 1000)]
+)
 def test_extension_past_the_final_chunks_place_is_trailing_data(tail: int, extra: int) -> None:
     # A final chunk that (nearly) fills its place: appended bytes spill into the next place.
     enc = encrypted(os.urandom(2 * CHUNK + tail))

@@ -30,7 +30,7 @@ from ._io import check_file, read_full
 from ._kdf import DEFAULT_LIMITS, Credential, KdfLimits, check_limits_arg
 from ._primitives import BLOCK_SIZE
 from ._readahead import PIECE_BYTES, Piece, ReadAhead, scratch, shared_pool
-from ._stream import CHUNK_OVERHEAD, MIN_FINAL_CHUNK, open_codec, read_header
+from ._stream import CHUNK_OVERHEAD, open_codec, read_header
 
 StrPath = str | os.PathLike[str]
 ReadAt = Callable[[int, memoryview], int]
@@ -43,9 +43,6 @@ _CACHE_BYTES: Final = 16 << 20
 """Plaintext kept in the verified-chunk cache, at least two chunks whatever the chunk size."""
 _PIECE_MAX: Final = 8 << 20
 """Largest piece fetched at once (the per-thread input buffer), so memory stays bounded."""
-_TRAILING_PROBE: Final = 256
-"""Appended bytes that opening still recognises as trailing data after an authentic final chunk
-(each candidate length costs one tag check, on the failure path only)."""
 
 
 def chunk_layout(header_size: int, chunk_size: int, stream_size: int) -> tuple[int, int]:
@@ -200,32 +197,30 @@ class SeekableReader(io.RawIOBase):
             raise ValueError("I/O operation on a closed file")
 
     def _open_final(self, size: int) -> tuple[int, bytes]:
-        """Index and plaintext of the final chunk, placed by the stream's size alone."""
+        """Index and plaintext of the final chunk, placed by the stream's size alone.
+
+        Bytes appended after the final chunk make that place hold more than a chunk: the codec
+        then finds the authentic final chunk inside it and says "trailing data" (as sequential
+        readers do). When the appended bytes spill past the end of the final chunk's place, the
+        size points one place too far, so the place before is tried the same way; appended data
+        longer than that reads as damage (or a cut) at the place the size points to.
+        """
         last, offset = chunk_layout(self._header_size, self._chunk_size, size)
         try:
             return last, self._codec.open_final(last, offset, self._fetch(offset, size - offset))
         except StreamDamaged as exc:
-            if str(exc).startswith("trailing data"):
+            if str(exc).startswith("trailing data") or not last:
                 raise
-            at = self._trailing_at(size)
-            if at is None:
-                raise
-            raise StreamDamaged(f"trailing data after the final chunk at byte {at}", at) from None
-
-    def _trailing_at(self, size: int) -> int | None:
-        """Where an authentic final chunk starts if at most ``_TRAILING_PROBE`` bytes follow it.
-
-        Bytes appended to a stream move where its size says the final chunk is (into the next
-        chunk's place, if they cross its end); each shorter size that fits the layout is tried.
-        """
-        for cut in range(1, min(_TRAILING_PROBE, size - self._header_size) + 1):
-            index, offset = chunk_layout(self._header_size, self._chunk_size, size - cut)
-            n = size - cut - offset
-            if n < MIN_FINAL_CHUNK or (n - CHUNK_OVERHEAD) % BLOCK_SIZE:
-                continue
-            if self._codec.verifies(index, True, self._fetch(offset, n)):
-                return offset
-        return None
+            before = offset - self._full
+            try:
+                self._codec.open_final(last - 1, before, self._fetch(before, self._full))
+            except StreamDamaged as spilled:
+                if str(spilled).startswith("trailing data"):
+                    raise spilled from None
+                raise exc from None
+            # The final chunk fills its place exactly and everything after it was appended.
+            message = f"trailing data after the final chunk at byte {before}"
+            raise StreamDamaged(message, before) from None
 
     def _read_into(self, offset: int, out: memoryview, sequential: bool) -> int:
         """Fill ``out`` with verified plaintext from ``offset`` (up to the end); bytes copied.
