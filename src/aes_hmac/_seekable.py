@@ -33,6 +33,9 @@ from ._readahead import PIECE_BYTES, Piece, ReadAhead, scratch, shared_pool
 from ._stream import CHUNK_OVERHEAD, open_codec, read_header
 
 StrPath = str | os.PathLike[str]
+Allocate = Callable[[int], memoryview]
+"""allocate(n): a writable byte view of ``n`` bytes for ``read_buffer`` to fill and hand over
+(its previous contents never show: every byte is overwritten)."""
 ReadAt = Callable[[int, memoryview], int]
 """read_at(offset, buf): fill ``buf`` from ``offset`` of the encrypted stream, fewer bytes only at
 its end; returns the bytes read. Must be thread-safe."""
@@ -76,10 +79,12 @@ class SeekableReader(io.RawIOBase):
         credential: Credential,
         limits: KdfLimits,
         close: Callable[[], None] | None = None,
+        allocate: Allocate | None = None,
     ) -> None:
         super().__init__()
         self._read_at = read_at
         self._close_src = close
+        self._allocate = allocate or _new_buffer
         probe = memoryview(bytearray(min(size, _HEADER_PROBE)))
         header = read_header(io.BytesIO(probe[: read_at(0, probe)]).read)
         self._codec = open_codec(header, credential, limits)
@@ -161,12 +166,12 @@ class SeekableReader(io.RawIOBase):
         return self.read()
 
     def read_buffer(self, size: int = -1) -> memoryview:
-        """``read`` into a new buffer, without the copy into ``bytes``: pyarrow's Python file
-        wrapper calls this when present and uses the buffer in place."""
+        """``read`` into a new buffer (``allocate``), without the copy into ``bytes``: pyarrow's
+        Python file wrapper calls this when present and uses the buffer in place."""
         self._check_open()
         with self._pos_lock:
             want = max(0, self._size - self._pos)
-            buf = memoryview(bytearray(want if size < 0 else min(size, want)))
+            buf = self._allocate(want if size < 0 else min(size, want))
             self._pos += self._read_into(self._pos, buf, sequential=True)
             return buf
 
@@ -393,6 +398,10 @@ class SeekableReader(io.RawIOBase):
         return view
 
 
+def _new_buffer(n: int) -> memoryview:
+    return memoryview(bytearray(n))
+
+
 def file_read_at(fileobj: BinaryIO) -> tuple[ReadAt, int]:
     """A thread-safe ``read_at`` over a seekable file object, and the stream's size.
 
@@ -454,13 +463,15 @@ def open_seekable(
     return SeekableReader(read_at, size, credential, limits)
 
 
-def seekable_path(path: StrPath, credential: Credential, limits: KdfLimits) -> SeekableReader:
+def seekable_path(
+    path: StrPath, credential: Credential, limits: KdfLimits, allocate: Allocate | None = None
+) -> SeekableReader:
     """``open_seekable`` on a path with a credential already built (the file is closed with
     the reader)."""
     fileobj: BinaryIO = builtins.open(path, "rb")
     try:
         read_at, size = file_read_at(fileobj)
-        return SeekableReader(read_at, size, credential, limits, fileobj.close)
+        return SeekableReader(read_at, size, credential, limits, fileobj.close, allocate)
     except BaseException:
         fileobj.close()
         raise
