@@ -150,3 +150,36 @@ def test_pickled_filesystem_reads_and_writes() -> None:
     copy.pipe_file(path + "2", b"back")
     assert fs.cat_file(path + "2") == b"back"
     assert "password" not in fs.storage_options
+
+
+def test_password_from_the_environment_never_travels(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "env secret 5a1d"
+    monkeypatch.setenv("AESHMAC_TEST_SECRET", secret)
+    fs = AesHmacFileSystem(
+        target_protocol="memory", password_env="AESHMAC_TEST_SECRET", kdf=CHEAP, chunk_size=4096
+    )
+    path = f"/e{uuid.uuid4().hex}/x.ahm"
+    fs.pipe_file(path, b"kept on this side")
+    assert fs.cat_file(path) == b"kept on this side"
+    derived = list(fs._credential.masters.values())
+    shipped = pickle.dumps(fs)
+    assert secret.encode() not in shipped and derived and derived[0] not in shipped
+    # The copy reads the password from the environment of the process that unpickles it.
+    copy = pickle.loads(shipped)
+    assert copy.cat_file(path) == b"kept on this side"
+    monkeypatch.delenv("AESHMAC_TEST_SECRET")
+    with pytest.raises(ValueError, match="password_env: environment variable AESHMAC_TEST_SECRET"):
+        pickle.loads(shipped)
+    with_password = AesHmacFileSystem(target_protocol="memory", password=secret, kdf=CHEAP)
+    assert secret.encode() in pickle.dumps(with_password)  # what password= ships, as documented
+
+
+def test_password_env_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AESHMAC_TEST_SECRET", "x")
+    with pytest.raises(TypeError, match="password_env"):
+        AesHmacFileSystem(password="pw", password_env="AESHMAC_TEST_SECRET")
+    with pytest.raises(TypeError, match="password_env"):
+        AesHmacFileSystem(password_env=42)
+    monkeypatch.setenv("AESHMAC_TEST_SECRET", "")
+    with pytest.raises(ValueError, match="not set or empty"):
+        AesHmacFileSystem(password_env="AESHMAC_TEST_SECRET")

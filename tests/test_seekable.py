@@ -119,6 +119,73 @@ def test_pread_from_threads() -> None:
     assert not errors
 
 
+BIG = os.urandom(3 << 20)
+BIG_ENC = encrypted(BIG)
+
+
+def test_long_reads_are_opened_in_pieces_and_match() -> None:
+    # 768 chunks: a whole read is split into pieces opened on several threads.
+    with reader(BIG_ENC) as r:
+        assert r.read() == BIG
+        for offset, length in [(1, len(BIG)), (5 * CHUNK - 7, 600 * CHUNK + 9), (0, 3 * CHUNK)]:
+            assert r.pread(offset, length) == BIG[offset : offset + length]
+        buf = bytearray(len(BIG) - 1000)
+        r.seek(999)
+        assert r.readinto(memoryview(buf)[1:]) == len(buf) - 1 and r.tell() == len(BIG) - 2
+        assert buf[1:] == BIG[999 : len(BIG) - 2]
+        view = r.read_buffer(10)
+        assert isinstance(view, memoryview) and view == BIG[-2:]
+
+
+def test_damage_in_a_long_read_names_the_first_bad_chunk() -> None:
+    damaged = flip(flip(BIG_ENC, HEADER + 700 * FULL + 5), HEADER + 500 * FULL + 5)
+    with reader(damaged) as r:
+        with pytest.raises(StreamDamaged) as info:
+            r.pread(0, len(BIG))
+        assert info.value.offset == HEADER + 500 * FULL
+        assert r.pread(0, 500 * CHUNK) == BIG[: 500 * CHUNK]
+        assert r.pread(501 * CHUNK, 199 * CHUNK) == BIG[501 * CHUNK : 700 * CHUNK]
+        r.seek(600 * CHUNK)
+        with pytest.raises(StreamDamaged) as info:
+            r.read()
+        assert info.value.offset == HEADER + 700 * FULL and r.tell() == 600 * CHUNK
+
+
+def test_reads_in_order_are_served_ahead_and_damage_still_fails_its_read() -> None:
+    damaged = flip(BIG_ENC, HEADER + 300 * FULL + 5)
+    with reader(damaged) as r:
+        got = []
+        while r.tell() < 300 * CHUNK:
+            got.append(r.read(1024))
+        assert b"".join(got) == BIG[: r.tell()]
+        with pytest.raises(StreamDamaged) as info:
+            r.read(CHUNK)
+        assert info.value.offset == HEADER + 300 * FULL
+        r.seek(301 * CHUNK)
+        while data := r.read(3 * CHUNK + 5):
+            got.append(data)
+        assert b"".join(got)[-1000:] == BIG[-1000:]
+
+
+def test_read_seek_and_tell_share_one_position_safely() -> None:
+    # Each read is atomic: the blocks threads get are whole, distinct 777-byte slices.
+    blocks: list[bytes] = []
+    with reader(BIG_ENC) as r:
+
+        def work() -> None:
+            while block := r.read(777):
+                blocks.append(block)
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert r.tell() == len(BIG)
+    starts = sorted(BIG.find(block) for block in blocks)
+    assert starts == list(range(0, len(BIG), 777))
+
+
 def test_zipfile_members_in_any_order() -> None:
     members = {f"m{i}.bin": os.urandom(300 * i + 17) for i in range(12)}
     raw = io.BytesIO()
@@ -170,8 +237,26 @@ def test_truncation_is_caught_at_open() -> None:
 
 
 def test_extension_is_caught_at_open() -> None:
-    with pytest.raises(StreamDamaged):
-        reader(ENC + b"\0" * 16)
+    final = HEADER + 10 * FULL
+    for extra in (5, 16, 300, 3000):  # 3000: past the end of the final chunk's place
+        with pytest.raises(
+            StreamDamaged, match=f"^trailing data after the final chunk at byte {final}$"
+        ):
+            reader(ENC + os.urandom(extra))
+    with pytest.raises(StreamDamaged, match=r"^data (damaged|truncated)"):
+        reader(ENC + os.urandom(2 * FULL))  # past the place after the final chunk's: damage
+
+
+@pytest.mark.parametrize(
+    "tail, extra", [(CHUNK - 1, 16), (CHUNK - 20, 32), (CHUNK - 1, 100), (CHUNK - 500, 1000)]
+)
+def test_extension_past_the_final_chunks_place_is_trailing_data(tail: int, extra: int) -> None:
+    # A final chunk that (nearly) fills its place: appended bytes spill into the next place.
+    enc = encrypted(os.urandom(2 * CHUNK + tail))
+    with pytest.raises(
+        StreamDamaged, match=f"trailing data after the final chunk at byte {HEADER + 2 * FULL}$"
+    ):
+        reader(enc + os.urandom(extra))
 
 
 def test_damage_in_an_unread_chunk_does_not_stop_other_reads() -> None:
@@ -229,3 +314,25 @@ def test_bad_arguments() -> None:
 def test_repr_hides_the_key() -> None:
     with reader() as r:
         assert "pw" not in repr(r) and "key" not in repr(r).lower()
+
+
+def _child_reads(conn: object) -> None:
+    with reader(BIG_ENC) as r:
+        conn.send(r.read() == BIG)  # type: ignore[attr-defined]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_reads_after_its_parent_started_the_shared_threads() -> None:
+    # The child has none of the parent's threads: it starts its own, and no read ever waits
+    # on a piece no thread has started (the reader opens those itself).
+    import multiprocessing
+
+    with reader(BIG_ENC) as r:
+        assert r.read() == BIG  # the parent's shared threads exist now
+    context = multiprocessing.get_context("fork")
+    parent, child = context.Pipe()
+    process = context.Process(target=_child_reads, args=(child,))
+    process.start()
+    assert parent.poll(60) and parent.recv() is True
+    process.join(60)
+    assert process.exitcode == 0

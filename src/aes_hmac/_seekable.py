@@ -4,8 +4,14 @@ A non-final chunk always holds exactly ``chunk_size`` plaintext bytes, so a plai
 its chunk by division and the chunk's place in the encrypted stream by multiplication (FORMAT.md,
 "Random access"). The final chunk is read and verified when the reader opens: that fixes the
 plaintext size and refuses a truncated or extended stream before any byte is returned. Every
-other chunk is verified when a read first touches it, and kept in a small cache of verified
-plaintext; a chunk that fails its tag fails only the reads that touch it.
+other chunk is verified when a read first touches it; a chunk that fails its tag fails only the
+reads that touch it.
+
+A read fetches the encrypted bytes of the whole chunks it covers in pieces of up to a few MiB (one
+``read_at`` each: one ``preadv``, or one range request on a remote filesystem) and verifies and
+decrypts them straight into the caller's buffer, a long read's pieces on the process's shared
+reader threads. Chunks a read covers only in part go through a small cache of verified plaintext
+(random small reads, boundaries); reads that follow each other are served ahead of time.
 """
 
 from __future__ import annotations
@@ -14,25 +20,22 @@ import builtins
 import io
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import BinaryIO, Final
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import BinaryIO, Final, cast
 
 from ._credential import to_credential
-from ._engine import resolve_workers
 from ._errors import StreamDamaged
 from ._io import check_file, read_full
 from ._kdf import DEFAULT_LIMITS, Credential, KdfLimits, check_limits_arg
 from ._primitives import BLOCK_SIZE
-from ._stream import (
-    CHUNK_OVERHEAD,
-    ChunkCodec,
-    open_header,
-    read_header,
-)
+from ._readahead import PIECE_BYTES, Piece, ReadAhead, scratch, shared_pool
+from ._stream import CHUNK_OVERHEAD, open_codec, read_header
 
 StrPath = str | os.PathLike[str]
+Allocate = Callable[[int], memoryview]
+"""allocate(n): a writable byte view of ``n`` bytes for ``read_buffer`` to fill and hand over
+(its previous contents never show: every byte is overwritten)."""
 ReadAt = Callable[[int, memoryview], int]
 """read_at(offset, buf): fill ``buf`` from ``offset`` of the encrypted stream, fewer bytes only at
 its end; returns the bytes read. Must be thread-safe."""
@@ -41,8 +44,8 @@ _HEADER_PROBE: Final = 2048
 """One read that holds any header (at most 1,819 bytes), so opening costs one range request."""
 _CACHE_BYTES: Final = 16 << 20
 """Plaintext kept in the verified-chunk cache, at least two chunks whatever the chunk size."""
-_READ_AHEAD_BYTES: Final = 8 << 20
-"""How far a sequential reader decrypts ahead of its position, on the worker threads."""
+_PIECE_MAX: Final = 8 << 20
+"""Largest piece fetched at once (the per-thread input buffer), so memory stays bounded."""
 
 
 def chunk_layout(header_size: int, chunk_size: int, stream_size: int) -> tuple[int, int]:
@@ -64,7 +67,9 @@ class SeekableReader(io.RawIOBase):
     The header is opened and the final chunk verified by the constructor (``HeaderError`` or
     ``StreamDamaged`` there). ``seek(0, SEEK_END)`` is the plaintext size. A read that touches a
     damaged chunk raises ``StreamDamaged`` with that chunk's offset in the encrypted stream; the
-    reader stays usable for the other chunks. ``pread`` may be called from several threads.
+    reader stays usable for the other chunks. ``pread`` may be called from several threads;
+    ``read``, ``readinto``, ``seek`` and ``tell`` share one position under a lock, so each call
+    is atomic, but threads sharing a position see each other's moves: give each its ``pread``.
     """
 
     def __init__(
@@ -74,32 +79,33 @@ class SeekableReader(io.RawIOBase):
         credential: Credential,
         limits: KdfLimits,
         close: Callable[[], None] | None = None,
+        allocate: Allocate | None = None,
     ) -> None:
         super().__init__()
         self._read_at = read_at
         self._close_src = close
-        self._local = threading.local()
+        self._allocate = allocate or _new_buffer
         probe = memoryview(bytearray(min(size, _HEADER_PROBE)))
         header = read_header(io.BytesIO(probe[: read_at(0, probe)]).read)
-        file_key, _ = open_header(header, credential, limits)
-        self._codec = ChunkCodec(file_key, header.prefix, header.chunk_size)
-        self._chunk_size = header.chunk_size
+        self._codec = open_codec(header, credential, limits)
+        self._chunk_size = cs = header.chunk_size
         self._header_size = header.size
-        self._last, last_offset = chunk_layout(header.size, header.chunk_size, size)
+        self._full = cs + CHUNK_OVERHEAD
         if size <= header.size:
             raise StreamDamaged(f"data truncated at byte {header.size}", header.size)
-        final = self._codec.open_final(
-            self._last, last_offset, self._fetch(last_offset, size - last_offset)
-        )
-        self._size = self._last * self._chunk_size + len(final)
-        self._cache: OrderedDict[int, memoryview] = OrderedDict({self._last: memoryview(final)})
-        self._cache_chunks = max(2, _CACHE_BYTES // self._chunk_size)
-        self._lock = threading.Lock()
+        self._last, final = self._open_final(size)
+        self._final = memoryview(final)
+        self._size = self._last * cs + len(final)
+        self._cache: OrderedDict[int, memoryview] = OrderedDict()
+        self._cache_chunks = max(2, _CACHE_BYTES // cs)
+        self._ahead = ReadAhead(self._open_piece, cs, self._last)
+        self._lock = threading.Lock()  # the cache and the chunks opened ahead
+        self._pos_lock = threading.Lock()  # the position and the run of reads in order
         self._pos = 0
-        self._pool: _ReadAhead | None = None
-        self._ahead_chunks = max(1, _READ_AHEAD_BYTES // self._chunk_size)
-        self._prev_index = -1
-        self._streak = 0
+        # The chunk small reads at the position are going through, taken from a piece opened
+        # ahead and kept out of the cache (``pread`` never sees it), so that piece's buffer
+        # can be reused once the position leaves it.
+        self._current: tuple[int, memoryview, Piece | None] | None = None
 
     def __repr__(self) -> str:
         return f"<SeekableReader size={self._size} chunk_size={self._chunk_size}>"
@@ -117,56 +123,73 @@ class SeekableReader(io.RawIOBase):
 
     def tell(self) -> int:
         self._check_open()
-        return self._pos
+        with self._pos_lock:
+            return self._pos
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         self._check_open()
-        if whence == os.SEEK_SET:
-            pos = offset
-        elif whence == os.SEEK_CUR:
-            pos = self._pos + offset
-        elif whence == os.SEEK_END:
-            pos = self._size + offset
-        else:
+        if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END):
             raise ValueError(f"whence must be 0, 1 or 2, got {whence}")
-        if pos < 0:
-            raise ValueError(f"negative seek position {pos}")
-        self._pos = pos
-        return pos
+        with self._pos_lock:
+            base = (0, self._pos, self._size)[whence]
+            if base + offset < 0:
+                raise ValueError(f"negative seek position {base + offset}")
+            self._pos = base + offset
+            return self._pos
 
     def readinto(self, b: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
         """Copy verified plaintext from the current position into ``b``; 0 at the end."""
         self._check_open()
         view = memoryview(b).cast("B")
-        n = self._copy(self._pos, view, sequential=True)
-        self._pos += n
-        return n
+        with self._pos_lock:
+            n = self._read_into(self._pos, view, sequential=True)
+            self._pos += n
+            return n
 
     def read(self, size: int | None = -1) -> bytes:
         self._check_open()
-        if size is None or size < 0:
-            size = max(0, self._size - self._pos)
-        data = self.pread(self._pos, size, sequential=True)
-        self._pos += len(data)
-        return data
+        with self._pos_lock:
+            pos, cs = self._pos, self._chunk_size
+            n = max(0, self._size - pos)
+            if size is not None and 0 <= size < n:
+                n = size
+            index, within = divmod(pos, cs)
+            if n and within + n <= cs:
+                # Inside one chunk: one copy out of the chunk's plaintext, no zeroed buffer.
+                self._ahead.plan(pos, pos + n)
+                data = bytes(self._current_chunk(index)[within : within + n])
+                self._pos += n
+                return data
+        return bytes(self.read_buffer(n))
 
     def readall(self) -> bytes:
         return self.read()
 
-    def pread(self, offset: int, length: int, *, sequential: bool = False) -> bytes:
+    def read_buffer(self, size: int = -1) -> memoryview:
+        """``read`` into a new buffer (``allocate``), without the copy into ``bytes``: pyarrow's
+        Python file wrapper calls this when present and uses the buffer in place."""
+        self._check_open()
+        with self._pos_lock:
+            want = max(0, self._size - self._pos)
+            buf = self._allocate(want if size < 0 else min(size, want))
+            self._pos += self._read_into(self._pos, buf, sequential=True)
+            return buf
+
+    def pread(self, offset: int, length: int) -> bytes:
         """Up to ``length`` plaintext bytes from ``offset`` (fewer only at the end); leaves the
         position alone, so several threads may call it at once."""
         self._check_open()
         if offset < 0 or length < 0:
             raise ValueError(f"offset and length must be >= 0, got {offset} and {length}")
-        return b"".join(self._parts(offset, length, sequential))
+        buf = bytearray(max(0, min(length, self._size - offset)))
+        self._read_into(offset, memoryview(buf), sequential=False)
+        return bytes(buf)
 
     def close(self) -> None:
         if self.closed:
             return
         try:
-            if self._pool is not None:
-                self._pool.shutdown()
+            self._ahead.drop()
             if self._close_src is not None:
                 self._close_src()
         finally:
@@ -178,119 +201,205 @@ class SeekableReader(io.RawIOBase):
         if self.closed:
             raise ValueError("I/O operation on a closed file")
 
-    def _copy(self, offset: int, out: memoryview, sequential: bool) -> int:
-        done = 0
-        for part in self._parts(offset, len(out), sequential):
-            out[done : done + len(part)] = part
-            done += len(part)
-        return done
+    def _open_final(self, size: int) -> tuple[int, bytes]:
+        """Index and plaintext of the final chunk, placed by the stream's size alone.
 
-    def _parts(self, offset: int, length: int, sequential: bool) -> Iterator[memoryview]:
-        """Views of verified plaintext covering ``length`` bytes from ``offset`` (to the end)."""
-        end = min(offset + length, self._size)
-        until = (end - 1) // self._chunk_size  # the last chunk this request needs
-        # Only a request inside one chunk leaves the future to guess: a longer one says exactly
-        # what it wants (pyarrow reads a whole column chunk at once), so nothing past it is read.
-        guess = sequential and until == offset // self._chunk_size
-        while offset < end:
-            index, within = divmod(offset, self._chunk_size)
-            plain = self._chunk(index, until, guess)
-            n = min(end - offset, len(plain) - within)
-            yield plain[within : within + n]
-            offset += n
+        Bytes appended after the final chunk make that place hold more than a chunk: the codec
+        then finds the authentic final chunk inside it and says "trailing data" (as sequential
+        readers do). When the appended bytes spill past the end of the final chunk's place, the
+        size points one place too far, so the place before is tried the same way; appended data
+        longer than that reads as damage (or a cut) at the place the size points to.
+        """
+        last, offset = chunk_layout(self._header_size, self._chunk_size, size)
+        try:
+            return last, self._codec.open_final(last, offset, self._fetch(offset, size - offset))
+        except StreamDamaged as exc:
+            if str(exc).startswith("trailing data") or not last:
+                raise
+            before = offset - self._full
+            try:
+                self._codec.open_final(last - 1, before, self._fetch(before, self._full))
+            except StreamDamaged as spilled:
+                if str(spilled).startswith("trailing data"):
+                    raise spilled from None
+                raise exc from None
+            # The final chunk fills its place exactly and everything after it was appended.
+            message = f"trailing data after the final chunk at byte {before}"
+            raise StreamDamaged(message, before) from None
 
-    def _chunk(self, index: int, until: int, guess: bool) -> memoryview:
+    def _read_into(self, offset: int, out: memoryview, sequential: bool) -> int:
+        """Fill ``out`` with verified plaintext from ``offset`` (up to the end); bytes copied.
+
+        Whole chunks not yet verified are opened straight into ``out``; the rest (the final
+        chunk, chunks in the cache or opened ahead, chunks ``out`` covers only in part) are
+        copied. On failure ``StreamDamaged`` for the first bad chunk, nothing else is lost.
+        """
+        end = min(offset + len(out), self._size)
+        if offset >= end:
+            return 0
+        cs = self._chunk_size
+        first, last = offset // cs, (end - 1) // cs
+        if sequential:
+            self._ahead.plan(offset, end)
+        direct: list[tuple[int, int]] = []
+        partial: list[tuple[int, int, memoryview]] = []
+        for index in range(first, last + 1):
+            lo = max(offset, index * cs)
+            dest = out[lo - offset : min(end, (index + 1) * cs) - offset]
+            current = self._current if sequential else None
+            plain: memoryview | None
+            if current is not None and current[0] == index:
+                plain, piece = current[1], None
+            else:
+                plain, piece = self._known(index, cache=len(dest) < cs)
+            if plain is not None:
+                dest[:] = plain[lo - index * cs : lo - index * cs + len(dest)]
+                if piece is not None:
+                    self._ahead.release(piece)
+            elif len(dest) == cs:
+                direct.append((index, lo - offset))
+            else:
+                partial.append((index, lo - index * cs, dest))
+        self._open_direct(out, direct)
+        for index, within, dest in partial:
+            dest[:] = self._chunk(index)[within : within + len(dest)]
+        return end - offset
+
+    def _known(self, index: int, cache: bool) -> tuple[memoryview | None, Piece | None]:
+        """The chunk's verified plaintext if it is at hand (final, cached, or opened ahead),
+        else ``None``. A chunk opened ahead goes to the ``cache``, or else comes with its
+        piece, which the caller releases once it used the chunk up."""
+        if index == self._last:
+            return self._final, None
         with self._lock:
             plain = self._cache.get(index)
             if plain is not None:
                 self._cache.move_to_end(index)
-        ahead = until
-        if guess and index != self._prev_index:
-            # Speculation grows with the run of chunks read in order (as the kernel's read-ahead
-            # does), so a reader that jumps about (Parquet columns) fetches little it won't use.
-            self._streak = self._streak + 1 if index == self._prev_index + 1 else 0
-            self._prev_index = index
-            ahead = max(until, index + self._streak)
-        if ahead > index:
-            self._read_ahead(index, ahead)
+                return plain, None
+        taken = self._ahead.take(index)
+        if taken is None or not cache:
+            return taken or (None, None)
+        self._remember(index, taken[0])
+        return taken[0], None
+
+    def _chunk(self, index: int) -> memoryview:
+        """A chunk read in part: from the cache, or opened on this thread and cached."""
+        plain, _ = self._known(index, cache=True)
         if plain is None:
-            plain = self._pool.take(index) if self._pool is not None else None
-            if plain is None:
-                plain = self._open_chunk(index)
-            with self._lock:
-                self._cache[index] = plain
-                while len(self._cache) > self._cache_chunks:
-                    self._cache.popitem(last=False)
+            buf = memoryview(bytearray(self._chunk_size + BLOCK_SIZE - 1))
+            _, error = self._open_piece(index, 1, buf, slack=True)
+            if error is not None:
+                raise error
+            plain = buf[: self._chunk_size]
+            self._remember(index, plain)
         return plain
 
-    def _read_ahead(self, index: int, ahead: int) -> None:
-        """Start decrypting the chunks after ``index`` up to ``ahead`` (known to be needed, or
-        a sequential reader's next ones) on worker threads, at most ``_READ_AHEAD_BYTES``."""
-        ahead = min(self._last - 1, ahead, index + self._ahead_chunks)
-        with self._lock:
-            wanted = [i for i in range(index + 1, ahead + 1) if i not in self._cache]
-        if not wanted:
-            return
-        if self._pool is None:
-            workers = resolve_workers(None)
-            if workers == 1:
-                return
-            self._pool = _ReadAhead(self._open_chunk, workers, self._ahead_chunks + 1)
-        self._pool.submit(wanted)
+    def _current_chunk(self, index: int) -> memoryview:
+        """The chunk for reads at the position (under its lock): kept until they leave it."""
+        current = self._current
+        if current is not None and current[0] == index:
+            return current[1]
+        plain, piece = self._known(index, cache=False)
+        if plain is None:
+            plain = self._chunk(index)
+        self._current = (index, plain, piece)
+        if current is not None and current[2] is not None:
+            self._ahead.release(current[2])
+        return plain
 
-    def _open_chunk(self, index: int) -> memoryview:
-        offset = self._header_size + index * (self._chunk_size + CHUNK_OVERHEAD)
-        chunk = self._fetch(offset, self._chunk_size + CHUNK_OVERHEAD)
-        # A fresh buffer: the cache and other threads' reads keep views of it.
-        out = bytearray(self._chunk_size + BLOCK_SIZE - 1)
-        n = self._codec.open_into(index, offset, chunk, out)
-        return memoryview(out)[:n]
+    def _remember(self, index: int, plain: memoryview) -> None:
+        with self._lock:
+            self._cache[index] = plain
+            while len(self._cache) > self._cache_chunks:
+                self._cache.popitem(last=False)
+
+    def _open_direct(self, out: memoryview, direct: list[tuple[int, int]]) -> None:
+        """Open whole chunks into their places in the caller's buffer, a long run in pieces on
+        this thread and the shared ones; ``StreamDamaged`` for the first chunk that fails."""
+        if not direct:
+            return
+        pool, workers = shared_pool()
+        per_piece = min(
+            max(1, _PIECE_MAX // self._chunk_size),
+            max(-(-len(direct) // workers), PIECE_BYTES // self._chunk_size, 1),
+        )
+        pieces: deque[tuple[int, int, memoryview]] = deque()
+        run = 0
+        while run < len(direct):
+            index, pos = direct[run]
+            count = 1
+            # Consecutive chunks have consecutive places in ``out``: one view spans a run.
+            while (
+                count < per_piece
+                and run + count < len(direct)
+                and direct[run + count][0] == index + count
+            ):
+                count += 1
+            pieces.append((index, count, out[pos : pos + count * self._chunk_size]))
+            run += count
+        errors: list[StreamDamaged] = []
+
+        def drain() -> None:
+            while True:
+                try:
+                    index, count, dest = pieces.popleft()
+                except IndexError:
+                    return
+                _, error = self._open_piece(index, count, dest, slack=False)
+                if error is not None:
+                    errors.append(error)
+
+        helpers = [pool.submit(drain) for _ in range(min(workers, len(pieces)) - 1)] if pool else []
+        try:
+            drain()
+        finally:
+            pieces.clear()
+            # A helper that started may still be writing into the caller's buffer: wait for it.
+            for helper in helpers:
+                if not helper.cancel():
+                    helper.result()
+        if errors:
+            raise min(errors, key=lambda e: e.offset or 0)
+
+    def _open_piece(
+        self, index: int, count: int, out: memoryview, slack: bool
+    ) -> tuple[int, StreamDamaged | None]:
+        """Fetch ``count`` chunks from ``index`` in one read and open them into ``out`` in turn:
+        how many opened, and the failure that stopped it (if one did). ``slack``: ``out`` has 15
+        bytes to spare after the last chunk; otherwise the last chunk goes through a scratch
+        buffer, since the bytes after it may belong to another thread's piece."""
+        cs, full = self._chunk_size, self._full
+        base = self._header_size + index * full
+        data = self._fetch(base, count * full)
+        for k in range(count):
+            offset = base + k * full
+            chunk = data[k * full : (k + 1) * full]
+            # Decrypting needs 15 spare bytes after a chunk's place: the next chunk's place,
+            # which this thread fills afterwards anyway.
+            if k < count - 1 or slack:
+                dest = out[k * cs : (k + 1) * cs + BLOCK_SIZE - 1]
+            else:
+                dest = scratch("plain", cs + BLOCK_SIZE - 1)
+            try:
+                # open_into only writes through a memoryview of ``dest``: any buffer will do.
+                self._codec.open_into(index + k, offset, chunk, cast(bytearray, dest))
+            except StreamDamaged as exc:
+                return k, exc
+            if dest.obj is not out.obj:
+                out[k * cs : (k + 1) * cs] = dest[:cs]
+        return count, None
 
     def _fetch(self, offset: int, n: int) -> memoryview:
         """``n`` encrypted bytes at ``offset`` in this thread's reused input buffer."""
-        buf: bytearray | None = getattr(self._local, "buf", None)
-        if buf is None or len(buf) < n:
-            buf = self._local.buf = bytearray(max(n, self._chunk_size + CHUNK_OVERHEAD))
-        view = memoryview(buf)[:n]
+        view = scratch("input", n)
         if self._read_at(offset, view) != n:
             # The source shrank after the final chunk was verified.
             raise StreamDamaged(f"data truncated at byte {offset}", offset)
         return view
 
 
-class _ReadAhead:
-    """Chunks decrypted ahead of a sequential reader; each kept until taken or evicted."""
-
-    def __init__(self, open_chunk: Callable[[int], memoryview], workers: int, depth: int) -> None:
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="aes-hmac-read")
-        self._open = open_chunk
-        self._depth = max(2, depth)
-        self._futures: OrderedDict[int, Future[memoryview]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def submit(self, indexes: list[int]) -> None:
-        with self._lock:
-            for index in indexes:
-                if index not in self._futures:
-                    self._futures[index] = self._pool.submit(self._open, index)
-            while len(self._futures) > self._depth:
-                self._futures.popitem(last=False)[1].cancel()
-
-    def take(self, index: int) -> memoryview | None:
-        """The chunk's plaintext if a worker has started it (its error, damage, is raised here);
-        ``None`` if not, so the caller decrypts it itself instead of waiting idle."""
-        with self._lock:
-            future = self._futures.pop(index, None)
-        if future is None or future.cancel():
-            return None
-        return future.result()
-
-    def shutdown(self) -> None:
-        with self._lock:
-            for future in self._futures.values():
-                future.cancel()
-            self._futures.clear()
-        self._pool.shutdown(wait=True)
+def _new_buffer(n: int) -> memoryview:
+    return memoryview(bytearray(n))
 
 
 def file_read_at(fileobj: BinaryIO) -> tuple[ReadAt, int]:
@@ -354,13 +463,15 @@ def open_seekable(
     return SeekableReader(read_at, size, credential, limits)
 
 
-def seekable_path(path: StrPath, credential: Credential, limits: KdfLimits) -> SeekableReader:
+def seekable_path(
+    path: StrPath, credential: Credential, limits: KdfLimits, allocate: Allocate | None = None
+) -> SeekableReader:
     """``open_seekable`` on a path with a credential already built (the file is closed with
     the reader)."""
     fileobj: BinaryIO = builtins.open(path, "rb")
     try:
         read_at, size = file_read_at(fileobj)
-        return SeekableReader(read_at, size, credential, limits, fileobj.close)
+        return SeekableReader(read_at, size, credential, limits, fileobj.close, allocate)
     except BaseException:
         fileobj.close()
         raise

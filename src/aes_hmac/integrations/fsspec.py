@@ -12,14 +12,20 @@ atomic where the target allows it (local files: temporary file, fsync, rename; o
 the object appears at close; ``memory://`` is not atomic). Names are kept as given (``.ahm`` is
 the caller's choice); sizes reported by ``ls``/``info`` are plaintext sizes, read from each
 file's authenticated final chunk. The password and key are left out of fsspec's instance token,
-so they never appear in Dask task names; pickling the filesystem (Dask ships it to workers)
-carries the options given here, password included, like any fsspec credentials.
+so they never appear in Dask task names.
+
+What crosses the wire when Dask (or anything else) pickles the filesystem to ship it to workers:
+with ``password=``, the password itself and the slot keys derived from it so far; with ``key=``,
+the key. With ``password_env="NAME"`` nothing secret does: the copy holds only the variable's
+name, and each process that unpickles it reads the password from its own environment and
+derives each slot key once (every task of a worker process shares that work).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import sys
 import threading
 from collections import OrderedDict
 from typing import Any, BinaryIO, ClassVar
@@ -34,7 +40,7 @@ from .._errors import DecryptionError
 from .._fileobj import StreamWriter
 from .._files import atomic_output
 from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
-from .._seekable import SeekableReader, seekable_path
+from .._seekable import Allocate, SeekableReader, seekable_path
 from .._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of
 from .._tree import BatchCredential
 
@@ -47,10 +53,12 @@ except ImportError:  # pragma: no cover
 class AesHmacFileSystem(_Base):  # type: ignore[misc]
     """Files of ``fs`` (or of ``target_protocol`` with ``target_options``) as aes-hmac streams.
 
-    Give ``password`` (str, bytes, ``Key`` or ``PasswordKey``) or ``key`` (32 bytes or ``Key``);
-    ``kdf`` and ``chunk_size`` apply to files written, ``limits`` to files read. Derived slot
-    keys are cached per (salt, KDF), so a folder written by ``encrypt_tree`` costs one
-    derivation.
+    Give ``password`` (str, bytes, ``Key`` or ``PasswordKey``), ``key`` (32 bytes or ``Key``),
+    or ``password_env``, the name of an environment variable holding the password where the
+    filesystem is built or unpickled (so the password never travels with it); ``kdf`` and
+    ``chunk_size`` apply to files written, ``limits`` to files read. Derived slot keys are
+    cached per (salt, KDF) and process, so a folder written by ``encrypt_tree`` costs one
+    derivation per process.
     """
 
     protocol: ClassVar[str] = "aeshmac"
@@ -58,7 +66,7 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
     # The secret stays out of fsspec's token (a fast hash of it would end up in Dask task
     # names); so instances must not be shared through fsspec's cache (that would hand one
     # caller's secret to another) and each gets a random token of its own.
-    _strip_tokenize_options = ("password", "key")
+    _strip_tokenize_options = ("password", "key", "password_env")
     cachable = False
 
     def __init__(
@@ -71,6 +79,7 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         kdf: Kdf = DEFAULT_KDF,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         limits: KdfLimits = DEFAULT_LIMITS,
+        password_env: str | None = None,
         fo: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -79,6 +88,9 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
             raise TypeError("give fs or target_protocol, not both")
         chunk_log2_of(chunk_size)
         check_limits_arg(limits)
+        self._password_env = password_env
+        if password_env is not None:
+            password = _password_from_env(password_env, password, key)
         credential = (
             password if isinstance(password, Credential) else to_credential(password, key, kdf=kdf)
         )
@@ -94,13 +106,15 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
 
     def __reduce__(self) -> tuple[object, ...]:
         # fsspec would rebuild from storage_options, which hold no secret (stripped above). The
-        # copy gets the secret itself (a worker may meet salts this process never derived, and
-        # may write) and the slot keys derived so far, so it does not derive those again.
+        # copy gets the variable's name, or else the secret itself (a worker may meet salts
+        # this process never derived, and may write) and the slot keys derived so far.
         c = self._credential
-        return (
-            _rebuild,
-            (self.fs, Credential(c.secret, c.kdf), dict(c.masters), self._chunk_size, self._limits),
-        )
+        if self._password_env is not None:
+            secret: Credential | str = self._password_env
+            masters: dict[tuple[bytes, Kdf], bytes] = {}
+        else:
+            secret, masters = Credential(c.secret, c.kdf), dict(c.masters)
+        return (_rebuild, (self.fs, secret, masters, self._chunk_size, self._limits, c.kdf))
 
     @property
     def _fs_token(self) -> str:
@@ -127,8 +141,9 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")
 
     def _reader(self, path: str) -> SeekableReader:
+        allocate = _arrow_allocator()
         if isinstance(self.fs, LocalFileSystem):
-            return seekable_path(path, self._credential, self._limits)
+            return seekable_path(path, self._credential, self._limits, allocate)
         size = self.fs.size(path)
         fs = self.fs
 
@@ -138,7 +153,7 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
             buf[: len(data)] = data
             return len(data)
 
-        return SeekableReader(read_at, size, self._credential, self._limits)
+        return SeekableReader(read_at, size, self._credential, self._limits, allocate=allocate)
 
     # --- listing: the target's entries with plaintext sizes ---------------------------------
 
@@ -196,17 +211,49 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         return self.fs.modified(path)
 
 
+def _arrow_allocator() -> Allocate | None:
+    """pyarrow's memory pool for the buffers ``read_buffer`` hands to pyarrow, when pyarrow is
+    loaded (it is whenever it reads through us): its memory is recycled, where a fresh buffer
+    costs a page fault per 4 KiB, about as long as verifying the bytes (measured here)."""
+    pa = sys.modules.get("pyarrow")
+    if pa is None or not hasattr(pa, "allocate_buffer"):
+        return None
+
+    def allocate(n: int) -> memoryview:
+        return memoryview(pa.allocate_buffer(n)).cast("B")
+
+    return allocate
+
+
 def _rebuild(
     fs: AbstractFileSystem,
-    credential: Credential,
+    secret: Credential | str,
     masters: dict[tuple[bytes, Kdf], bytes],
     chunk_size: int,
     limits: KdfLimits,
+    kdf: Kdf | None = None,
 ) -> AesHmacFileSystem:
-    afs = AesHmacFileSystem(fs=fs, password=credential, chunk_size=chunk_size, limits=limits)
+    options: dict[str, Any] = {"chunk_size": chunk_size, "limits": limits}
+    if isinstance(secret, str):
+        options.update(password_env=secret, kdf=kdf or DEFAULT_KDF)
+    else:
+        options.update(password=secret)
+    afs = AesHmacFileSystem(fs=fs, **options)
     with afs._credential.lock:
         afs._credential.masters.update(masters)
     return afs
+
+
+def _password_from_env(name: object, password: object, key: object) -> str:
+    """The password in environment variable ``name`` of this process (never in a message)."""
+    if password is not None or key is not None:
+        raise TypeError("give password, key or password_env, not several")
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"password_env must be a variable name (str), not {type(name).__name__}")
+    value = os.environ.get(name)
+    if not value:
+        raise ValueError(f"password_env: environment variable {name} is not set or empty")
+    return value
 
 
 _CREDENTIALS: OrderedDict[tuple[bytes, Kdf | None], BatchCredential] = OrderedDict()
