@@ -31,7 +31,7 @@ from .common import (
     guard_std_fds,
     handle_signals,
 )
-from .io_policy import EXTENSION
+from .io_policy import EXTENSION, enlarge_pipes
 from .messages import describe
 
 COMMANDS: Final[tuple[Command, ...]] = (
@@ -136,6 +136,7 @@ def _error(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 usage, 128+N signal)."""
     guard_std_fds()
+    enlarge_pipes()
     handle_signals()
     try:
         parser = build_parser()
