@@ -10,6 +10,7 @@ every earlier one sealed or verified, and the error raised is the first in strea
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -260,5 +261,8 @@ def run_parallel(
 
 
 def workers_for(workers: int, buffer_size: int) -> int:
-    """Workers to start: at most what the buffer budget allows, never fewer than two."""
-    return max(2, min(workers, BUFFER_BUDGET // (2 * buffer_size)))
+    """Workers to start: at most one per CPU (the work is CPU-bound: more threads than cores
+    only contend, measured 0.78-0.83x at 3 and 4 workers on 2 cores) and what the buffer budget
+    allows, never fewer than two."""
+    cpus = os.cpu_count() or 2
+    return max(2, min(workers, cpus, BUFFER_BUDGET // (2 * buffer_size)))
