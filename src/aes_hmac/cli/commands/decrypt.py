@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import aes_hmac
 
-from .. import options
+from .. import options, tree
 from ..common import EXIT_OK, CliError, Command, Interrupted
 from ..io_policy import (
     EXTENSION,
@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " for stdin)",
     )
     options.add_workers(parser)
+    tree.add_arguments(parser)
     PASSWORD.add(parser)
     LIMITS.add(parser)
 
@@ -52,6 +53,11 @@ def plaintext_counter(info: aes_hmac.StreamInfo) -> Callable[[int], int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if tree.check(args):
+        source = PASSWORD.read(args)
+        limits = LIMITS.read(args)
+        password = read_old_secret(source)
+        return tree.run(args, "decrypt", aes_hmac.decrypt_tree, password=password, limits=limits)
     src = path_arg(args.input)
     dst = decrypted_name(src, args.output)
     source = PASSWORD.read(args)
@@ -134,7 +140,8 @@ COMMAND = Command(
     " --key-file, asks once on the terminal.\n"
     + options.SOURCE_FILE_NOTE
     + "\nExamples:\n  aes-hmac decrypt notes.txt.ahm      # writes notes.txt\n"
-    "  aes-hmac decrypt -o - DIR.tgz.ahm | tar xz",
+    "  aes-hmac decrypt -o - DIR.tgz.ahm | tar xz\n"
+    "  aes-hmac decrypt -r vault -o photos      # every *.ahm file of a folder",
     add_arguments=add_arguments,
     run=run,
 )

@@ -8,7 +8,7 @@ from typing import BinaryIO
 import aes_hmac
 from aes_hmac import armor
 
-from .. import options
+from .. import options, tree
 from ..common import EXIT_OK, CliError, Command, UsageError, stdout_binary
 from ..io_policy import (
     EXTENSION,
@@ -41,11 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="plaintext bytes per chunk, a power of two from 4K to 16M (default 1M)",
     )
+    tree.add_arguments(parser)
     PASSWORD.add(parser)
     KDF.add(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if tree.check(args):
+        return _run_tree(args)
     src = path_arg(args.input)
     dst = encrypted_name(src, args.output)
     source = PASSWORD.read(args)
@@ -96,6 +99,21 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_tree(args: argparse.Namespace) -> int:
+    if args.armor:
+        raise UsageError("-r writes binary files: --armor is for one file or stdout")
+    source = PASSWORD.read(args)
+    if source.key_file is not None and KDF.given(args):
+        raise UsageError("--key-file makes a raw-key slot: it takes no KDF options")
+    kdf = KDF.read(args)
+    options.warn_beyond_default_limits(kdf)
+    password = read_new_secret(source, quiet=args.quiet)
+    chunk_size: int = args.chunk_size or aes_hmac.DEFAULT_CHUNK_SIZE
+    return tree.run(
+        args, "encrypt", aes_hmac.encrypt_tree, password=password, kdf=kdf, chunk_size=chunk_size
+    )
+
+
 COMMAND = Command(
     name="encrypt",
     help="Encrypt a file or stdin.",
@@ -105,6 +123,7 @@ COMMAND = Command(
     + options.SOURCE_FILE_NOTE
     + "\nExamples:\n  aes-hmac encrypt notes.txt          # writes notes.txt.ahm\n"
     "  tar cz DIR | aes-hmac encrypt > DIR.tgz.ahm\n"
+    "  aes-hmac encrypt -r photos -o vault       # every file, one derivation\n"
     "  aes-hmac encrypt --key-file my.key data.db",
     add_arguments=add_arguments,
     run=run,
