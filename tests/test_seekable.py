@@ -336,3 +336,36 @@ def test_a_forked_child_reads_after_its_parent_started_the_shared_threads() -> N
     assert parent.poll(60) and parent.recv() is True
     process.join(60)
     assert process.exitcode == 0
+
+
+@pytest.mark.parametrize("tail", [0, 1234], ids=["full-size final chunk", "short final chunk"])
+def test_reading_past_the_cache_to_the_end(tail: int) -> None:
+    """Review finding: the verified final chunk sat in the LRU; once more chunks than the cache
+    holds were read, it was evicted and re-read as a non-final chunk ("truncated"). A file of
+    far more chunks than the cache holds is read whole, then its tail again."""
+    plain = os.urandom(5000 * CHUNK + tail)
+    enc = encrypted(plain)
+    with reader(enc) as r:
+        assert r.read() == plain
+        assert r.pread(len(plain) - 5, 5) == plain[-5:]
+        r.seek(0)
+        assert r.read(CHUNK) == plain[:CHUNK]
+
+
+def test_an_unclosed_reader_is_freed_without_the_garbage_collector() -> None:
+    """Review finding: an unclosed reader with read-ahead formed a reference cycle; the cyclic
+    collector then closed it at an arbitrary allocation and could deadlock a starting thread.
+    Dropping the last reference must free it at once (no cycle)."""
+    import gc
+    import weakref
+
+    enc = encrypted(os.urandom(3 * CHUNK))
+    gc.disable()
+    try:
+        r = reader(enc)
+        assert len(r.read()) == 3 * CHUNK
+        ref = weakref.ref(r)
+        del r
+        assert ref() is None
+    finally:
+        gc.enable()
