@@ -415,6 +415,26 @@ def test_own_symlink_in_a_sticky_folder_is_followed(plain: Path, tmp_path: Path)
     assert link.is_symlink() and target.read_bytes().startswith(b"AESHMAC")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's FIFO")
+def test_another_users_fifo_in_a_sticky_folder_is_refused(tmp_path: Path) -> None:
+    """A FIFO (or device) someone else owns in /tmp may be theirs to read: the output policy
+    refuses it there (the CLI writes FIFOs in place), also at the end of one's own link."""
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    fifo = shared / "out"
+    os.mkfifo(fifo, 0o622)
+    os.chown(fifo, 65534, 65534)
+    with pytest.raises(ValueError, match=f"dst_path {fifo} is another user's FIFO in a shared"):
+        aes_hmac.check_output_link(fifo)
+    own = tmp_path / "own"
+    own.symlink_to(fifo)
+    with pytest.raises(ValueError, match=f"output {own} is another user's FIFO in a shared"):
+        aes_hmac.check_output_link(own, "output")
+    os.chown(fifo, os.geteuid(), os.getegid())
+    aes_hmac.check_output_link(fifo)  # one's own FIFO passes
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's symlink")
 def test_another_users_symlink_in_a_sticky_folder_is_refused(
     plain: Path, cipher: Path, tmp_path: Path

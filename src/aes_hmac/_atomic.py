@@ -50,8 +50,8 @@ def _shared_folder(folder: str) -> bool:
 def check_output_link(path: StrPath, name: str = "dst_path") -> None:
     """The symlink policy of every output: ``ValueError`` (naming ``name``) for a symlink that
     leads to nothing, or for a symlink in a sticky world-writable folder (/tmp) owned by another
-    user, anywhere along a chain of links; a plain file, a missing one and the user's own links
-    pass.
+    user, anywhere along a chain of links, or for another user's FIFO, socket or device there at
+    its end; a plain file, a missing one and the user's own links pass.
 
     An output is replaced by name after its links are followed, which the kernel's
     ``protected_symlinks`` cannot see: a link planted in /tmp would otherwise aim an overwrite
@@ -69,9 +69,10 @@ def check_output_link(path: StrPath, name: str = "dst_path") -> None:
                 f"{name} {dst} is a symlink to nothing: refusing to create a file through it "
                 "(remove the link or name its target)"
             ) from None
-        if not stat.S_ISLNK(link.st_mode):
-            return
         folder = os.path.dirname(current)
+        if not stat.S_ISLNK(link.st_mode):
+            _check_shared_node(link, folder, name, dst)
+            return
         if _shared_folder(folder) and link.st_uid != os.geteuid():  # Windows: never shared
             through = "" if current == os.path.abspath(dst) else f" ({current}, on its way)"
             raise ValueError(
@@ -80,6 +81,20 @@ def check_output_link(path: StrPath, name: str = "dst_path") -> None:
             )
         current = os.path.join(folder, os.readlink(current))
     raise ValueError(f"{name} {dst}: too many levels of symlinks")
+
+
+def _check_shared_node(node: os.stat_result, folder: str, name: str, dst: str) -> None:
+    """A FIFO, socket or device in a shared folder that another user owns may be theirs to
+    read: whoever writes into it in place (the CLI does for FIFOs and devices) would hand them
+    the data. Regular files and folders are not written in place, so they pass here."""
+    mode = node.st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    if _shared_folder(folder) and node.st_uid != os.geteuid():
+        kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+        raise ValueError(
+            f"{name} {dst} is another user's {kind} in a shared folder: refusing to write to it"
+        )
 
 
 def _existing_target(dst: str, name: str) -> tuple[str, int | None]:

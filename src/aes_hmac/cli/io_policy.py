@@ -264,32 +264,10 @@ def check_paths(src: str | None, dst: str | None, *, force: bool) -> Paths:
     if stat.S_ISDIR(dst_stat.st_mode):
         raise CliError(f"output {dst} is a folder")
     if not stat.S_ISREG(dst_stat.st_mode):
-        _check_shared_node(dst, dst_stat)
         return Paths(src_stat, in_place=True)
     if not force:
         raise CliError(f"output file {dst} exists: use --force to overwrite it")
     return Paths(src_stat, in_place=False)
-
-
-def _check_shared_node(dst: str, dst_stat: os.stat_result) -> None:
-    """A FIFO or device in a sticky world-writable folder (/tmp) that another user owns may be
-    theirs to read: refuse to write (plaintext) into it, as for another user's symlink there."""
-    folder = os.path.dirname(os.path.realpath(dst)) or "."
-    mode = os.stat(folder).st_mode
-    shared = mode & stat.S_ISVTX and mode & stat.S_IWOTH
-    if shared and dst_stat.st_uid != os.geteuid():
-        raise CliError(
-            f"output {dst} is another user's {_node_kind(dst_stat)} in a shared folder:"
-            " refusing to write to it"
-        )
-
-
-def _node_kind(st: os.stat_result) -> str:
-    if stat.S_ISFIFO(st.st_mode):
-        return "FIFO"
-    if stat.S_ISSOCK(st.st_mode):
-        return "socket"
-    return "device"
 
 
 def _open(path: str, mode: str, verb: str) -> BinaryIO:
