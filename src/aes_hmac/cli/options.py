@@ -22,9 +22,8 @@ MAX_WORKERS: Final = 64
 DEFAULT_KDF: Final = "pbkdf2"
 """The KDF of new slots when ``--kdf`` is not given, at its class's default costs (the same as
 the library's default); its cost flags need no ``--kdf``."""
-Kdf: TypeAlias = aes_hmac.PBKDF2 | aes_hmac.Scrypt | aes_hmac.Argon2id
-"""A KDF instance. NOTE: the library's own ``Kdf`` alias is private; once ``aes_hmac.Kdf`` is
-public this line becomes ``Kdf = aes_hmac.Kdf`` and a new KDF needs no CLI edit at all."""
+Kdf: TypeAlias = aes_hmac.Kdf
+"""A KDF instance (the library's public alias: a new KDF needs no CLI edit)."""
 SOURCE_FILE_NOTE: Final = (
     "A password file or descriptor is read up to its first line end; a leading UTF-8 byte-order"
     " mark (as Windows editors write) is not part of the password."

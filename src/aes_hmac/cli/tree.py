@@ -54,14 +54,13 @@ def run(
     """Run ``job`` (``encrypt_tree`` or ``decrypt_tree``) over the folder; print the summary."""
     existing = "overwrite" if args.force else "skip" if args.skip_existing else "error"
     progress = Progress(quiet=args.quiet, total=None, label=label, piped=False)
-    callback = progress.callback
     try:
         result = job(
             args.input,
             args.output,
             existing=existing,
             stop_on_error=args.fail_fast,
-            progress=None if callback is None else (lambda done, total: callback(done, total)),
+            progress=progress.callback,
             **kw,
         )
     finally:

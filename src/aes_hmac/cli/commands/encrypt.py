@@ -21,7 +21,8 @@ from ..io_policy import (
     path_arg,
     size_of,
 )
-from ..passwords import read_new_secret
+from ..options import Kdf
+from ..passwords import PasswordSource, read_new_secret
 
 PASSWORD = options.PasswordOptions(key_file=True)
 KDF = options.KdfOptions()
@@ -56,10 +57,7 @@ def run(args: argparse.Namespace) -> int:
     paths = check_paths(src, dst, force=args.force)
     if dst is None and not args.armor and stdout_binary().isatty():
         raise CliError("refusing to write binary ciphertext to a terminal: use --armor or -o FILE")
-    if source.key_file is not None and KDF.given(args):
-        raise UsageError("--key-file makes a raw-key slot: it takes no KDF options")
-    kdf = KDF.read(args)
-    options.warn_beyond_default_limits(kdf)
+    kdf = _kdf(args, source)
     password = read_new_secret(source, quiet=args.quiet)
     chunk_size: int = args.chunk_size or aes_hmac.DEFAULT_CHUNK_SIZE
     total = size_of(paths.src_stat)
@@ -99,14 +97,21 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_tree(args: argparse.Namespace) -> int:
-    if args.armor:
-        raise UsageError("-r writes binary files: --armor is for one file or stdout")
-    source = PASSWORD.read(args)
+def _kdf(args: argparse.Namespace, source: PasswordSource) -> Kdf:
+    """The KDF options, checked before any prompt (a key file takes none); warns when readers
+    will need a raised limit."""
     if source.key_file is not None and KDF.given(args):
         raise UsageError("--key-file makes a raw-key slot: it takes no KDF options")
     kdf = KDF.read(args)
     options.warn_beyond_default_limits(kdf)
+    return kdf
+
+
+def _run_tree(args: argparse.Namespace) -> int:
+    if args.armor:
+        raise UsageError("-r writes binary files: --armor is for one file or stdout")
+    source = PASSWORD.read(args)
+    kdf = _kdf(args, source)
     password = read_new_secret(source, quiet=args.quiet)
     chunk_size: int = args.chunk_size or aes_hmac.DEFAULT_CHUNK_SIZE
     return tree.run(
