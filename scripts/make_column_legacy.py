@@ -34,7 +34,9 @@ def main() -> None:
 
     def text_row(context: str, value: str) -> dict[str, Any]:
         token = EncryptedString(key, context=context).encrypt_value(value)
-        index = BlindIndex(INDEX_KEY, source="x", bits=BITS, normalize=normalize_text, context=context)
+        index = BlindIndex(
+            INDEX_KEY, source="x", bits=BITS, normalize=normalize_text, context=context
+        )
         return {"value": value, "token": token, "index": index.digest(value).hex()}
 
     def json_row(context: str, value: Any) -> dict[str, Any]:
@@ -51,8 +53,8 @@ def main() -> None:
     # hr."salary.amount": its v1 binding is the same bytes as that of "hr.salary".amount.
     rows["hr.salary.amount"] = [text_row("hr.salary.amount", v) for v in ("100", "250")]
     doc = {
-        "description": "column tokens and blind indexes written by the v1 binding (commit 2846860); "
-        "made by scripts/make_column_legacy.py",
+        "description": "column tokens and blind indexes written by the v1 binding "
+        "(commit 2846860); made by scripts/make_column_legacy.py",
         "key": KEY.hex(),
         "index_key": INDEX_KEY.hex(),
         "bits": BITS,
