@@ -7,9 +7,10 @@ Chained over another filesystem, every file is an aes-hmac stream::
                         storage_options={"aeshmac": {"password": "..."}})
 
 "rb" returns the seekable reader: each read fetches (one range request) and verifies only the
-chunks it touches. "wb" streams through the stream writer; the file is finalized on close and is
-atomic where the target allows it (local files: temporary file, fsync, rename; object stores:
-the object appears at close; ``memory://`` is not atomic). Names are kept as given (``.ahm`` is
+chunks it touches. "wb" streams through the stream writer and keeps its rule (``_lifecycle``):
+the file appears only on a clean close (local files: ``PendingFile``, nameless until linked in;
+targets that defer commits, such as object stores: committed then; ``memory://``: stored in one
+piece then), and an exception in flight or garbage collection leaves nothing under the name. Names are kept as given (``.ahm`` is
 the caller's choice); sizes reported by ``ls``/``info`` are plaintext sizes, read from each
 file's authenticated final chunk. The password and key are left out of fsspec's instance token,
 so they never appear in Dask task names.
