@@ -319,8 +319,10 @@ class _EncryptingFile(StreamWriter):
 
     def commit(self) -> None:
         """Make a sealed file of a transaction appear (fsspec calls this at its end)."""
+        if not self.closed:
+            raise ValueError(f"{self.path}: close the file before committing it")
         if self._sealed is None:
-            raise ValueError(f"{self.path}: nothing to commit (not closed cleanly, or done)")
+            return  # its close discarded it (the failure was raised then), or committed
         sealed, self._sealed = self._sealed, None
         sealed.commit()
 
@@ -377,7 +379,9 @@ class _TargetOutput:
             with suppress(OSError, ValueError):
                 self.file.close()
             return
-        with suppress(Exception):
-            target.discard()
+        # Closed first, then discarded, as fsspec's transactions do (an object store's close
+        # uploads the last part, its discard then aborts the whole upload).
         with suppress(Exception):
             target.close()
+        with suppress(Exception):
+            target.discard()
