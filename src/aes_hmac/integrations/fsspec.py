@@ -8,9 +8,9 @@ Chained over another filesystem, every file is an aes-hmac stream::
 
 "rb" returns the seekable reader: each read fetches (one range request) and verifies only the
 chunks it touches. "wb" streams through the stream writer and keeps its rule (``_lifecycle``):
-the file appears only on a clean close (local files: ``PendingFile``, nameless until linked in;
-targets that defer commits, such as object stores: committed then; ``memory://``: stored in one
-piece then), and an exception in flight or garbage collection leaves nothing under the name. Names are kept as given (``.ahm`` is
+the file appears only on a clean close (local files: nameless until linked in; object stores
+and other targets that defer commits: committed then; ``memory://``: stored in one piece then),
+never after an exception in flight or garbage collection. Names are kept as given (``.ahm`` is
 the caller's choice); sizes reported by ``ls``/``info`` are plaintext sizes, read from each
 file's authenticated final chunk. The password and key are left out of fsspec's instance token,
 so they never appear in Dask task names.
