@@ -285,6 +285,35 @@ def test_progress_covers_all_bytes(tmp_path: Path) -> None:
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
+def test_keyboard_interrupt_cancels_queued_files_and_abandons_running_ones(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "src").mkdir()
+    block = os.urandom(1 << 20)
+    for i in range(40):
+        (tmp_path / "src" / f"f{i:02}.bin").write_bytes(block * 4)
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt  # in the main thread, as Ctrl-C arrives, after the first file
+
+    with pytest.raises(KeyboardInterrupt):
+        encrypt_tree(
+            tmp_path / "src",
+            tmp_path / "enc",
+            "pw",
+            kdf=CHEAP,
+            chunk_size=1 << 16,
+            progress=interrupt,
+        )
+    # Checked right away: files still running were abandoned before the call returned.
+    left = sorted(p.name for p in (tmp_path / "enc").iterdir())
+    assert not [name for name in left if "aes-hmac-tmp" in name]
+    assert 1 <= len(left) < 40
+    for name in left:
+        with open(tmp_path / "enc" / name, "rb") as f:
+            assert aes_hmac.open(f, password="pw").read() == block * 4
+
+
 def test_process_executor_gets_no_password(tmp_path: Path) -> None:
     files = make_tree(tmp_path / "src", 6)
     with ProcessPoolExecutor(2) as pool:
