@@ -236,7 +236,7 @@ def test_an_output_folder_that_is_another_users_link_in_a_shared_folder_is_refus
     link.symlink_to(victim, target_is_directory=True)
     nobody = pwd.getpwnam("nobody")
     os.lchown(link, nobody.pw_uid, nobody.pw_gid)
-    with pytest.raises(ValueError, match="output folder .* another user"):
+    with pytest.raises(ValueError, match=r"output folder .* another user"):
         encrypt_tree(tmp_path / "src", link, "pw", kdf=CHEAP)
     assert not list(victim.iterdir())
 
@@ -342,13 +342,13 @@ def test_bad_arguments(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     with pytest.raises(ValueError, match="existing"):
         encrypt_tree(tmp_path / "src", tmp_path / "enc", "pw", existing="maybe")
-    with pytest.raises(ValueError, match="output folder .*enc is inside the input folder .*src"):
+    with pytest.raises(ValueError, match=r"output folder .*enc is inside the input folder .*src"):
         encrypt_tree(tmp_path / "src", tmp_path / "src" / "enc", "pw")
-    with pytest.raises(ValueError, match="input folder .*src is inside the output folder"):
+    with pytest.raises(ValueError, match=r"input folder .*src is inside the output folder"):
         encrypt_tree(tmp_path / "src", tmp_path, "pw")
-    with pytest.raises(ValueError, match="output folder .*src is the input folder"):
+    with pytest.raises(ValueError, match=r"output folder .*src is the input folder"):
         encrypt_tree(tmp_path / "src", tmp_path / "src", "pw")
-    with pytest.raises(ValueError, match="input folder .*nope does not exist"):
+    with pytest.raises(ValueError, match=r"input folder .*nope does not exist"):
         encrypt_tree(tmp_path / "nope", tmp_path / "enc", "pw")
     with pytest.raises(TypeError, match="password"):
         encrypt_tree(tmp_path / "src", tmp_path / "enc")
