@@ -351,9 +351,10 @@ def _walk_folder(
     for entry in entries:
         here = _Place(src, parts, entry.name)
         try:
-            mode = entry.stat(follow_symlinks=False).st_mode
+            st = entry.stat(follow_symlinks=False)
         except FileNotFoundError:
             continue  # removed since the listing
+        mode = st.st_mode
         if stat.S_ISDIR(mode):
             try:
                 child = os.open(entry.name, _DIR_FLAGS, dir_fd=sfd)
@@ -375,10 +376,10 @@ def _walk_folder(
             result.skipped_entries.append((here.shown, _kind(mode)))
         elif not decrypt:
             target = _Place(dst, parts, entry.name + SUFFIX)
-            yield _Job(here, target, entry.stat(follow_symlinks=False).st_size), sfd, dfd
+            yield _Job(here, target, st.st_size), sfd, dfd
         elif entry.name.endswith(SUFFIX) and entry.name != SUFFIX:
             target = _Place(dst, parts, entry.name[: -len(SUFFIX)])
-            yield _Job(here, target, entry.stat(follow_symlinks=False).st_size), sfd, dfd
+            yield _Job(here, target, st.st_size), sfd, dfd
 
 
 def encrypt_one(
