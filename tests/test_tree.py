@@ -119,7 +119,7 @@ def test_empty_folders_are_recreated_both_ways(tmp_path: Path) -> None:
     assert (tmp_path / "dec" / "a" / "f.txt").read_bytes() == b"data"
 
 
-def test_a_link_planted_in_the_output_tree_is_refused(tmp_path: Path) -> None:
+def test_a_link_planted_in_the_output_tree_is_refused(tmp_path: Path, nameless: bool) -> None:
     (tmp_path / "src" / "reports").mkdir(parents=True)
     (tmp_path / "src" / "reports" / "q3.txt").write_bytes(b"quarterly numbers")
     (tmp_path / "src" / "top.txt").write_bytes(b"top")
@@ -137,7 +137,15 @@ def test_a_link_planted_in_the_output_tree_is_refused(tmp_path: Path) -> None:
     assert (tmp_path / "restore" / "reports").is_symlink()
 
 
-def test_overwrite_does_not_lend_a_planted_files_mode(tmp_path: Path) -> None:
+@pytest.fixture(params=[True, False], ids=["O_TMPFILE", "fallback"])
+def nameless(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Both ways an output file is made: nameless (Linux), or the named fallback."""
+    if not request.param:
+        monkeypatch.delattr(os, "O_TMPFILE", raising=False)
+    return bool(request.param)
+
+
+def test_overwrite_does_not_lend_a_planted_files_mode(tmp_path: Path, nameless: bool) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "q3.txt").write_bytes(b"salaries")
     encrypt_tree(tmp_path / "src", tmp_path / "enc", "pw", kdf=CHEAP)
@@ -145,9 +153,14 @@ def test_overwrite_does_not_lend_a_planted_files_mode(tmp_path: Path) -> None:
     planted.parent.mkdir()
     planted.write_bytes(b"planted")
     planted.chmod(0o666)
+    stale = planted.parent / ".q3.txt.aes-hmac-tmp-0123456789ab"  # left by a killed run
+    stale.write_bytes(b"old plaintext")
+    os.utime(stale, (0, 0))
     assert decrypt_tree(tmp_path / "enc", tmp_path / "restore", "pw", existing="overwrite").ok
     assert planted.read_bytes() == b"salaries"
     assert stat.S_IMODE(planted.stat().st_mode) == 0o600
+    left = {p.name for p in planted.parent.iterdir()}
+    assert left == ({"q3.txt", stale.name} if nameless else {"q3.txt"})  # fallback removes it
 
 
 class SwapBefore(Executor):
