@@ -386,9 +386,8 @@ def _temporary_name(target: str) -> str:
 def _link_no_clobber(tmp: str, dst: str, dir_fd: int | None = None) -> None:
     """Move ``tmp`` to ``dst`` unless ``dst`` appeared meanwhile (a hard link never replaces);
     both relative to ``dir_fd`` when given."""
-    at = {"src_dir_fd": dir_fd, "dst_dir_fd": dir_fd}
     try:
-        os.link(tmp, dst, **at)
+        os.link(tmp, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except FileExistsError:
         raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)") from None
     except OSError:
@@ -396,7 +395,7 @@ def _link_no_clobber(tmp: str, dst: str, dir_fd: int | None = None) -> None:
         try:
             os.stat(dst, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
-            os.replace(tmp, dst, **at)
+            os.replace(tmp, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
             return
         raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)") from None
     os.unlink(tmp, dir_fd=dir_fd)
