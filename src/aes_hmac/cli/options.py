@@ -8,7 +8,10 @@ from the library's KDF registry: a new KDF brings its own flags, ``--kdf`` choic
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple, TypeAlias
 
@@ -45,9 +48,18 @@ def positive(text: str) -> int:
 
 
 def fd_number(text: str) -> int:
-    if not text.isdigit():
+    """An open file descriptor's number, checked now: a negative, huge or closed one is a usage
+    error naming the option (argparse adds it), not an ``OverflowError`` at the first read."""
+    if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"expected a file descriptor number, got {text!r}")
-    return int(text)
+    if len(text) > len(str(MAX_FD)) or int(text) > MAX_FD:
+        raise argparse.ArgumentTypeError(f"file descriptor {text} is not open")
+    fd = int(text)
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise argparse.ArgumentTypeError(f"file descriptor {fd} is not open") from None
+    return fd
 
 
 def chunk_size(text: str) -> int:

@@ -1,0 +1,77 @@
+"""The "CLI odds" of issue 16, through the installed ``aes-hmac`` script in subprocesses: file
+descriptor options, the encrypt-side memory advice, help and version on a full device, key
+files fed in pieces, rekey interrupted after its commit, Ctrl-C while the program loads, a
+folder given without ``-r``. The in-process checks of the same helpers are at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_cli import AES_HMAC, CHEAP, PASSWORD, assert_one_error, run
+
+import aes_hmac
+from aes_hmac import cli
+from aes_hmac.cli import messages, options
+
+ENV = {"P": PASSWORD}
+NEW_PASSWORD = "a different horse, battery and staple"
+TIMEOUT = 60.0
+
+
+def fd_options() -> list[tuple[tuple[str, ...], str]]:
+    """(command words, option) for every option of every command that takes a descriptor."""
+    found: list[tuple[tuple[str, ...], str]] = []
+
+    def walk(parser: argparse.ArgumentParser, words: tuple[str, ...]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, (*words, name))
+            elif action.type is options.fd_number:
+                found.append((words, action.option_strings[0]))
+
+    walk(cli.build_parser(), ())
+    return found
+
+
+# --- 1. descriptor numbers ----------------------------------------------------------------
+
+
+BAD_FDS = ["2147483648", "9" * 5000, "-1", "97"]
+"""Past a C int, past int()'s digit limit, negative, not open (subprocess closes what it does
+not pass, so 97 is not open in the child)."""
+
+
+def fd_cases() -> list[tuple[tuple[str, ...], str, str]]:
+    """Every descriptor option with the number that overflowed, and every bad number once."""
+    cases = [(command, option, BAD_FDS[0]) for command, option in fd_options()]
+    return cases + [(("decrypt",), "--password-fd", value) for value in BAD_FDS[1:]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("command", "option", "value"), fd_cases())
+def test_fd_options_refuse_bad_numbers_as_usage_errors(
+    command: tuple[str, ...], option: str, value: str
+) -> None:
+    """A number past a C int was an ``OverflowError`` traceback; one that is not open failed
+    only at the read (exit 1, after the other checks). Now each is a usage error naming the
+    option, before anything is read."""
+    result = run([*command, f"{option}={value}"], stdin=b"data")
+    assert_one_error(result, 2, f"argument {option}: ")
+    assert result.stdout == b""
+
+
+def test_every_command_with_a_password_has_fd_options() -> None:
+    """The parametrization above is not empty and covers the commands that read passwords."""
+    commands = {" ".join(command) for command, _ in fd_options()}
+    assert {"encrypt", "decrypt", "rekey", "import", "token encrypt", "token decrypt"} <= commands
+    assert (("rekey",), "--new-password-fd") in fd_options()
