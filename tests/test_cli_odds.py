@@ -75,3 +75,45 @@ def test_every_command_with_a_password_has_fd_options() -> None:
     commands = {" ".join(command) for command, _ in fd_options()}
     assert {"encrypt", "decrypt", "rekey", "import", "token encrypt", "token decrypt"} <= commands
     assert (("rekey",), "--new-password-fd") in fd_options()
+
+
+# --- 4. key files from a pipe, in pieces ---------------------------------------------------
+
+PIECES_WRITER = """
+import sys, time
+text = open(sys.argv[1], "rb").read()
+with open(sys.argv[2], "wb", buffering=0) as fifo:
+    for i in range(0, len(text), 7):
+        fifo.write(text[i:i + 7])
+        time.sleep(0.05)
+"""
+"""Writes a file into a FIFO 7 bytes at a time with pauses, as a slow ``<(...)`` would."""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("option", ["--key-file", "--password-file"])
+def test_key_and_password_files_from_a_fifo_in_pieces(tmp_path: Path, option: str) -> None:
+    """``--key-file <(...)`` read only the first piece: "key text must start with ..."."""
+    secret = tmp_path / "secret"
+    if option == "--key-file":
+        assert run(["keygen", "-o", secret]).returncode == 0
+    else:
+        secret.write_text(PASSWORD + "\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen([sys.executable, "-c", PIECES_WRITER, str(secret), str(fifo)])
+    try:
+        enc = run(["encrypt", option, fifo, *([] if option == "--key-file" else CHEAP)], stdin=b"x")
+    finally:
+        writer.wait(timeout=TIMEOUT)
+    assert enc.returncode == 0, enc.stderr
+    dec = run(["decrypt", option, secret], stdin=enc.stdout)
+    assert dec.returncode == 0, dec.stderr
+    assert dec.stdout == b"x"
+
+
+@pytest.mark.slow
+def test_key_file_over_the_cap_is_refused_unread_to_the_end(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(b"aes-hmac-key-1:" + b"A" * 5000)
+    assert_one_error(run(["encrypt", "--key-file", big], stdin=b"x"), 1, "longer than 1024 bytes")
