@@ -117,3 +117,19 @@ def test_key_file_over_the_cap_is_refused_unread_to_the_end(tmp_path: Path) -> N
     big = tmp_path / "big"
     big.write_bytes(b"aes-hmac-key-1:" + b"A" * 5000)
     assert_one_error(run(["encrypt", "--key-file", big], stdin=b"x"), 1, "longer than 1024 bytes")
+
+
+# --- 7. a folder without -r ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["encrypt", "decrypt"])
+def test_folder_without_recursive_suggests_it(tmp_path: Path, command: str) -> None:
+    """``encrypt DIR`` said only "DIR: Is a directory"; ``decrypt DIR`` that DIR does not end
+    in .ahm."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"jpg")
+    result = run([command, "--password-env", "P", folder], env=ENV)
+    assert_one_error(result, 2, f"{folder} is a folder: use -r to {command} a folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]

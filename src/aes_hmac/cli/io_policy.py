@@ -184,6 +184,15 @@ def path_arg(arg: str | None) -> str | None:
     return None if arg is None or arg == "-" else arg
 
 
+def file_arg(arg: str | None, verb: str) -> str | None:
+    """``path_arg`` for a command that takes one file: a folder is refused with the option that
+    takes folders (``verb``: "encrypt" or "decrypt"), before the output is named or any prompt."""
+    path = path_arg(arg)
+    if path is not None and os.path.isdir(path):
+        raise UsageError(f"{path} is a folder: use -r to {verb} a folder (-r {path} -o OUTDIR)")
+    return path
+
+
 def encrypted_name(src: str | None, output: str | None) -> str | None:
     """``encrypt``'s output: ``-o`` when given, else FILE.ahm for a file, stdout for stdin."""
     if output is not None or src is None:

@@ -15,10 +15,10 @@ from ..io_policy import (
     Progress,
     check_paths,
     encrypted_name,
+    file_arg,
     open_input,
     open_output,
     output_error,
-    path_arg,
     size_of,
 )
 from ..options import Kdf
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if tree.check(args):
         return _run_tree(args)
-    src = path_arg(args.input)
+    src = file_arg(args.input, "encrypt")
     dst = encrypted_name(src, args.output)
     source = PASSWORD.read(args)
     options.refuse_stdin_password(source, src)
