@@ -77,6 +77,72 @@ def test_every_command_with_a_password_has_fd_options() -> None:
     assert (("rekey",), "--new-password-fd") in fd_options()
 
 
+# --- 2. memory advice on encrypt ----------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "kdf_args", "advice"),
+    [
+        (["encrypt"], ["--kdf", "scrypt", "--scrypt-log2n", "40"], "--scrypt-log2n or --scrypt-r"),
+        (["token", "encrypt"], ["--kdf", "scrypt", "--scrypt-log2n", "40"], "--scrypt-log2n"),
+        (
+            ["encrypt"],
+            ["--kdf", "argon2id", "--argon2-memory-kib", "4000000000"],
+            "--argon2-memory",
+        ),
+    ],
+)
+def test_encrypt_memory_failure_names_the_cost_option_to_lower(
+    command: list[str], kdf_args: list[str], advice: str
+) -> None:
+    """1 PiB of scrypt (4 TB of Argon2id) is refused by the system: the advice was "lower
+    --max-kdf-memory-mib", a decrypt option that does nothing for encrypt."""
+    result = run([*command, "--password-env", "P", *kdf_args], stdin=b"data", env=ENV)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.decode().splitlines()
+    assert "decrypting will need --max-kdf-memory-mib" in lines[0]  # the warning stays true
+    error = lines[-1]
+    assert error.startswith("aes-hmac: error: kdf needs more memory than is available"), error
+    assert f"lower {advice}" in error
+    assert "--max-" not in error
+    assert "Traceback" not in result.stderr.decode()
+
+
+def test_memory_flags_come_from_the_registry() -> None:
+    """Which cost flags drive memory is asked of each KDF class, none is listed by hand."""
+    flags = {kdf.name: options.memory_flags(kdf) for kdf in aes_hmac.KDFS}
+    assert flags == {
+        "pbkdf2": [],
+        "scrypt": ["--scrypt-log2n", "--scrypt-r"],
+        "argon2id": ["--argon2-memory-kib"],
+    }
+
+
+def test_decrypt_keeps_its_limit_advice_for_memory_refused() -> None:
+    exc = aes_hmac.KdfLimitError(
+        "kdf needs more memory than is available (9 bytes)", "max_memory_bytes", 9, 0
+    )
+    text = messages.describe(exc)
+    assert text.startswith(str(exc))
+    assert "lower --max-kdf-memory-mib" in text and "more memory" in text
+
+
+def test_new_slot_leaves_other_limit_errors_alone() -> None:
+    """An existing slot's limit error (rekey opening the old slot) keeps describe's advice."""
+    kdf = aes_hmac.Scrypt(log2_n=14)
+    other = aes_hmac.KdfLimitError(
+        "kdf memory 9 bytes exceeds the limit 8", "max_memory_bytes", 9, 8
+    )
+    with pytest.raises(aes_hmac.KdfLimitError) as raised, options.new_slot(kdf):
+        raise other
+    assert raised.value is other
+    refused = aes_hmac.KdfLimitError("no memory", "max_memory_bytes", kdf.memory_bytes(), 0)
+    with pytest.raises(cli.common.CliError, match="lower --scrypt-log2n or --scrypt-r"):
+        with options.new_slot(kdf):
+            raise refused
+
+
 # --- 4. key files from a pipe, in pieces ---------------------------------------------------
 
 PIECES_WRITER = """

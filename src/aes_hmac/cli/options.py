@@ -17,9 +17,11 @@ from typing import Final, NamedTuple, TypeAlias
 
 import aes_hmac
 
-from .common import UsageError, note
+from .common import CliError, UsageError, note
 from .passwords import PasswordSource
 
+MAX_FD: Final = (1 << 31) - 1
+"""The largest file descriptor number the system calls take (a C ``int``)."""
 MAX_WORKERS: Final = 64
 """``--workers`` ceiling, the library's own; checked here so a bad value fails before a prompt."""
 DEFAULT_KDF: Final = "pbkdf2"
@@ -27,6 +29,7 @@ DEFAULT_KDF: Final = "pbkdf2"
 the library's default); its cost flags need no ``--kdf``."""
 Kdf: TypeAlias = aes_hmac.Kdf
 """A KDF instance (the library's public alias: a new KDF needs no CLI edit)."""
+MORE_MEMORY: Final = "give the process more memory"
 SOURCE_FILE_NOTE: Final = (
     "A password file or descriptor is read up to its first line end; a leading UTF-8 byte-order"
     " mark (as Windows editors write) is not part of the password."
@@ -249,6 +252,39 @@ def warn_beyond_default_limits(kdf: Kdf) -> None:
         note(f"warning: {exc} of decrypt's defaults: decrypting will need {option}")
 
 
+def memory_flags(kdf_type: type[Kdf]) -> list[str]:
+    """The cost flags of ``kdf_type`` that its memory grows with, found by asking the class
+    (``memory_bytes`` of its defaults with one field raised), so a new KDF needs no entry here."""
+    base = kdf_type()
+    flags = []
+    for option in kdf_type.options:
+        try:
+            raised = dataclasses.replace(base, **{option.field: getattr(base, option.field) + 1})
+        except (TypeError, ValueError):  # that field cannot grow alone (e.g. argon2id lanes)
+            continue
+        if raised.memory_bytes() > base.memory_bytes():
+            flags.append(option.flag)
+    return flags
+
+
+@contextlib.contextmanager
+def new_slot(kdf: Kdf) -> Iterator[None]:
+    """Around work that derives a new password slot with ``kdf``.
+
+    When the system refuses that KDF its memory (``KdfLimitError`` with limit 0), the advice is
+    the encrypt-side cost flag to lower: decrypt's ``--max-...`` options do not apply to
+    making a slot. Other errors (an existing slot being opened) keep ``describe``'s advice.
+    """
+    try:
+        yield
+    except aes_hmac.KdfLimitError as exc:
+        if exc.limit != 0 or exc.value != kdf.memory_bytes():
+            raise
+        lower = " or ".join(memory_flags(type(kdf)))
+        advice = f"lower {lower}, or {MORE_MEMORY}" if lower else MORE_MEMORY
+        raise CliError(f"{exc} ({advice})") from None
+
+
 # --- decrypt-side KDF limits ---------------------------------------------------------------
 
 
@@ -289,9 +325,10 @@ def limit_option(field: str) -> str | None:
 
 def limit_hint(exc: aes_hmac.KdfLimitError, message: str) -> str:
     """``message`` (about ``exc``) with the option that raises the exceeded limit."""
-    if exc.limit == 0:  # not a limit: the machine could not give the KDF its memory
-        return f"{message} (lower --max-kdf-memory-mib, or give the process more memory)"
     option = limit_option(exc.field)
+    if exc.limit == 0:  # not a limit: the machine could not give the KDF its memory
+        lower = f"lower {option} to refuse such input up front, or " if option else ""
+        return f"{message} ({lower}{MORE_MEMORY})"
     return f"{message} (raise it with {option})" if option else message
 
 

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--from {source.name} keeps the password: it takes no new password")
     if source.new_password:
         new = read_new_password(new_source, quiet=args.quiet, what="New password")
-    source.run(ImportJob(src, dst, paths, args.force, secret, new, kdf))
+    with options.new_slot(kdf):
+        source.run(ImportJob(src, dst, paths, args.force, secret, new, kdf))
     return EXIT_OK
 
 

@@ -85,7 +85,8 @@ def _encrypt(args: argparse.Namespace) -> int:
     if isinstance(secret, aes_hmac.Key):
         token = secret.encrypt(value, associated_data=_associated(args))
     else:
-        token = aes_hmac.encrypt(value, secret, kdf=kdf, associated_data=_associated(args))
+        with options.new_slot(kdf):
+            token = aes_hmac.encrypt(value, secret, kdf=kdf, associated_data=_associated(args))
     out.write(token.encode("ascii") + b"\n")
     out.flush()
     return EXIT_OK
