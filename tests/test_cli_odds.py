@@ -143,6 +143,31 @@ def test_new_slot_leaves_other_limit_errors_alone() -> None:
             raise refused
 
 
+# --- 3. help and version on a full device --------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["encrypt", "--help"], ["rekey", "-h"]]
+)
+def test_help_and_version_to_a_full_device_fail(args: list[str]) -> None:
+    """argparse ignores write errors: ``--help >/dev/full`` exited 0 with nothing written."""
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [AES_HMAC, *args], stdout=full, stderr=subprocess.PIPE, timeout=TIMEOUT, check=False
+        )
+    assert_one_error(result, 1, "cannot write to stdout: No space left on device")
+
+
+@pytest.mark.slow
+def test_help_still_prints() -> None:
+    result = run(["--version"])
+    assert result.returncode == 0
+    assert result.stdout == f"aes-hmac {aes_hmac.__version__}\n".encode()
+    assert result.stderr == b""
+
+
 # --- 4. key files from a pipe, in pieces ---------------------------------------------------
 
 PIECES_WRITER = """
@@ -183,6 +208,43 @@ def test_key_file_over_the_cap_is_refused_unread_to_the_end(tmp_path: Path) -> N
     big = tmp_path / "big"
     big.write_bytes(b"aes-hmac-key-1:" + b"A" * 5000)
     assert_one_error(run(["encrypt", "--key-file", big], stdin=b"x"), 1, "longer than 1024 bytes")
+
+
+# --- 6. Ctrl-C while the program loads -----------------------------------------------------
+
+RUNS = 20
+MAX_DELAY = 0.3
+INTERPRETER_START = "Fatal Python error: init_"
+"""CPython's own start (its io and site imports) interrupted: no code of this program has run
+yet, and none can; the first of it runs right after (see ``_aes_hmac_cli``)."""
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_loading_prints_no_traceback() -> None:
+    """SIGINT at random moments of the first 300 ms (loading the library takes most of it):
+    the script imported the package before any handler, so most of these were a
+    ``KeyboardInterrupt`` traceback. The command waits on stdin, so every signal lands before
+    it could finish."""
+    rng = random.Random(16)
+    ours = 0
+    for _ in range(RUNS):
+        proc = subprocess.Popen(
+            [AES_HMAC, "encrypt", "--password-env", "P", *CHEAP],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **ENV},
+        )
+        time.sleep(rng.uniform(0, MAX_DELAY))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=TIMEOUT)
+        text = err.decode()
+        if text.startswith(INTERPRETER_START) or proc.returncode == -signal.SIGINT:
+            continue  # before the interpreter ran any code of ours: its default action
+        ours += 1
+        assert proc.returncode == 130, text
+        assert text == "aes-hmac: error: interrupted\n"
+    assert ours >= RUNS // 2  # most signals landed while our code ran
 
 
 # --- 7. a folder without -r ----------------------------------------------------------------

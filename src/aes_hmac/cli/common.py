@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-PROG: Final = "aes-hmac"
+from _aes_hmac_cli import EXIT_SIGNAL_BASE as EXIT_SIGNAL_BASE
+from _aes_hmac_cli import PROG as PROG
+
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
-EXIT_SIGNAL_BASE: Final = 128
-"""A command stopped by a signal exits 128 + the signal number, as a shell reports it."""
 TERMINATING_SIGNALS: Final = tuple(
     getattr(signal, name)
     for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
@@ -67,10 +67,15 @@ class Interrupted(BaseException):
         return signal.Signals(self.signum).name
 
 
+def ignore_signals() -> None:
+    """Ignore every terminating signal from now on: the command's outcome is already decided."""
+    for signum in TERMINATING_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _on_signal(signum: int, _frame: object) -> None:
     # The first signal decides the exit; more while cleaning up would leave a temporary file.
-    for other in TERMINATING_SIGNALS:
-        signal.signal(other, signal.SIG_IGN)
+    ignore_signals()
     raise Interrupted(signum)
 
 
