@@ -210,6 +210,81 @@ def test_key_file_over_the_cap_is_refused_unread_to_the_end(tmp_path: Path) -> N
     assert_one_error(run(["encrypt", "--key-file", big], stdin=b"x"), 1, "longer than 1024 bytes")
 
 
+# --- 5. rekey interrupted around its commit ------------------------------------------------
+
+SIGNAL_AT_RENAME = """
+import os, signal
+
+_replace = os.replace
+
+
+def replace(src, dst, *args, **kwargs):
+    # Fault injection for the rekey tests: SIGINT right before or right after the rename that
+    # commits an edit. os.kill to our own single thread delivers it before it returns.
+    when = os.environ.get("AES_HMAC_TEST_SIGINT_AT_RENAME")
+    if when == "before":
+        os.kill(os.getpid(), signal.SIGINT)
+    _replace(src, dst, *args, **kwargs)
+    if when == "after":
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+os.replace = replace
+"""
+
+
+def rekey_with_signal(tmp_path: Path, when: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(SIGNAL_AT_RENAME)
+    env = {"PYTHONPATH": str(hook), "AES_HMAC_TEST_SIGINT_AT_RENAME": when, "P": PASSWORD}
+    env["N"] = NEW_PASSWORD
+    return run(["rekey", "--password-env", "P", *args], env=env)
+
+
+def opens(path: Path, password: str) -> bool:
+    result = run(["decrypt", "--password-env", "P", path, "-o", "-"], env={"P": password})
+    return result.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [[], ["--add"], ["--remove"]])
+def test_rekey_interrupted_after_its_rename_reports_success(
+    tmp_path: Path, mode: list[str]
+) -> None:
+    """The signal lands right after the rename: the change is on disk, so the exit is 0 with a
+    note, not 130 "interrupted" for a change that was in fact made."""
+    enc = tmp_path / "f.ahm"
+    made = run(["encrypt", "--password-env", "P", *CHEAP, "-o", enc], stdin=b"data", env=ENV)
+    assert made.returncode == 0, made.stderr
+    if mode == ["--remove"]:  # a second slot, so the first can go
+        added = run(
+            ["rekey", "--password-env", "P", "--add", "--new-password-env", "N", *CHEAP, enc],
+            env={**ENV, "N": NEW_PASSWORD},
+        )
+        assert added.returncode == 0, added.stderr
+    new = [] if mode == ["--remove"] else ["--new-password-env", "N", *CHEAP]
+    result = rekey_with_signal(tmp_path, "after", *mode, *new, str(enc))
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert err == f"aes-hmac: interrupted after the change was saved: {enc} has its new key slots\n"
+    assert opens(enc, PASSWORD) == (mode == ["--add"])
+    assert opens(enc, NEW_PASSWORD)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.ahm", "hook"]
+
+
+@pytest.mark.slow
+def test_rekey_interrupted_before_its_rename_changes_nothing(tmp_path: Path) -> None:
+    enc = tmp_path / "f.ahm"
+    made = run(["encrypt", "--password-env", "P", *CHEAP, "-o", enc], stdin=b"data", env=ENV)
+    assert made.returncode == 0, made.stderr
+    before = enc.read_bytes()
+    result = rekey_with_signal(tmp_path, "before", "--new-password-env", "N", *CHEAP, str(enc))
+    assert_one_error(result, 130, "aes-hmac: error: interrupted")
+    assert enc.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.ahm", "hook"]
+
+
 # --- 6. Ctrl-C while the program loads -----------------------------------------------------
 
 RUNS = 20
