@@ -34,6 +34,7 @@ from .common import (
     guard_std_fds,
     handle_signals,
     ignore_signals,
+    write_failed,
 )
 from .io_policy import EXTENSION, enlarge_pipes
 from .messages import describe
@@ -113,8 +114,7 @@ class _Parser(argparse.ArgumentParser):
         except OSError as exc:
             if out is sys.stdout:
                 _silence_stdout()  # the unwritten text must not fail again at the final flush
-            name = "stdout" if out is sys.stdout else "stderr"
-            raise CliError(f"cannot write to {name}: {exc.strerror or exc}") from None
+            raise write_failed(exc, "stdout" if out is sys.stdout else "stderr") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

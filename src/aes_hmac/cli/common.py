@@ -111,11 +111,21 @@ def stdout_binary() -> BinaryIO:
     return sys.stdout.buffer
 
 
+def write_failed(exc: OSError, output: str = "stdout") -> CliError:
+    """The one line for an output that could not be written (a full disk, an I/O error)."""
+    return CliError(f"cannot write {output}: {exc.strerror or exc}")
+
+
 def write_stdout(text: str) -> None:
-    """Text on stdout (flushed), or the error that says stdout is closed."""
+    """Text on stdout (flushed), or the error that says stdout is closed or failed."""
     out = stdout_binary()
-    out.write(text.encode("utf-8", "surrogateescape"))
-    out.flush()
+    try:
+        out.write(text.encode("utf-8", "surrogateescape"))
+        out.flush()
+    except BrokenPipeError:
+        raise  # '| head': main's quiet exit 1
+    except OSError as exc:
+        raise write_failed(exc) from None
 
 
 _UNSAFE: Final = re.compile(

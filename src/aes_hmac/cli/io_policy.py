@@ -34,6 +34,7 @@ from .common import (
     closed_std_fds,
     stdin_binary,
     stdout_binary,
+    write_failed,
 )
 
 PROGRESS_MIN_BYTES: Final = 4 << 20
@@ -318,13 +319,13 @@ def output_error(exc: OSError, dst: str | None) -> CliError | None:
     """Name the output (file or stdout) when writing it failed, not a temporary file beside it."""
     if not exc.filename:
         if exc.errno in _WRITE_ONLY_ERRNOS:
-            return CliError(f"cannot write {dst or 'stdout'}: {exc.strerror or exc}")
+            return write_failed(exc, dst or "stdout")
         return None
     if dst is None:
         return None
     temp_prefix = "." + os.path.basename(os.path.realpath(dst))  # atomic_output follows links
     if os.path.basename(os.fsdecode(exc.filename)).startswith(temp_prefix):
-        return CliError(f"cannot write {dst}: {exc.strerror or exc}")
+        return write_failed(exc, dst)
     return None
 
 

@@ -8,16 +8,14 @@ from the library's KDF registry: a new KDF brings its own flags, ``--kdf`` choic
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, NamedTuple, TypeAlias
 
 import aes_hmac
 
-from .common import CliError, UsageError, note
+from .common import UsageError, note
 from .passwords import PasswordSource
 
 MAX_FD: Final = (1 << 31) - 1
@@ -265,24 +263,6 @@ def memory_flags(kdf_type: type[Kdf]) -> list[str]:
         if raised.memory_bytes() > base.memory_bytes():
             flags.append(option.flag)
     return flags
-
-
-@contextlib.contextmanager
-def new_slot(kdf: Kdf) -> Iterator[None]:
-    """Around work that derives a new password slot with ``kdf``.
-
-    When the system refuses that KDF its memory (``KdfLimitError`` with limit 0), the advice is
-    the encrypt-side cost flag to lower: decrypt's ``--max-...`` options do not apply to
-    making a slot. Other errors (an existing slot being opened) keep ``describe``'s advice.
-    """
-    try:
-        yield
-    except aes_hmac.KdfLimitError as exc:
-        if exc.limit != 0 or exc.value != kdf.memory_bytes():
-            raise
-        lower = " or ".join(memory_flags(type(kdf)))
-        advice = f"lower {lower}, or {MORE_MEMORY}" if lower else MORE_MEMORY
-        raise CliError(f"{exc} ({advice})") from None
 
 
 # --- decrypt-side KDF limits ---------------------------------------------------------------

@@ -21,6 +21,7 @@ from ..io_policy import (
     output_error,
     size_of,
 )
+from ..messages import new_slot
 from ..options import Kdf
 from ..passwords import PasswordSource, read_new_secret
 
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     chunk_size: int = args.chunk_size or aes_hmac.DEFAULT_CHUNK_SIZE
     total = size_of(paths.src_stat)
     progress = Progress(quiet=args.quiet, total=total, label="encrypt", piped=paths.piped)
-    with options.new_slot(kdf):
+    with new_slot(kdf):
         try:
             if src is not None and dst is not None and not paths.in_place and not args.armor:
                 aes_hmac.encrypt_file(
@@ -115,7 +116,7 @@ def _run_tree(args: argparse.Namespace) -> int:
     kdf = _kdf(args, source)
     password = read_new_secret(source, quiet=args.quiet)
     chunk_size: int = args.chunk_size or aes_hmac.DEFAULT_CHUNK_SIZE
-    with options.new_slot(kdf):
+    with new_slot(kdf):
         return tree.run(
             args,
             "encrypt",

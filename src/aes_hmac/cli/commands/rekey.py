@@ -11,6 +11,7 @@ from aes_hmac import armor
 from .. import options
 from ..common import EXIT_OK, CliError, Command, Interrupted, UsageError, ignore_signals, note
 from ..io_policy import open_input
+from ..messages import new_slot
 from ..passwords import read_new_secret, read_old_secret
 from ..sniffing import HEAD_BYTES, check_input, open_encrypted
 
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             aes_hmac.remove_password(path, old, limits=limits)
         else:
             slot_edit = aes_hmac.add_password if args.add else aes_hmac.change_password
-            with options.new_slot(kdf):
+            with new_slot(kdf):
                 slot_edit(path, old, new, kdf=kdf, limits=limits)
         ignore_signals()  # committed: from here on a signal cannot turn it into a failure
     except Interrupted as exc:
