@@ -216,22 +216,25 @@ def test_key_file_over_the_cap_is_refused_unread_to_the_end(tmp_path: Path) -> N
 SIGNAL_AT_RENAME = """
 import os, signal
 
-_replace = os.replace
 
-
-def replace(src, dst, *args, **kwargs):
+def signalling(rename):
     # Fault injection for the rekey tests: SIGINT right before or right after the rename that
     # commits an edit. os.kill to our own single thread delivers it before it returns.
-    when = os.environ.get("AES_HMAC_TEST_SIGINT_AT_RENAME")
-    if when == "before":
-        os.kill(os.getpid(), signal.SIGINT)
-    _replace(src, dst, *args, **kwargs)
-    if when == "after":
-        os.kill(os.getpid(), signal.SIGINT)
+    def call(src, dst, *args, **kwargs):
+        when = os.environ.get("AES_HMAC_TEST_SIGINT_AT_RENAME")
+        if when == "before":
+            os.kill(os.getpid(), signal.SIGINT)
+        rename(src, dst, *args, **kwargs)
+        if when == "after":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    return call
 
 
-os.replace = replace
+os.replace = signalling(os.replace)
+os.rename = signalling(os.rename)
 """
+"""A ``sitecustomize`` for the child: the signal lands at the commit, by construction."""
 
 
 def rekey_with_signal(tmp_path: Path, when: str, *args: str) -> subprocess.CompletedProcess[bytes]:
