@@ -12,9 +12,12 @@ import os
 import signal
 import sys
 import threading
-from typing import Final, NoReturn
+from typing import TYPE_CHECKING, Final, NoReturn
 
 import aes_hmac
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 from .commands import completion, decrypt, encrypt, import_, inspect, keygen, rekey, token
 from .common import (
@@ -30,6 +33,8 @@ from .common import (
     emit,
     guard_std_fds,
     handle_signals,
+    ignore_signals,
+    write_failed,
 )
 from .io_policy import EXTENSION, enlarge_pipes
 from .messages import describe
@@ -91,6 +96,26 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        """argparse's printer (help, version), minus its silence: a write error is a failure.
+
+        argparse ignores ``OSError`` here, so ``--help >/dev/full`` used to exit 0 with nothing
+        written. The text is flushed at once so the error surfaces now, as one error line.
+        """
+        if not message:
+            return
+        out = file or sys.stderr
+        try:
+            out.write(message)
+            if hasattr(out, "flush"):
+                out.flush()
+        except BrokenPipeError:
+            raise  # '| head': main's quiet exit 1
+        except OSError as exc:
+            if out is sys.stdout:
+                _silence_stdout()  # the unwritten text must not fail again at the final flush
+            raise write_failed(exc, "stdout" if out is sys.stdout else "stderr") from None
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar; ``--help`` of each command documents it."""
@@ -135,10 +160,11 @@ def _error(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 failure, 2 usage, 128+N signal)."""
-    guard_std_fds()
-    enlarge_pipes()
-    handle_signals()
     try:
+        # Inside the try: a Ctrl-C before the handlers are installed is told like any other.
+        handle_signals()
+        guard_std_fds()
+        enlarge_pipes()
         parser = build_parser()
         args = parser.parse_args(argv)
         status: int = args.run(args)
@@ -178,6 +204,8 @@ def entry() -> NoReturn:
     removed by now, so such a run leaves at once with ``os._exit``.
     """
     status = main()
+    # The outcome is decided and told: a signal from now on must not turn it into a traceback.
+    ignore_signals()
     if threading.active_count() > 1:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):

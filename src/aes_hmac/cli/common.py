@@ -16,12 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-PROG: Final = "aes-hmac"
+from _aes_hmac_cli import EXIT_SIGNAL_BASE as EXIT_SIGNAL_BASE
+from _aes_hmac_cli import PROG as PROG
+
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
-EXIT_SIGNAL_BASE: Final = 128
-"""A command stopped by a signal exits 128 + the signal number, as a shell reports it."""
 TERMINATING_SIGNALS: Final = tuple(
     getattr(signal, name)
     for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
@@ -67,10 +67,15 @@ class Interrupted(BaseException):
         return signal.Signals(self.signum).name
 
 
+def ignore_signals() -> None:
+    """Ignore every terminating signal from now on: the command's outcome is already decided."""
+    for signum in TERMINATING_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _on_signal(signum: int, _frame: object) -> None:
     # The first signal decides the exit; more while cleaning up would leave a temporary file.
-    for other in TERMINATING_SIGNALS:
-        signal.signal(other, signal.SIG_IGN)
+    ignore_signals()
     raise Interrupted(signum)
 
 
@@ -106,11 +111,21 @@ def stdout_binary() -> BinaryIO:
     return sys.stdout.buffer
 
 
+def write_failed(exc: OSError, output: str = "stdout") -> CliError:
+    """The one line for an output that could not be written (a full disk, an I/O error)."""
+    return CliError(f"cannot write {output}: {exc.strerror or exc}")
+
+
 def write_stdout(text: str) -> None:
-    """Text on stdout (flushed), or the error that says stdout is closed."""
+    """Text on stdout (flushed), or the error that says stdout is closed or failed."""
     out = stdout_binary()
-    out.write(text.encode("utf-8", "surrogateescape"))
-    out.flush()
+    try:
+        out.write(text.encode("utf-8", "surrogateescape"))
+        out.flush()
+    except BrokenPipeError:
+        raise  # '| head': main's quiet exit 1
+    except OSError as exc:
+        raise write_failed(exc) from None
 
 
 _UNSAFE: Final = re.compile(

@@ -34,6 +34,7 @@ from .common import (
     closed_std_fds,
     stdin_binary,
     stdout_binary,
+    write_failed,
 )
 
 PROGRESS_MIN_BYTES: Final = 4 << 20
@@ -184,6 +185,15 @@ def path_arg(arg: str | None) -> str | None:
     return None if arg is None or arg == "-" else arg
 
 
+def file_arg(arg: str | None, verb: str) -> str | None:
+    """``path_arg`` for a command that takes one file: a folder is refused with the option that
+    takes folders (``verb``: "encrypt" or "decrypt"), before the output is named or any prompt."""
+    path = path_arg(arg)
+    if path is not None and os.path.isdir(path):
+        raise UsageError(f"{path} is a folder: use -r to {verb} a folder (-r {path} -o OUTDIR)")
+    return path
+
+
 def encrypted_name(src: str | None, output: str | None) -> str | None:
     """``encrypt``'s output: ``-o`` when given, else FILE.ahm for a file, stdout for stdin."""
     if output is not None or src is None:
@@ -309,14 +319,14 @@ def output_error(exc: OSError, dst: str | None) -> CliError | None:
     """Name the output (file or stdout) when writing it failed, not a temporary file beside it."""
     if not exc.filename:
         if exc.errno in _WRITE_ONLY_ERRNOS:
-            return CliError(f"cannot write {dst or 'stdout'}: {exc.strerror or exc}")
+            return write_failed(exc, dst or "stdout")
         return None
     if dst is None:
         return None
     target = os.path.realpath(dst)  # atomic_output follows links
     named = os.fsdecode(exc.filename)
     if named in (dst, target) or os.path.basename(named).startswith("." + os.path.basename(target)):
-        return CliError(f"cannot write {dst}: {exc.strerror or exc}")
+        return write_failed(exc, dst)
     return None
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import aes_hmac
 
 from .common import CliError
-from .options import limit_hint
+from .options import MORE_MEMORY, Kdf, limit_hint, memory_flags
 
 
 def describe(exc: BaseException) -> str:
@@ -28,3 +31,21 @@ def describe(exc: BaseException) -> str:
         where = f"{exc.filename}: " if exc.filename else ""
         return f"{where}{exc.strerror or exc}"
     return str(exc)
+
+
+@contextlib.contextmanager
+def new_slot(kdf: Kdf) -> Iterator[None]:
+    """Around work that derives a new password slot with ``kdf``.
+
+    When the system refuses that KDF its memory (``KdfLimitError`` with limit 0), the advice is
+    the encrypt-side cost flag to lower: decrypt's ``--max-...`` options do not apply to
+    making a slot. Other errors (an existing slot being opened) keep ``describe``'s advice.
+    """
+    try:
+        yield
+    except aes_hmac.KdfLimitError as exc:
+        if exc.limit != 0 or exc.value != kdf.memory_bytes():
+            raise
+        lower = " or ".join(memory_flags(type(kdf)))
+        advice = f"lower {lower}, or {MORE_MEMORY}" if lower else MORE_MEMORY
+        raise CliError(f"{exc} ({advice})") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Final, NamedTuple, TypeAlias
 
@@ -17,6 +18,8 @@ import aes_hmac
 from .common import UsageError, note
 from .passwords import PasswordSource
 
+MAX_FD: Final = (1 << 31) - 1
+"""The largest file descriptor number the system calls take (a C ``int``)."""
 MAX_WORKERS: Final = 64
 """``--workers`` ceiling, the library's own; checked here so a bad value fails before a prompt."""
 DEFAULT_KDF: Final = "pbkdf2"
@@ -24,6 +27,7 @@ DEFAULT_KDF: Final = "pbkdf2"
 the library's default); its cost flags need no ``--kdf``."""
 Kdf: TypeAlias = aes_hmac.Kdf
 """A KDF instance (the library's public alias: a new KDF needs no CLI edit)."""
+MORE_MEMORY: Final = "give the process more memory"
 SOURCE_FILE_NOTE: Final = (
     "A password file or descriptor is read up to its first line end; a leading UTF-8 byte-order"
     " mark (as Windows editors write) is not part of the password."
@@ -45,9 +49,18 @@ def positive(text: str) -> int:
 
 
 def fd_number(text: str) -> int:
-    if not text.isdigit():
+    """An open file descriptor's number, checked now: a negative, huge or closed one is a usage
+    error naming the option (argparse adds it), not an ``OverflowError`` at the first read."""
+    if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"expected a file descriptor number, got {text!r}")
-    return int(text)
+    if len(text) > len(str(MAX_FD)) or int(text) > MAX_FD:
+        raise argparse.ArgumentTypeError(f"file descriptor {text} is not open")
+    fd = int(text)
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise argparse.ArgumentTypeError(f"file descriptor {fd} is not open") from None
+    return fd
 
 
 def chunk_size(text: str) -> int:
@@ -237,6 +250,21 @@ def warn_beyond_default_limits(kdf: Kdf) -> None:
         note(f"warning: {exc} of decrypt's defaults: decrypting will need {option}")
 
 
+def memory_flags(kdf_type: type[Kdf]) -> list[str]:
+    """The cost flags of ``kdf_type`` that its memory grows with, found by asking the class
+    (``memory_bytes`` of its defaults with one field raised), so a new KDF needs no entry here."""
+    base = kdf_type()
+    flags = []
+    for option in kdf_type.options:
+        try:
+            raised = dataclasses.replace(base, **{option.field: getattr(base, option.field) + 1})
+        except (TypeError, ValueError):  # that field cannot grow alone (e.g. argon2id lanes)
+            continue
+        if raised.memory_bytes() > base.memory_bytes():
+            flags.append(option.flag)
+    return flags
+
+
 # --- decrypt-side KDF limits ---------------------------------------------------------------
 
 
@@ -277,9 +305,10 @@ def limit_option(field: str) -> str | None:
 
 def limit_hint(exc: aes_hmac.KdfLimitError, message: str) -> str:
     """``message`` (about ``exc``) with the option that raises the exceeded limit."""
-    if exc.limit == 0:  # not a limit: the machine could not give the KDF its memory
-        return f"{message} (lower --max-kdf-memory-mib, or give the process more memory)"
     option = limit_option(exc.field)
+    if exc.limit == 0:  # not a limit: the machine could not give the KDF its memory
+        lower = f"lower {option} to refuse such input up front, or " if option else ""
+        return f"{message} ({lower}{MORE_MEMORY})"
     return f"{message} (raise it with {option})" if option else message
 
 

@@ -40,6 +40,8 @@ GENERATE_HINT: Final = "leave the password empty to generate one"
 """Appended to a weak-password warning only when the password was typed at the prompt."""
 MAX_KEY_FILE_BYTES: Final = 1024
 """A key file is one short line; anything longer is refused unread."""
+READ_SIZE: Final = 4096
+"""Bytes asked of one ``os.read`` of a password or key file."""
 MAX_TRIES: Final = 3
 """A new password typed at the prompt is asked for at most this many times."""
 UTF8_BOM: Final = b"\xef\xbb\xbf"
@@ -84,12 +86,13 @@ def read_key_file(path: str, option: str = "--key-file") -> aes_hmac.Key:
     except OSError as exc:
         raise _read_error(origin, exc) from None
     try:
-        data = os.read(fd, MAX_KEY_FILE_BYTES + 1)
+        # To the end: a pipe or FIFO (``--key-file <(...)``) may deliver the key in pieces.
+        data = _read_bounded(fd, MAX_KEY_FILE_BYTES)
     except OSError as exc:
         raise _read_error(origin, exc) from None
     finally:
         os.close(fd)
-    if len(data) > MAX_KEY_FILE_BYTES:
+    if data is None:
         raise CliError(f"{origin} is not a key file: longer than {MAX_KEY_FILE_BYTES} bytes")
     try:
         return aes_hmac.Key.from_text(data.removeprefix(UTF8_BOM))
@@ -110,17 +113,27 @@ def _first_line(data: bytes, origin: str) -> str | bytes:
         return line
 
 
-def _read_bounded(fd: int, origin: str) -> bytes:
-    """Read from ``fd`` until a line end or EOF, refusing more than MAX_PASSWORD_BYTES."""
+def _read_bounded(fd: int, limit: int, *, line: bool = False) -> bytes | None:
+    """``fd``'s bytes to EOF (with ``line``: to its first line end), however many reads they
+    take (a pipe delivers what was written so far); ``None`` when there are more than ``limit``.
+    """
     data = bytearray()
-    while b"\n" not in data:
-        piece = os.read(fd, 4096)
+    while not (line and b"\n" in data):
+        piece = os.read(fd, READ_SIZE)
         if not piece:
             break
         data += piece
-        if len(data) > MAX_PASSWORD_BYTES and b"\n" not in data[:MAX_PASSWORD_BYTES]:
-            raise CliError(f"the password from {origin} is longer than {MAX_PASSWORD_BYTES} bytes")
+        if len(data) > limit and not (line and b"\n" in data[:limit]):
+            return None
     return bytes(data)
+
+
+def _read_password(fd: int, origin: str) -> bytes:
+    """A password file's or descriptor's bytes up to its first line end (MAX_PASSWORD_BYTES)."""
+    data = _read_bounded(fd, MAX_PASSWORD_BYTES, line=True)
+    if data is None:
+        raise CliError(f"the password from {origin} is longer than {MAX_PASSWORD_BYTES} bytes")
+    return data
 
 
 def _read_error(origin: str, exc: OSError) -> CliError:
@@ -140,7 +153,7 @@ def _password_from_source(source: PasswordSource) -> str | bytes | None:
         except OSError as exc:
             raise _read_error(origin, exc) from None
         try:
-            data = _read_bounded(fd, origin)
+            data = _read_password(fd, origin)
         except OSError as exc:
             raise _read_error(origin, exc) from None
         finally:
@@ -149,7 +162,7 @@ def _password_from_source(source: PasswordSource) -> str | bytes | None:
     if source.fd is not None:
         origin = f"{source.option}-fd {source.fd}"
         try:
-            data = _read_bounded(source.fd, origin)
+            data = _read_password(source.fd, origin)
         except OSError as exc:
             raise _read_error(origin, exc) from None
         return _first_line(data.removeprefix(UTF8_BOM), origin)

@@ -17,10 +17,10 @@ from ..io_policy import (
     Progress,
     check_paths,
     decrypted_name,
+    file_arg,
     open_input,
     open_output,
     output_error,
-    path_arg,
     size_of,
 )
 from ..messages import describe
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         limits = LIMITS.read(args)
         password = read_old_secret(source)
         return tree.run(args, "decrypt", aes_hmac.decrypt_tree, password=password, limits=limits)
-    src = path_arg(args.input)
+    src = file_arg(args.input, "decrypt")
     dst = decrypted_name(src, args.output)
     source = PASSWORD.read(args)
     options.refuse_stdin_password(source, src)

@@ -15,12 +15,13 @@ from ..io_policy import (
     Progress,
     check_paths,
     encrypted_name,
+    file_arg,
     open_input,
     open_output,
     output_error,
-    path_arg,
     size_of,
 )
+from ..messages import new_slot
 from ..options import Kdf
 from ..passwords import PasswordSource, read_new_secret
 
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if tree.check(args):
         return _run_tree(args)
-    src = path_arg(args.input)
+    src = file_arg(args.input, "encrypt")
     dst = encrypted_name(src, args.output)
     source = PASSWORD.read(args)
     options.refuse_stdin_password(source, src)
@@ -62,38 +63,39 @@ def run(args: argparse.Namespace) -> int:
     chunk_size: int = args.chunk_size or aes_hmac.DEFAULT_CHUNK_SIZE
     total = size_of(paths.src_stat)
     progress = Progress(quiet=args.quiet, total=total, label="encrypt", piped=paths.piped)
-    try:
-        if src is not None and dst is not None and not paths.in_place and not args.armor:
-            aes_hmac.encrypt_file(
-                src,
-                dst,
-                password,
-                overwrite=args.force,
-                progress=progress.callback,
-                workers=args.workers,
-                kdf=kdf,
-                chunk_size=chunk_size,
-            )
-            return EXIT_OK
-        with open_input(src) as fin, open_output(dst, paths, force=args.force) as out:
-            sink: BinaryIO = armor.ArmorWriter(out) if args.armor else out  # type: ignore[assignment]
-            aes_hmac.encrypt_stream(
-                fin,
-                sink,
-                password,
-                progress=progress.callback,
-                total=total,
-                workers=args.workers,
-                kdf=kdf,
-                chunk_size=chunk_size,
-            )
-            if args.armor:
-                sink.close()
-            out.flush()
-    except OSError as exc:
-        raise output_error(exc, dst) or exc from None
-    finally:
-        progress.close()
+    with new_slot(kdf):
+        try:
+            if src is not None and dst is not None and not paths.in_place and not args.armor:
+                aes_hmac.encrypt_file(
+                    src,
+                    dst,
+                    password,
+                    overwrite=args.force,
+                    progress=progress.callback,
+                    workers=args.workers,
+                    kdf=kdf,
+                    chunk_size=chunk_size,
+                )
+                return EXIT_OK
+            with open_input(src) as fin, open_output(dst, paths, force=args.force) as out:
+                sink: BinaryIO = armor.ArmorWriter(out) if args.armor else out  # type: ignore[assignment]
+                aes_hmac.encrypt_stream(
+                    fin,
+                    sink,
+                    password,
+                    progress=progress.callback,
+                    total=total,
+                    workers=args.workers,
+                    kdf=kdf,
+                    chunk_size=chunk_size,
+                )
+                if args.armor:
+                    sink.close()
+                out.flush()
+        except OSError as exc:
+            raise output_error(exc, dst) or exc from None
+        finally:
+            progress.close()
     return EXIT_OK
 
 
@@ -114,9 +116,15 @@ def _run_tree(args: argparse.Namespace) -> int:
     kdf = _kdf(args, source)
     password = read_new_secret(source, quiet=args.quiet)
     chunk_size: int = args.chunk_size or aes_hmac.DEFAULT_CHUNK_SIZE
-    return tree.run(
-        args, "encrypt", aes_hmac.encrypt_tree, password=password, kdf=kdf, chunk_size=chunk_size
-    )
+    with new_slot(kdf):
+        return tree.run(
+            args,
+            "encrypt",
+            aes_hmac.encrypt_tree,
+            password=password,
+            kdf=kdf,
+            chunk_size=chunk_size,
+        )
 
 
 COMMAND = Command(

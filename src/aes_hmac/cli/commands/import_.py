@@ -12,6 +12,7 @@ from .. import options
 from ..common import EXIT_OK, Command, UsageError
 from ..import_sources import SOURCES, ImportJob
 from ..io_policy import check_paths, path_arg
+from ..messages import new_slot
 from ..passwords import read_new_password, read_old_password
 
 PASSWORD = options.PasswordOptions(what="source ")
@@ -47,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--from {source.name} keeps the password: it takes no new password")
     if source.new_password:
         new = read_new_password(new_source, quiet=args.quiet, what="New password")
-    source.run(ImportJob(src, dst, paths, args.force, secret, new, kdf))
+    with new_slot(kdf):
+        source.run(ImportJob(src, dst, paths, args.force, secret, new, kdf))
     return EXIT_OK
 
 

@@ -14,6 +14,7 @@ import aes_hmac
 from .. import options
 from ..common import EXIT_OK, CliError, Command, UsageError, stdout_binary
 from ..io_policy import open_input, path_arg
+from ..messages import new_slot
 from ..passwords import read_new_secret, read_old_secret
 from ..sniffing import is_encrypted_file
 
@@ -85,7 +86,8 @@ def _encrypt(args: argparse.Namespace) -> int:
     if isinstance(secret, aes_hmac.Key):
         token = secret.encrypt(value, associated_data=_associated(args))
     else:
-        token = aes_hmac.encrypt(value, secret, kdf=kdf, associated_data=_associated(args))
+        with new_slot(kdf):
+            token = aes_hmac.encrypt(value, secret, kdf=kdf, associated_data=_associated(args))
     out.write(token.encode("ascii") + b"\n")
     out.flush()
     return EXIT_OK
