@@ -1,7 +1,8 @@
 """A real Dask LocalCluster (worker processes) encrypts a tree through Client.get_executor(),
 then dask.dataframe reads the encrypted files back over aeshmac:: URLs, with the password
-given in storage_options (only the slot keys derived from it travel) or read by each worker from its own
-environment (nothing secret travels)."""
+given in storage_options (only the slot keys derived from it travel) or read by each worker
+from its own environment (nothing secret travels). Task names hold nothing from the password;
+workers without their secret fail the task, they do not hang."""
 
 from __future__ import annotations
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import threading
-import pickle
 import uuid
 from pathlib import Path
 

@@ -55,7 +55,7 @@ _RAW_OVERHEAD: Final = _RAW_HEADER_LEN + IV_SIZE + TAG_SIZE
 _KEY_ID_LABEL: Final = b"aes-hmac key id"
 DEFAULT_CACHE_SIZE: Final = 16
 DASK_TOKEN_SIZE: Final = 16
-"""Random bytes in the Dask token of a ``Key`` or ``PasswordKey`` (never derived from the secret)."""
+"""Random bytes in the Dask token of a ``Key`` or ``PasswordKey`` (nothing derived from the key)."""
 KEY_TEXT_PREFIX: Final = "aes-hmac-key-1:"
 """Starts the text form of a ``Key`` (a key file): names the tool, the kind and the version."""
 _KEY_TEXT_CHARS: Final = 43

@@ -53,7 +53,6 @@ from .._kdf import (
     Kdf,
     KdfLimits,
     check_limits_arg,
-    encode_password,
 )
 from .._primitives import reset_after_fork
 from .._seekable import Allocate, SeekableReader, seekable_path
@@ -297,8 +296,7 @@ def _rebuild_from_env(
     except (TypeError, ValueError) as exc:
         credential = BatchCredential.missing(kdf, f"{exc} (in process {os.getpid()})")
     else:
-        base = Credential(encode_password(password), kdf or DEFAULT_KDF)
-        credential = _shared_credential(base, True)
+        credential = _shared_credential(to_credential(password, kdf=kdf or DEFAULT_KDF), True)
     afs = AesHmacFileSystem(
         fs=fs, password=credential.for_writing(write_salt), chunk_size=chunk_size, limits=limits
     )
