@@ -139,3 +139,15 @@ def test_secrets_do_not_linger_after_their_filesystems() -> None:
     del afs
     gc.collect()
     assert not held()
+
+
+def test_a_password_key_pickles_without_its_password() -> None:
+    fsspec = pytest.importorskip("fsspec")
+    key = aes_hmac.PasswordKey(PASSWORD, kdf=CHEAP)
+    wire = pickle.dumps(key)
+    assert PASSWORD.encode() not in wire
+    copy = pickle.loads(wire)  # never raises: Dask would hang
+    assert copy.__dask_tokenize__() == key.__dask_tokenize__()
+    afs = fsspec.filesystem("aeshmac", target_protocol="memory", password=copy)
+    with pytest.raises(ValueError, match="password_env"):
+        afs.cat_file(f"/k{uuid.uuid4().hex}/x.ahm")

@@ -22,7 +22,7 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("pyarrow")
 pytest.importorskip("fsspec")
 
-from aes_hmac import PBKDF2  # noqa: E402
+from aes_hmac import PBKDF2, PasswordKey  # noqa: E402
 from aes_hmac._tree import decrypt_tree, encrypt_tree  # noqa: E402
 
 CHEAP = PBKDF2(iterations=1000)
@@ -72,10 +72,19 @@ def test_local_cluster_encrypts_a_tree_and_dask_reads_it(
             )
             assert PASSWORD.encode() not in cloudpickle.dumps(dict(from_env.__dask_graph__()))
             total_env = from_env["i"].sum().compute()
+            # A PasswordKey travels (with the expression Dask sends its scheduler) without its
+            # password; a plain string there is Dask's to ship, and it does.
+            with_key = dd.read_parquet(
+                f"aeshmac::file://{enc}/parquet/*.parquet.ahm",
+                storage_options={"aeshmac": {"password": PasswordKey(PASSWORD, kdf=CHEAP)}},
+            )
+            assert PASSWORD.encode() not in cloudpickle.dumps(with_key.expr)
+            assert PASSWORD.encode() in cloudpickle.dumps(parquet.expr)
+            total_key = with_key["i"].sum().compute()
     finally:
         cluster.close()
     assert total_csv == 20 * sum(range(1, FILES, 2))
-    assert total_parquet == total_env == 20 * sum(range(0, FILES, 2))
+    assert total_parquet == total_env == total_key == 20 * sum(range(0, FILES, 2))
     assert (tmp_path / "dec" / "csv" / "part001.csv").read_bytes() == (
         src / "csv" / "part001.csv"
     ).read_bytes()

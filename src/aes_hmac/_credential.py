@@ -20,7 +20,7 @@ from typing import Final
 
 from ._errors import HeaderError
 from ._kdf import DEFAULT_KDF, Credential, Kdf, check_kdf, encode_password
-from ._keys import Key, PasswordKey
+from ._keys import AbsentPassword, Key, PasswordKey
 from ._primitives import KEY_SIZE, SALT_SIZE, random_bytes, reset_after_fork
 
 Secret = str | bytes | bytearray | memoryview | Key | PasswordKey
@@ -45,6 +45,8 @@ def secret_credential(secret: object, name: str = "password", kdf: Kdf = DEFAULT
     brings its own KDF), a ``Key`` is a raw key."""
     if isinstance(secret, Key | PasswordKey):
         return secret.credential()
+    if isinstance(secret, AbsentPassword):
+        return BatchCredential.missing(secret.kdf, KEY_COPY_UNUSABLE)
     if not isinstance(secret, str | bytes | bytearray | memoryview):
         raise TypeError(
             f"{name} must be str, bytes, Key or PasswordKey, not {type(secret).__name__}"
@@ -73,6 +75,10 @@ def to_credential(
     return secret_credential(password, name, kdf)
 
 
+KEY_COPY_UNUSABLE: Final = (
+    "a PasswordKey does not carry its password to another process: give password_env= so "
+    "each process reads the password itself"
+)
 NOT_DERIVED: Final = (
     "this credential holds no password (a pickled copy carries only the slot keys derived "
     "before it was sent) and no key derived for this file's salt: give password_env= so each "

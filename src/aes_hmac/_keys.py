@@ -176,6 +176,29 @@ class Key:
         return self._keys.open(raw, _RAW_HEADER_LEN, associated_data)
 
 
+class AbsentPassword:
+    """What a ``PasswordKey`` becomes in another process: its KDF, never its password.
+
+    Used as a secret, it gives a credential that fails at first use saying why (so that
+    unpickling never fails: Dask would then hang).
+    """
+
+    __slots__ = ("_dask_token", "kdf")
+
+    def __init__(self, kdf: Kdf, dask_token: str) -> None:
+        self.kdf = kdf
+        self._dask_token = dask_token
+
+    def __repr__(self) -> str:
+        return "<aes_hmac.PasswordKey copy without its password>"
+
+    def __dask_tokenize__(self) -> str:
+        return self._dask_token
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (AbsentPassword, (self.kdf, self._dask_token))
+
+
 class PasswordKey:
     """Derive-once bulk mode: one KDF run for all tokens this object encrypts.
 
@@ -237,6 +260,12 @@ class PasswordKey:
         ``PasswordKey`` in ``storage_options`` leaves nothing in a task name to test guesses
         against (a plain ``str`` there is hashed by Dask itself)."""
         return self._dask_token
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # The password never crosses a process boundary (docs/SECURITY.md): Dask pickles
+        # ``storage_options`` with the expression it sends to its scheduler, which needs no
+        # password; what the workers read with travels in the filesystem, as derived keys.
+        return (AbsentPassword, (self._kdf, self._dask_token))
 
     @property
     def kdf(self) -> Kdf:

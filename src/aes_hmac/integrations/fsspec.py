@@ -104,18 +104,18 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         chunk_log2_of(chunk_size)
         check_limits_arg(limits)
         self._password_env = password_env
-        if isinstance(password, BatchCredential) and key is None and password_env is None:
-            credential = password  # a pickled copy (``_rebuild``): keeps what it was sent
-        else:
-            from_env = password_env is not None
-            if from_env:
-                password = _password_from_env(password_env, password, key)
-            base = (
-                password
-                if isinstance(password, Credential)
-                else to_credential(password, key, kdf=kdf)
-            )
-            credential = _shared_credential(base, from_env)
+        if password_env is not None:
+            password = _password_from_env(password_env, password, key)
+        base = (
+            password if isinstance(password, Credential) else to_credential(password, key, kdf=kdf)
+        )
+        # A ``BatchCredential`` is a copy (``_rebuild``, or a ``PasswordKey`` unpickled without
+        # its password): it keeps what it was sent. Anything else shares this process's cache.
+        credential = (
+            base
+            if isinstance(base, BatchCredential)
+            else _shared_credential(base, password_env is not None)
+        )
         self._credential = (
             credential if credential.write_salt is not None else credential.for_writing()
         )
