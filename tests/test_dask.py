@@ -30,6 +30,14 @@ FILES = 100
 PASSWORD = "dask test password 3c9e"
 
 
+def _cluster(workers: int) -> distributed.LocalCluster:
+    """A real cluster of worker processes; they get this process's environment at start."""
+    return distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, memory_limit="512MiB",
+        dashboard_address=None,
+    )  # fmt: skip
+
+
 def test_local_cluster_encrypts_a_tree_and_dask_reads_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -44,10 +52,7 @@ def test_local_cluster_encrypts_a_tree_and_dask_reads_it(
             frame.to_parquet(folder / f"part{i:03}.parquet")
     # Worker processes start with this process's environment, as a deployment would set it.
     monkeypatch.setenv("AESHMAC_TEST_PASSWORD", PASSWORD)
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, memory_limit="512MiB",
-        dashboard_address=None,
-    )  # fmt: skip
+    cluster = _cluster(2)
     try:
         with distributed.Client(cluster) as client:
             executor = client.get_executor()
@@ -173,10 +178,7 @@ def test_workers_lacking_password_env_fail_the_task_in_the_client(
         storage_options={"aeshmac": {"password": PASSWORD, "kdf": CHEAP}},
     )
     monkeypatch.delenv(name, raising=False)  # the workers start without it
-    cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, memory_limit="512MiB",
-        dashboard_address=None,
-    )  # fmt: skip
+    cluster = _cluster(1)
     try:
         with distributed.Client(cluster) as client:
             monkeypatch.setenv(name, PASSWORD)  # only the client has it
