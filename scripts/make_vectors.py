@@ -24,6 +24,7 @@ import test_compat  # noqa: E402
 from _vectors import VECTORS, unhex  # noqa: E402
 from test_armor import VECTOR_INPUTS, armor  # noqa: E402
 from test_compat import CHEAP, original_encrypt, tuple_from_parts  # noqa: E402
+from test_sqlalchemy_binding import VECTOR_FILE, column_vectors  # noqa: E402
 from test_stream import seal_vector  # noqa: E402
 from test_token import IV, KDFS, MASTER, SALT, _encrypt_from_parts, _kdf_spec  # noqa: E402
 
@@ -278,7 +279,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 on a change")
     args = parser.parse_args()
-    files = {**token_files(), **compat_files(), **armor_files(), **stream_files()}
+    files = {
+        **token_files(),
+        **compat_files(),
+        **armor_files(),
+        **stream_files(),
+        VECTOR_FILE: column_vectors(),
+    }
     changed = []
     for name, text in files.items():
         path = VECTORS / name
