@@ -261,3 +261,16 @@ def test_ls_while_another_process_writes(tmp_path: Path) -> None:
     finally:
         writer.wait(timeout=120)
     assert writer.returncode == 0 and calls > 0
+
+
+def test_a_copy_meeting_a_salt_nobody_derived_says_what_to_do(tmp_path: Path) -> None:
+    fs = AesHmacFileSystem(password="pw", kdf=CHEAP)
+    fs.pipe_file(str(tmp_path / "mine.ahm"), b"written here")
+    # Made elsewhere (its own salt), and never opened in this process before the copy was made.
+    with aes_hmac.open(str(tmp_path / "other.ahm"), "wb", password="pw", kdf=CHEAP) as f:
+        f.write(b"written elsewhere")
+    copy = pickle.loads(pickle.dumps(fs))
+    assert copy.cat_file(str(tmp_path / "mine.ahm")) == b"written here"
+    with pytest.raises(HeaderError, match="password_env"):
+        copy.cat_file(str(tmp_path / "other.ahm"))
+    assert fs.cat_file(str(tmp_path / "other.ahm")) == b"written elsewhere"
