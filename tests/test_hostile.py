@@ -407,25 +407,23 @@ def test_token_over_the_budget_runs_nothing(kdf_work: list[int]) -> None:
 
 @pytest.mark.parametrize("entries", [4, 5, 16])
 def test_keyring_entries_share_one_budget(entries: int, kdf_work: list[int]) -> None:
-    """4 password entries and a forged default-scrypt token: all 4 tried; more are not."""
+    """4 password entries and a forged default-scrypt token: all 4 tried; more are not, and
+    the error is the same either way (it must not tell how many entries there are)."""
     ring = aes_hmac.Keyring(*(f"{PASSWORD}{i}" for i in range(entries)), kdf=PBKDF2(1000))
     hostile = token(Scrypt.kdf_id, Scrypt().encode())
-    error, message = (
-        (InvalidToken, "no keyring entry opens") if entries <= 4 else (aes_hmac.KdfLimitError, "")
-    )
-    refused(lambda: ring.decrypt(hostile), error, message)
+    refused(lambda: ring.decrypt(hostile), InvalidToken, "no keyring entry opens")
     assert kdf_work == [Scrypt().work()] * min(entries, 4)
     assert sum(kdf_work) <= WORK_BUDGET
 
 
 def test_keyring_budget_error_names_the_work_limit(kdf_work: list[int]) -> None:
     ring = aes_hmac.Keyring(*(f"{PASSWORD}{i}" for i in range(5)))
-    hostile = token(Scrypt.kdf_id, Scrypt(19, 8, 1).encode())
+    hostile = token(Scrypt.kdf_id, Scrypt(20, 8, 1).encode())  # one derivation passes the limit
     with pytest.raises(aes_hmac.KdfLimitError) as info:
         ring.decrypt(hostile)
-    assert str(info.value).startswith("kdf limits exceeded: total kdf work ")
+    assert str(info.value).startswith("kdf limits exceeded: kdf work ")
     assert info.value.field == "max_kdf_work"
-    assert len(kdf_work) == 1
+    assert kdf_work == []
 
 
 @pytest.mark.slow

@@ -11,7 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aes_hmac
-from aes_hmac import PBKDF2, Argon2id, InvalidToken, KdfLimits, Key, Keyring, PasswordKey, Scrypt
+from aes_hmac import (
+    PBKDF2,
+    Argon2id,
+    InvalidToken,
+    KdfLimitError,
+    KdfLimits,
+    Key,
+    Keyring,
+    PasswordKey,
+    Scrypt,
+)
 from aes_hmac._token_codec import VERSION, parse, token_to_bytes, token_to_text
 
 CHEAP = PBKDF2(iterations=1000)
@@ -302,3 +312,20 @@ def test_every_secret_kind_is_an_entry(entry: str | PasswordKey | Key) -> None:
     token = aes_hmac.encrypt(b"data", entry, kdf=CHEAP)
     assert ring.decrypt(token) == b"data"
     assert aes_hmac.decrypt(ring.encrypt("text"), entry) == "text"
+
+
+@pytest.mark.parametrize("iterations", [1000, 3000])
+def test_outcome_does_not_tell_how_many_entries_a_keyring_has(iterations: int) -> None:
+    # A sender who can see error types must not learn the entry count: with the budget below,
+    # 1-2 entries are all tried and 3+ stop part way; both end the same way. A token whose one
+    # derivation passes the budget is refused whatever the count.
+    token = aes_hmac.encrypt(b"x", "the sender's own password", kdf=PBKDF2(iterations=iterations))
+    limits = KdfLimits(max_kdf_work=2500)
+    outcomes = set()
+    for count in (1, 2, 3, 5):
+        ring = Keyring(*(f"entry {i}" for i in range(count)), kdf=PBKDF2(iterations=1000))
+        with pytest.raises(InvalidToken) as caught:
+            ring.decrypt(token, limits=limits)
+        outcomes.add((type(caught.value), str(caught.value)))
+    assert len(outcomes) == 1
+    assert outcomes.pop()[0] is (InvalidToken if iterations <= 2500 else KdfLimitError)

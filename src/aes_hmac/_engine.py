@@ -40,7 +40,7 @@ from ._parallel import (
     run_parallel,
     workers_for,
 )
-from ._primitives import BLOCK_SIZE, IV_SIZE, KEY_SIZE, SALT_SIZE, BytesLike, random_bytes
+from ._primitives import BLOCK_SIZE, IV_SIZE, KEY_SIZE, BytesLike, random_bytes
 from ._stream import (
     CHUNK_OVERHEAD,
     DEFAULT_CHUNK_SIZE,
@@ -96,13 +96,14 @@ def new_stream(
     credential: Credential, chunk_size: int, salt: bytes | None = None
 ) -> tuple[bytes, ChunkCodec]:
     """``start_stream`` for one credential with fresh random stream id, file key, slot IV and
-    salt (unless ``salt`` is given: a batch shares one, so its password is derived once)."""
+    salt (unless ``salt`` is given, or the credential has a write batch: a batch shares one
+    salt, so its password is derived once)."""
     return start_stream(
         [credential],
         chunk_log2=chunk_log2_of(chunk_size),
         stream_id=random_bytes(STREAM_ID_SIZE),
         file_key=random_bytes(KEY_SIZE),
-        salts=[random_bytes(SALT_SIZE) if salt is None else salt],
+        salts=[credential.new_salt() if salt is None else salt],
         slot_ivs=[random_iv()],
     )
 

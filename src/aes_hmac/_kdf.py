@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt as _Scrypt
 
 from ._errors import KdfLimitError
-from ._primitives import KEY_SIZE, SALT_SIZE
+from ._primitives import KEY_SIZE, SALT_SIZE, random_bytes
 
 KDF_RAW: Final = 0x00
 """Not a KDF: the caller supplied a 32-byte key (no parameters, no salt)."""
@@ -461,8 +461,44 @@ class Credential:
         derived keys override this to keep their cache."""
         return Credential(self.secret, kdf)
 
+    def new_salt(self) -> bytes:
+        """The salt a new stream's password slot uses: a fresh random one (a batch credential
+        returns its batch's, derived once)."""
+        return random_bytes(SALT_SIZE)
+
     def master(self, salt: bytes) -> bytes:
         """The slot master key: the raw key itself, or the KDF over the password and ``salt``."""
         if self.kdf is None:
             return self.secret
         return derive_master(self.secret, salt, self.kdf)
+
+    def nonce(self) -> bytes:
+        """Random bytes drawn once per object: in its pickles and its Dask token, so that a
+        hash of either (what Dask names tasks after) cannot be matched against guesses, while
+        one object still hashes the same each time (Dask asks for that)."""
+        nonce: bytes = self.__dict__.setdefault("_nonce", random_bytes(_NONCE_SIZE))
+        return nonce
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # The one rule for secrets crossing a process boundary (docs/SECURITY.md): a password
+        # never travels. ``BatchCredential`` is what ships (derived slot keys); a raw key is
+        # the key itself.
+        if self.kdf is not None:
+            raise TypeError(
+                "a password credential does not pickle (the password never travels): "
+                "ship a BatchCredential, or have each process read it (password_env=)"
+            )
+        return (_raw_credential, (self.secret, self.nonce()))
+
+    def __dask_tokenize__(self) -> str:
+        """Dask's token: random per object (``nonce``), so no task name depends on the secret."""
+        return self.nonce().hex()
+
+
+_NONCE_SIZE: Final = 16
+"""Random bytes in every pickle and Dask token of a credential (see ``Credential.__reduce__``)."""
+
+
+def _raw_credential(secret: bytes, nonce: bytes) -> Credential:
+    """Unpickle a raw-key ``Credential``; ``nonce`` only made the pickle unpredictable."""
+    return Credential(secret, None)

@@ -9,6 +9,7 @@ per (salt, KDF) and repeated decrypts do not repeat KDFs.
 from __future__ import annotations
 
 import warnings
+from typing import Final
 
 from ._errors import InvalidToken, KdfLimitError
 from ._kdf import (
@@ -26,6 +27,12 @@ from ._primitives import KEY_SIZE, BytesLike
 from ._token_codec import RAW_HEADER, VERSION, check_limits, parse, token_to_bytes
 
 __all__ = ["Keyring"]
+
+_WORK_FIELD: Final = "max_kdf_work"
+_NO_ENTRY: Final = (
+    "no keyring entry opens this token (wrong keys or tampered; entries past "
+    "the limits' max_kdf_work are not tried)"
+)
 
 Entry = str | PasswordKey | Key | bytes
 """A keyring entry: a password (``str``, or a ``PasswordKey`` for byte passwords or its own KDF),
@@ -107,21 +114,26 @@ class Keyring:
         limits: KdfLimits,
     ) -> bytes | str:
         """The first candidate that opens ``raw``. Derivations for it share one ``WorkBudget``
-        (cached keys cost nothing), so more entries never cost more than ``limits`` allow."""
+        (cached keys cost nothing), so more entries never cost more than ``limits`` allow.
+
+        When the budget runs out part way, the entries left are not tried and the error is the
+        same ``InvalidToken`` as when every entry was tried: which of the two happened depends
+        on how many entries a keyring has, which a token's sender must not learn. (A token
+        whose single derivation passes the limit is refused before any entry, by ``decrypt``.)
+        """
         budget = WorkBudget(limits)
-        over_limit: KdfLimitError | None = None
         for entry in candidates:
             try:
                 if isinstance(entry, PasswordKey):
                     return decrypt_within(entry, raw, associated_data, budget)
                 return entry.decrypt(raw, associated_data=associated_data)
             except KdfLimitError as exc:
-                over_limit = exc
+                if exc.field != _WORK_FIELD:
+                    raise
+                break  # the budget is spent: the entries left are not tried
             except InvalidToken:
                 continue
-        if over_limit is not None:
-            raise over_limit  # some entry was not tried: say which limit, not "wrong keys"
-        raise InvalidToken("no keyring entry opens this token (wrong keys or tampered)")
+        raise InvalidToken(_NO_ENTRY)
 
     def decrypt(
         self,
@@ -133,8 +145,10 @@ class Keyring:
         """Decrypt with the first entry of the token's kind that opens it; else ``InvalidToken``.
 
         Raw-key tokens try raw keys only (no KDF); password tokens are checked against
-        ``limits`` first, then try passwords in order, each derivation cached; the derivations
-        for one token share ``limits.max_kdf_work``, so entries past it are not tried.
+        ``limits`` first (``KdfLimitError`` when one derivation alone passes them), then try
+        passwords in order, each derivation cached; the derivations for one token share
+        ``limits.max_kdf_work``, so entries past it are not tried and the outcome is
+        ``InvalidToken``, whatever the number of entries (it would otherwise show).
         """
         check_limits_arg(limits)
         raw = token_to_bytes(token)
@@ -142,7 +156,7 @@ class Keyring:
         if not raw.startswith(RAW_HEADER):
             kdf = parse(raw).kdf
             if kdf is not None:
-                check_limits(kdf, limits)
+                check_limits(kdf, limits)  # one derivation alone too costly: for any count
                 return self._open(raw, self._passwords, associated_data, limits)
         return self._open(raw, self._keys, associated_data, limits)
 

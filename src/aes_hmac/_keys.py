@@ -54,6 +54,8 @@ _RAW_HEADER_LEN: Final = len(RAW_HEADER)
 _RAW_OVERHEAD: Final = _RAW_HEADER_LEN + IV_SIZE + TAG_SIZE
 _KEY_ID_LABEL: Final = b"aes-hmac key id"
 DEFAULT_CACHE_SIZE: Final = 16
+DASK_TOKEN_SIZE: Final = 16
+"""Random bytes in the Dask token of a ``Key`` or ``PasswordKey`` (nothing derived from the key)."""
 KEY_TEXT_PREFIX: Final = "aes-hmac-key-1:"
 """Starts the text form of a ``Key`` (a key file): names the tool, the kind and the version."""
 _KEY_TEXT_CHARS: Final = 43
@@ -75,7 +77,7 @@ class Key:
     equal when their keys are equal (compared in constant time); the hash is of a derived key id.
     """
 
-    __slots__ = ("__weakref__", "_header", "_key", "_key_id", "_keys")
+    __slots__ = ("__weakref__", "_dask_token", "_header", "_key", "_key_id", "_keys")
 
     def __init__(self, key: BytesLike) -> None:
         if not isinstance(key, bytes | bytearray | memoryview):
@@ -86,6 +88,7 @@ class Key:
         self._key = key
         self._keys = WRITER.cipher(key)
         self._key_id = hkdf_sha256(key, _KEY_ID_LABEL, 8)
+        self._dask_token = random_bytes(DASK_TOKEN_SIZE).hex()
 
     @classmethod
     def generate(cls) -> Key:
@@ -94,6 +97,10 @@ class Key:
 
     def __repr__(self) -> str:
         return "<aes_hmac.Key (hidden)>"
+
+    def __dask_tokenize__(self) -> str:
+        """Dask's token (task names): random per object, nothing derived from the key."""
+        return self._dask_token
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Key):
@@ -169,6 +176,29 @@ class Key:
         return self._keys.open(raw, _RAW_HEADER_LEN, associated_data)
 
 
+class AbsentPassword:
+    """What a ``PasswordKey`` becomes in another process: its KDF, never its password.
+
+    Used as a secret, it gives a credential that fails at first use saying why (so that
+    unpickling never fails: Dask would then hang).
+    """
+
+    __slots__ = ("_dask_token", "kdf")
+
+    def __init__(self, kdf: Kdf, dask_token: str) -> None:
+        self.kdf = kdf
+        self._dask_token = dask_token
+
+    def __repr__(self) -> str:
+        return "<aes_hmac.PasswordKey copy without its password>"
+
+    def __dask_tokenize__(self) -> str:
+        return self._dask_token
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (AbsentPassword, (self.kdf, self._dask_token))
+
+
 class PasswordKey:
     """Derive-once bulk mode: one KDF run for all tokens this object encrypts.
 
@@ -184,6 +214,7 @@ class PasswordKey:
         "_cache",
         "_cache_lock",
         "_cache_size",
+        "_dask_token",
         "_derive_lock",
         "_kdf",
         "_limits",
@@ -210,6 +241,7 @@ class PasswordKey:
         self._limits = limits
         self._cache_size = cache_size
         self._salt = random_bytes(SALT_SIZE)
+        self._dask_token = random_bytes(DASK_TOKEN_SIZE).hex()
         self._own: tuple[bytes, TokenCipher] | None = None
         self._cache: OrderedDict[tuple[int, bytes, Kdf], TokenCipher] = OrderedDict()
         self.after_fork_in_child()
@@ -222,6 +254,18 @@ class PasswordKey:
 
     def __repr__(self) -> str:
         return f"<aes_hmac.PasswordKey kdf={self._kdf!r} (password hidden)>"
+
+    def __dask_tokenize__(self) -> str:
+        """Dask's token (task names): random per object, so a password given as a
+        ``PasswordKey`` in ``storage_options`` leaves nothing in a task name to test guesses
+        against (a plain ``str`` there is hashed by Dask itself)."""
+        return self._dask_token
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # The password never crosses a process boundary (docs/SECURITY.md): Dask pickles
+        # ``storage_options`` with the expression it sends to its scheduler, which needs no
+        # password; what the workers read with travels in the filesystem, as derived keys.
+        return (AbsentPassword, (self._kdf, self._dask_token))
 
     @property
     def kdf(self) -> Kdf:

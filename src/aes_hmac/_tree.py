@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Final, cast
 
 from ._atomic import atomic_output_at, check_output_link
-from ._credential import to_credential
+from ._credential import BatchCredential, to_credential
 from ._engine import iter_plain, new_stream, resolve_workers, seal_chunks
-from ._errors import HeaderError
 from ._io import StrPath, fs_path, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
 from ._primitives import SALT_SIZE, random_bytes
@@ -48,51 +47,6 @@ TreeProgress = Callable[[int, int], None]
 SUFFIX: Final = ".ahm"
 """What ``encrypt_tree`` appends to every file name and ``decrypt_tree`` takes off."""
 _EXISTING: Final = ("skip", "error", "overwrite")
-_NOT_DERIVED: Final = "wrong password or damaged header"
-
-
-@dataclass(frozen=True, repr=False, eq=False)
-class BatchCredential(Credential):
-    """A credential that stretches its password once per (salt, KDF) and keeps the results.
-
-    ``with_kdf`` shares the cache, so ``open_header`` (which asks for each slot's KDF) reuses it.
-    Pickling (how an executor ships it to other processes or machines) keeps the derived slot
-    master keys and drops the password: a copy opens the files of the batches already derived
-    and nothing else. A raw key has nothing to derive, so the raw key itself is what it carries.
-    """
-
-    masters: dict[tuple[bytes, Kdf], bytes] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    has_password: bool = True
-
-    @classmethod
-    def of(cls, credential: Credential) -> BatchCredential:
-        return cls(credential.secret, credential.kdf)
-
-    def __reduce__(self) -> tuple[object, ...]:
-        secret = self.secret if self.kdf is None else b""
-        return (_restore, (secret, self.kdf, dict(self.masters)))
-
-    def with_kdf(self, kdf: Kdf) -> BatchCredential:
-        if kdf == self.kdf:
-            return self
-        return BatchCredential(self.secret, kdf, self.masters, self.lock, self.has_password)
-
-    def master(self, salt: bytes) -> bytes:
-        if self.kdf is None:
-            return self.secret
-        with self.lock:
-            key = self.masters.get((salt, self.kdf))
-            if key is None:
-                if not self.has_password:
-                    # A copy without the password met a salt nobody derived: not ours to open.
-                    raise HeaderError(_NOT_DERIVED)
-                key = self.masters[salt, self.kdf] = super().master(salt)
-            return key
-
-
-def _restore(secret: bytes, kdf: Kdf | None, masters: dict[tuple[bytes, Kdf], bytes]) -> Credential:
-    return BatchCredential(secret, kdf, masters, threading.Lock(), has_password=kdf is None)
 
 
 @dataclass

@@ -12,14 +12,19 @@ the file appears only on a clean close (local files: nameless until linked in; o
 and other targets that defer commits: committed then; ``memory://``: stored in one piece then),
 never after an exception in flight or garbage collection. Names are kept as given (``.ahm`` is
 the caller's choice); sizes reported by ``ls``/``info`` are plaintext sizes, read from each
-file's authenticated final chunk. The password and key are left out of fsspec's instance token,
-so they never appear in Dask task names.
+file's authenticated final chunk (``ls`` costs one ranged read per file and one derivation
+per distinct salt; entries that vanish while listing and this tool's temp files are left out).
 
-What crosses the wire when Dask (or anything else) pickles the filesystem to ship it to workers:
-with ``password=``, the password itself and the slot keys derived from it so far; with ``key=``,
-the key. With ``password_env="NAME"`` nothing secret does: the copy holds only the variable's
-name, and each process that unpickles it reads the password from its own environment and
-derives each slot key once (every task of a worker process shares that work).
+What crosses a process boundary when Dask (or anything else) pickles the filesystem to ship it
+to workers (docs/SECURITY.md, "What crosses a process boundary"): never the password. With
+``password_env="NAME"``, only the variable's name: each process that unpickles it reads the
+password from its own environment (a worker without it fails its tasks with an error naming the
+variable; unpickling itself never fails, which would hang Dask). With ``password=``, the slot
+master keys derived so far plus the filesystem's write batch (one salt for every file it writes,
+and its derived key), so copies read what the client derived and write new files: a copy that
+meets a salt nobody derived says so and points to ``password_env``. With ``key=``, the key.
+Every pickle and Dask token of the filesystem holds a random value, so task names carry
+nothing that could test a password guess.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ import shutil
 import sys
 import tempfile
 import threading
+import weakref
 from collections import OrderedDict
 from contextlib import suppress
-from typing import Any, BinaryIO, ClassVar, cast
+from typing import Any, BinaryIO, ClassVar, Final, cast
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -40,15 +46,16 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
 from fsspec.utils import tokenize
 
+from .._atomic import _TMP_MARK as TEMP_MARK
 from .._atomic import PendingFile
-from .._credential import to_credential
+from .._credential import BatchCredential, DerivedKeys, to_credential
 from .._errors import DecryptionError
 from .._fileobj import StreamWriter
 from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
 from .._lifecycle import Output
+from .._primitives import reset_after_fork
 from .._seekable import Allocate, SeekableReader, seekable_path
 from .._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of
-from .._tree import BatchCredential
 
 try:  # fsspec >= 2025.x marks filesystems meant to be chained; older ones chain all the same
     from fsspec.implementations.chained import ChainedFileSystem as _Base
@@ -63,8 +70,9 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
     or ``password_env``, the name of an environment variable holding the password where the
     filesystem is built or unpickled (so the password never travels with it); ``kdf`` and
     ``chunk_size`` apply to files written, ``limits`` to files read. Derived slot keys are
-    cached per (salt, KDF) and process, so a folder written by ``encrypt_tree`` costs one
-    derivation per process.
+    cached per (salt, KDF) and process while a filesystem with that secret lives, so a folder
+    written by ``encrypt_tree`` costs one derivation per process; the files one filesystem (and
+    its pickled copies) writes share one salt, derived once.
     """
 
     protocol: ClassVar[str] = "aeshmac"
@@ -97,10 +105,19 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         self._password_env = password_env
         if password_env is not None:
             password = _password_from_env(password_env, password, key)
-        credential = (
+        base = (
             password if isinstance(password, Credential) else to_credential(password, key, kdf=kdf)
         )
-        self._credential = _shared_credential(credential)
+        # A ``BatchCredential`` is a copy (``_rebuild``, or a ``PasswordKey`` unpickled without
+        # its password): it keeps what it was sent. Anything else shares this process's cache.
+        credential = (
+            base
+            if isinstance(base, BatchCredential)
+            else _shared_credential(base, password_env is not None)
+        )
+        self._credential = (
+            credential if credential.write_salt is not None else credential.for_writing()
+        )
         self._instance = os.urandom(16).hex()
         self._chunk_size = chunk_size
         self._limits = limits
@@ -111,16 +128,14 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         )
 
     def __reduce__(self) -> tuple[object, ...]:
-        # fsspec would rebuild from storage_options, which hold no secret (stripped above). The
-        # copy gets the variable's name, or else the secret itself (a worker may meet salts
-        # this process never derived, and may write) and the slot keys derived so far.
+        # fsspec would rebuild from storage_options, which hold no secret (stripped above).
+        # What the copy gets is decided in one place: the variable's name, or else the
+        # credential, whose own pickle (``BatchCredential.__reduce__``) is the rule.
         c = self._credential
         if self._password_env is not None:
-            secret: Credential | str = self._password_env
-            masters: dict[tuple[bytes, Kdf], bytes] = {}
-        else:
-            secret, masters = Credential(c.secret, c.kdf), dict(c.masters)
-        return (_rebuild, (self.fs, secret, masters, self._chunk_size, self._limits, c.kdf))
+            env = (self._password_env, c.kdf, c.write_salt)
+            return (_rebuild_from_env, (self.fs, *env, self._chunk_size, self._limits))
+        return (_rebuild, (self.fs, c, self._chunk_size, self._limits))
 
     @property
     def _fs_token(self) -> str:
@@ -147,6 +162,7 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")
 
     def _reader(self, path: str) -> SeekableReader:
+        self._check_secret()
         allocate = _arrow_allocator()
         if isinstance(self.fs, LocalFileSystem):
             return seekable_path(path, self._credential, self._limits, allocate)
@@ -161,9 +177,17 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
 
         return SeekableReader(read_at, size, self._credential, self._limits, allocate=allocate)
 
+    def _check_secret(self) -> None:
+        """A copy unpickled without its secret (say, a worker lacking ``password_env``) fails
+        here, at first use, with the reason; unpickling it did not fail (Dask would hang)."""
+        if self._credential.unavailable is not None:
+            raise ValueError(self._credential.unavailable)
+
     # --- listing: the target's entries with plaintext sizes ---------------------------------
 
     def _plain(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """``entry`` with its plaintext size (None when not a stream this secret opens);
+        ``FileNotFoundError`` when the file went away since it was listed."""
         if entry.get("type") != "file":
             return entry
         entry = dict(entry)
@@ -171,14 +195,24 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
             with self._reader(entry["name"]) as reader:
                 entry["size"] = reader.size
         except (DecryptionError, ValueError):
+            self._check_secret()  # no secret at all is the caller's problem, not the file's
             entry["size"] = None  # not an aes-hmac stream (or not ours): size unknown
         return entry
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
-        entries = self.fs.ls(path, detail=True, **kwargs)
+        """The target's entries under ``path``, without this tool's temp files; with
+        ``detail``, plaintext sizes (one ranged read per file, one derivation per distinct
+        salt), and files that vanish before they are opened (a concurrent writer) left out."""
+        entries = [e for e in self.fs.ls(path, detail=True, **kwargs) if not _is_temp(e["name"])]
         if not detail:
             return [e["name"] for e in entries]
-        return [self._plain(e) for e in entries]
+        listed = []
+        for entry in entries:
+            try:
+                listed.append(self._plain(entry))
+            except FileNotFoundError:
+                continue  # renamed or removed since the listing: not there any more
+        return listed
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         return self._plain(self.fs.info(path, **kwargs))
@@ -231,22 +265,41 @@ def _arrow_allocator() -> Allocate | None:
     return allocate
 
 
+def _is_temp(name: str) -> bool:
+    """Whether ``name`` is a temp file of this tool's atomic writes (never a finished file)."""
+    return TEMP_MARK in os.path.basename(name.rstrip("/"))
+
+
 def _rebuild(
+    fs: AbstractFileSystem, credential: BatchCredential, chunk_size: int, limits: KdfLimits
+) -> AesHmacFileSystem:
+    """Unpickle a filesystem given ``password=`` or ``key=``: it keeps the keys it was sent."""
+    return AesHmacFileSystem(fs=fs, password=credential, chunk_size=chunk_size, limits=limits)
+
+
+def _rebuild_from_env(
     fs: AbstractFileSystem,
-    secret: Credential | str,
-    masters: dict[tuple[bytes, Kdf], bytes],
+    name: str,
+    kdf: Kdf | None,
+    write_salt: bytes | None,
     chunk_size: int,
     limits: KdfLimits,
-    kdf: Kdf | None = None,
 ) -> AesHmacFileSystem:
-    options: dict[str, Any] = {"chunk_size": chunk_size, "limits": limits}
-    if isinstance(secret, str):
-        options.update(password_env=secret, kdf=kdf or DEFAULT_KDF)
+    """Unpickle a ``password_env`` filesystem: the password from this process's environment.
+
+    Never raises: a worker whose unpickling fails is restarted by Dask and the computation
+    hangs, so a missing variable becomes a credential that fails every use, naming it.
+    """
+    try:
+        password = _password_from_env(name, None, None)
+    except (TypeError, ValueError) as exc:
+        credential = BatchCredential.missing(kdf, f"{exc} (in process {os.getpid()})")
     else:
-        options.update(password=secret)
-    afs = AesHmacFileSystem(fs=fs, **options)
-    with afs._credential.lock:
-        afs._credential.masters.update(masters)
+        credential = _shared_credential(to_credential(password, kdf=kdf or DEFAULT_KDF), True)
+    afs = AesHmacFileSystem(
+        fs=fs, password=credential.for_writing(write_salt), chunk_size=chunk_size, limits=limits
+    )
+    afs._password_env = name
     return afs
 
 
@@ -267,23 +320,51 @@ _SPOOL_IN_MEMORY = 8 << 20
 _COPY_PIECE = 1 << 20
 """Bytes per piece when a spool is copied to its target."""
 
-_CREDENTIALS: OrderedDict[tuple[bytes, Kdf | None], BatchCredential] = OrderedDict()
-_CREDENTIALS_LOCK = threading.Lock()
-_MAX_CREDENTIALS = 8
+_MAX_FROM_ENV: Final = 8
+"""Secrets read from the environment whose derived keys stay cached with no filesystem alive."""
 
 
-def _shared_credential(credential: Credential) -> BatchCredential:
-    """One derivation cache per secret and process: Dask builds a filesystem per task from its
-    options, and every task of a worker process then reuses the keys derived by the first."""
-    with _CREDENTIALS_LOCK:
+class _Cache:
+    """The derived keys of each secret in this process, shared by its filesystems.
+
+    Dask builds a filesystem per task, and each finds the keys the first one derived. Held
+    weakly: once the last filesystem of a secret is gone, so are its secret and keys here.
+    Secrets read from the environment are kept (a few): they stay in ``os.environ`` anyway, and
+    a worker builds a filesystem per task. The lock guards only the dictionaries, never a KDF.
+    """
+
+    def __init__(self) -> None:
+        self.shared: weakref.WeakValueDictionary[tuple[bytes, Kdf | None], DerivedKeys] = (
+            weakref.WeakValueDictionary()
+        )
+        self.from_env: OrderedDict[tuple[bytes, Kdf | None], DerivedKeys] = OrderedDict()
+        self.after_fork_in_child()
+        reset_after_fork(self)
+
+    def after_fork_in_child(self) -> None:
+        """A new lock: another thread of the parent may have held this one at the fork."""
+        self.lock = threading.Lock()
+
+    def get(self, credential: Credential, from_env: bool) -> BatchCredential:
         ident = (credential.secret, credential.kdf)
-        shared = _CREDENTIALS.get(ident)
-        if shared is None:
-            shared = _CREDENTIALS[ident] = BatchCredential.of(credential)
-            while len(_CREDENTIALS) > _MAX_CREDENTIALS:
-                _CREDENTIALS.popitem(last=False)
-        _CREDENTIALS.move_to_end(ident)
-        return shared
+        with self.lock:
+            derived = self.shared.get(ident)
+            if derived is None:
+                derived = self.shared[ident] = DerivedKeys()
+            if from_env:
+                self.from_env[ident] = derived
+                self.from_env.move_to_end(ident)
+                while len(self.from_env) > _MAX_FROM_ENV:
+                    self.from_env.popitem(last=False)
+        return BatchCredential.of(credential, derived)
+
+
+_CREDENTIALS: Final = _Cache()
+
+
+def _shared_credential(credential: Credential, from_env: bool = False) -> BatchCredential:
+    """``credential`` with this process's cache of keys derived for the same secret."""
+    return _CREDENTIALS.get(credential, from_env)
 
 
 class _EncryptingFile(StreamWriter):
