@@ -93,14 +93,18 @@ def start_stream(
 
 
 def new_stream(
-    credential: Credential, chunk_size: int, salt: bytes | None = None
+    credential: Credential,
+    chunk_size: int,
+    salt: bytes | None = None,
+    stream_id: bytes | None = None,
 ) -> tuple[bytes, ChunkCodec]:
     """``start_stream`` for one credential with fresh random stream id, file key, slot IV and
-    salt (unless ``salt`` is given: a batch shares one, so its password is derived once)."""
+    salt (unless ``salt`` is given: a batch shares one, so its password is derived once; or
+    ``stream_id``: a batch draws each file's id up front to list it in its manifest)."""
     return start_stream(
         [credential],
         chunk_log2=chunk_log2_of(chunk_size),
-        stream_id=random_bytes(STREAM_ID_SIZE),
+        stream_id=random_bytes(STREAM_ID_SIZE) if stream_id is None else stream_id,
         file_key=random_bytes(KEY_SIZE),
         salts=[random_bytes(SALT_SIZE) if salt is None else salt],
         slot_ivs=[random_iv()],

@@ -5,11 +5,13 @@ same derived slot key: the password is stretched once for the whole tree (files 
 linkable as belonging to one batch, as ``PasswordKey`` tokens are; nothing else is shared).
 Files run in parallel on any ``concurrent.futures.Executor``; what is sent to it is a
 ``BatchCredential``, which pickles as the derived slot keys only, never the password.
+Each batch ends with a manifest (``_manifest``) binding every file's stream id to its path.
 """
 
 from __future__ import annotations
 
 import builtins
+import io
 import os
 import stat
 import threading
@@ -18,15 +20,18 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_complete
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
+from . import _manifest
 from ._atomic import atomic_output
 from ._credential import to_credential
 from ._engine import iter_plain, new_stream, resolve_workers, seal_chunks
-from ._errors import HeaderError
+from ._errors import DecryptionError, HeaderError
 from ._io import StrPath, fs_path, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
 from ._primitives import SALT_SIZE, random_bytes
 from ._stream import (
     DEFAULT_CHUNK_SIZE,
+    STREAM_ID_SIZE,
+    Header,
     chunk_log2_of,
     open_codec,
     read_header,
@@ -135,33 +140,139 @@ def _walk(src_dir: str, dst_dir: str, decrypt: bool, result: TreeResult) -> Iter
 
 
 def encrypt_one(
-    src: str, dst: str, credential: Credential, salt: bytes, chunk_size: int, overwrite: bool
+    src: str,
+    dst: str,
+    credential: Credential,
+    salt: bytes,
+    chunk_size: int,
+    overwrite: bool,
+    stream_id: bytes,
 ) -> int:
-    """Encrypt one file of a batch atomically: the batch's salt, its own file key and stream id.
+    """Encrypt one file of a batch atomically: the batch's salt, its own file key, and the
+    stream id the batch drew for it (so the manifest can list it, whatever executor runs this).
 
     A top-level function so process and cluster executors can pickle it.
     """
     workers = 1 if os.path.getsize(src) <= 2 * chunk_size else resolve_workers(None)
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     with _open_no_follow(src) as fin, atomic_output(dst, overwrite) as out:
-        header, codec = new_stream(credential, chunk_size, salt)
+        header, codec = new_stream(credential, chunk_size, salt, stream_id)
         return seal_chunks(fin, out, header, codec, workers=workers)
 
 
 def decrypt_one(
-    src: str, dst: str, credential: Credential, limits: KdfLimits, overwrite: bool
+    src: str,
+    dst: str,
+    credential: Credential,
+    limits: KdfLimits,
+    overwrite: bool,
+    stream_id: bytes | None = None,
 ) -> int:
     """Decrypt one file atomically; plaintext appears under ``dst`` only once every chunk
-    verified. A top-level function so process and cluster executors can pickle it."""
+    verified, and only if the file is the stream ``stream_id`` its manifest lists (checked
+    again here: the file may have been swapped since the batch looked at it).
+    A top-level function so process and cluster executors can pickle it."""
     os.makedirs(os.path.dirname(dst), exist_ok=True)
     with _open_no_follow(src) as fin, atomic_output(dst, overwrite) as out:
         header = read_header(fin.read)
+        _check_listed(header, stream_id, src)
         codec = open_codec(header, credential, limits)
         total = 0
         for plain, _taken in iter_plain(fin, codec, header.size):
             write_all(out, plain)
             total += len(plain)
         return total
+
+
+def _check_listed(header: Header, stream_id: bytes | None, src: str) -> None:
+    """Refuse a file whose stream is not the one its manifest lists (None: no manifest).
+
+    Stream ids are public (they sit in every header), so a plain comparison leaks nothing."""
+    if stream_id is not None and header.stream_id != stream_id:
+        raise _manifest.mismatch(src)
+
+
+def _rel(root: str, path: str) -> bytes:
+    """``path``'s place in the batch as the manifest spells it: relative, ``/``-separated."""
+    return os.fsencode(os.path.relpath(path, root)).replace(os.fsencode(os.sep), b"/")
+
+
+def _at(root: str, rel: bytes) -> str:
+    """The file system path of the manifest path ``rel`` under ``root``."""
+    return os.path.join(root, *os.fsdecode(rel).split("/"))
+
+
+def _stream_id_at(path: str) -> bytes | None:
+    """The stream id in the header at ``path``, or None when nothing readable is there."""
+    try:
+        with _open_no_follow(path) as fin:
+            return read_header(fin.read).stream_id
+    except (OSError, DecryptionError):
+        return None
+
+
+def _read_manifest(root: str, credential: Credential, limits: KdfLimits) -> dict[bytes, bytes]:
+    """The entries of the manifest in ``root``, every chunk verified before it is parsed.
+
+    Raises ``ManifestError`` when there is none, or the stream's own error when it does not open.
+    """
+    path = os.path.join(root, _manifest.NAME)
+    try:
+        fin = _open_no_follow(path)
+    except FileNotFoundError:
+        raise _manifest.absent(path) from None
+    with fin:
+        header = read_header(fin.read)
+        codec = open_codec(header, credential, limits)
+        plain = b"".join(bytes(part) for part, _ in iter_plain(fin, codec, header.size))
+    return _manifest.decode(plain)
+
+
+def _earlier_manifest(root: str, credential: Credential, result: TreeResult) -> dict[bytes, bytes]:
+    """What the manifest of an earlier run into ``root`` lists (empty when there is none), so
+    the new manifest can keep listing the files that run wrote and this one keeps."""
+    where = os.path.join(root, _manifest.NAME)
+    if not os.path.lexists(where):
+        return {}
+    try:
+        return _read_manifest(root, credential, DEFAULT_LIMITS)
+    except Exception as exc:
+        # Its files stay, unlisted: decrypt_tree will name each of them.
+        result.failures.append((where, exc))
+        return {}
+
+
+def _seal_manifest(
+    root: str,
+    credential: Credential,
+    salt: bytes,
+    chunk_size: int,
+    made: dict[bytes, bytes],
+    earlier: dict[bytes, bytes],
+    result: TreeResult,
+) -> None:
+    """Write the batch's manifest into ``root``, atomically and last.
+
+    It lists each file whose header now carries the stream id this run drew for it (written) or
+    the one the earlier manifest listed (kept), so failed, cancelled and changed files are not
+    listed. A kept file that is no longer the listed one is a failure. Sealed under the batch's
+    credential and salt: no extra KDF run.
+    """
+    entries: dict[bytes, bytes] = {}
+    for rel in sorted(made.keys() | earlier.keys()):
+        path = _at(root, rel)
+        found = _stream_id_at(path)
+        if found is not None and found in (made.get(rel), earlier.get(rel)):
+            entries[rel] = found
+        elif found is not None and rel not in made:
+            result.failures.append((path, _manifest.mismatch(path)))
+    where = os.path.join(root, _manifest.NAME)
+    try:
+        header, codec = new_stream(credential, chunk_size, salt)
+        with atomic_output(where, True) as out:
+            seal_chunks(io.BytesIO(_manifest.encode(entries)), out, header, codec, workers=1)
+    except OSError as exc:
+        result.failures.append((where, exc))
 
 
 def _open_no_follow(path: str) -> BinaryIO:
@@ -263,7 +374,9 @@ def encrypt_tree(
     Symlinks are never followed (each is a failure). ``existing``: "error" (a failure for that
     file), "skip", or "overwrite". Failures do not stop the other files unless
     ``stop_on_error``. ``executor`` runs the files (default: a thread per CPU); a process or
-    Dask executor receives the derived slot key, never the password.
+    Dask executor receives the derived slot key, never the password. Last, the batch's
+    manifest (``.aes-hmac-manifest``) is written: every file written, plus the files an earlier
+    run's manifest lists that are still there unchanged (``existing="skip"`` runs).
     """
     _check_existing(existing)
     chunk_log2_of(chunk_size)
@@ -272,13 +385,18 @@ def encrypt_tree(
     salt = random_bytes(SALT_SIZE)
     credential.master(salt)  # the one derivation, here, before anything is sent anywhere
     result = TreeResult()
+    earlier = _earlier_manifest(dst, credential, result)
+    made: dict[bytes, bytes] = {}
     jobs = []
     for job in _walk(src, dst, False, result):
         if not _wanted(job, existing, result):
             continue
-        args = (job.src, job.dst, credential, salt, chunk_size, existing == "overwrite")
+        stream_id = made[_rel(dst, job.dst)] = random_bytes(STREAM_ID_SIZE)
+        args = (job.src, job.dst, credential, salt, chunk_size, existing == "overwrite", stream_id)
         jobs.append((job, encrypt_one, args))
-    return _run(jobs, result, executor, progress, stop_on_error)
+    _run(jobs, result, executor, progress, stop_on_error)
+    _seal_manifest(dst, credential, salt, chunk_size, made, earlier, result)
+    return result
 
 
 def decrypt_tree(
@@ -292,29 +410,55 @@ def decrypt_tree(
     executor: Executor | None = None,
     progress: TreeProgress | None = None,
     stop_on_error: bool = False,
+    manifest: bool = True,
 ) -> TreeResult:
     """Decrypt every ``*.ahm`` file under ``src_dir`` to ``dst_dir/<same path without .ahm>``.
 
     Headers are read here first and each distinct (salt, KDF) derived once, so a tree made by
     ``encrypt_tree`` costs one derivation; the workers get the derived slot keys, never the
     password. Other arguments as for ``encrypt_tree``; each output appears only once verified.
+
+    The batch's manifest is opened first: a file that is not the stream it lists at that path,
+    a listed file that is missing and an unlisted ``*.ahm`` file are failures naming the path,
+    and none of them is decrypted; with no manifest (or one that does not open) nothing is.
+    ``manifest=False`` skips these checks, for folders written before manifests existed.
     """
     _check_existing(existing)
     check_limits_arg(limits)
     credential = BatchCredential.of(to_credential(password, key))
     src, dst = _prepare_dirs(src_dir, dst_dir)
     result = TreeResult()
+    listed: dict[bytes, bytes] | None = None
+    if manifest:
+        try:
+            listed = _read_manifest(src, credential, limits)
+        except Exception as exc:
+            result.failures.append((os.path.join(src, _manifest.NAME), exc))
+            return result
+    seen: set[bytes] = set()
     jobs = []
     for job in _walk(src, dst, True, result):
+        stream_id = None
+        if listed is not None:
+            rel = _rel(src, job.src)
+            seen.add(rel)
+            stream_id = listed.get(rel)
+            if stream_id is None:
+                result.failures.append((job.src, _manifest.unlisted(job.src)))
+                continue
         if not _wanted(job, existing, result):
             continue
         try:
             with _open_no_follow(job.src) as fin:
-                open_codec(read_header(fin.read), credential, limits)
+                header = read_header(fin.read)
+                _check_listed(header, stream_id, job.src)
+                open_codec(header, credential, limits)
         except Exception as exc:
             result.failures.append((job.src, exc))
             continue
-        jobs.append(
-            (job, decrypt_one, (job.src, job.dst, credential, limits, existing == "overwrite"))
-        )
+        args = (job.src, job.dst, credential, limits, existing == "overwrite", stream_id)
+        jobs.append((job, decrypt_one, args))
+    for rel in sorted((listed or {}).keys() - seen):
+        where = _at(src, rel)
+        result.failures.append((where, _manifest.missing(where)))
     return _run(jobs, result, executor, progress, stop_on_error)

@@ -176,9 +176,7 @@ def derive(kdf: KdfSpec, password: bytes, salt: bytes) -> bytes:
         log2_n, r, p = kdf.params
         return Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(password)
     t, m, lanes = kdf.params
-    return Argon2id(salt=salt, length=32, iterations=t, lanes=lanes, memory_cost=m).derive(
-        password
-    )
+    return Argon2id(salt=salt, length=32, iterations=t, lanes=lanes, memory_cost=m).derive(password)
 
 
 def _token_bytes(token: str | bytes) -> bytes:
