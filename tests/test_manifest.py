@@ -19,11 +19,12 @@ from _vectors import load
 from hypothesis import given
 from hypothesis import strategies as st
 from test_cli import PASSWORD, run
-from test_stream import credential_of, seal_vector
+from test_stream import seal_vector
 
 import aes_hmac
 from aes_hmac import PBKDF2, HeaderError, KdfLimits, ManifestError, StreamDamaged
 from aes_hmac import _manifest as manifest
+from aes_hmac._credential import to_credential
 from aes_hmac._stream import read_header
 from aes_hmac._tree import BatchCredential, decrypt_one, decrypt_tree, encrypt_tree
 
@@ -379,17 +380,19 @@ def test_decrypt_tree_refuses(tmp_path: Path, attack: str) -> None:
 
 
 def test_manifest_errors_keep_their_kind(tmp_path: Path) -> None:
+    """A wrong password is the manifest's HeaderError, damage its StreamDamaged; a file that
+    does not match is a ManifestError (so callers can tell them apart)."""
     enc = batch(tmp_path, "enc")
+    intact = (enc / manifest.NAME).read_bytes()
     wrong = decrypt_tree(enc, tmp_path / "out", "not the password")
     assert [type(e) for _, e in wrong.failures] == [HeaderError]
     damage_manifest(enc, tmp_path)
     damaged = decrypt_tree(enc, tmp_path / "out", PW)
     assert [type(e) for _, e in damaged.failures] == [StreamDamaged]
+    (enc / manifest.NAME).write_bytes(intact)
     swap(enc, tmp_path)
-    assert all(
-        isinstance(e, ManifestError)
-        for _, e in decrypt_tree(enc, tmp_path / "o2", PW, manifest=False).failures
-    )
+    swapped = decrypt_tree(enc, tmp_path / "out", PW)
+    assert [type(e) for _, e in swapped.failures] == [ManifestError, ManifestError]
 
 
 def test_no_manifest_opt_out_decrypts_an_old_folder(tmp_path: Path) -> None:
@@ -406,11 +409,7 @@ def test_worker_checks_the_stream_id_again(tmp_path: Path) -> None:
     enc = batch(tmp_path, "enc")
     with open(enc / "etc/allow.txt.ahm", "rb") as f:
         allow_id = read_header(f.read).stream_id
-    credential = BatchCredential.of(
-        credential_of(
-            {"kind": "password", "password": PW, "kdf": {"name": "PBKDF2", "iterations": 1000}}
-        )
-    )
+    credential = BatchCredential.of(to_credential(PW))
     with pytest.raises(ManifestError, match=SWAPPED):
         decrypt_one(
             str(enc / "etc/deny.txt.ahm"),
