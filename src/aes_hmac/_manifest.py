@@ -20,8 +20,9 @@ NAME: Final = ".aes-hmac-manifest"
 """The manifest's file name in a batch's output root; not ``*.ahm``, so never taken for data."""
 MAGIC: Final = b"AESHMAC-MANIFEST"
 VERSION: Final = 0x01
-MAX_PATH: Final = 4096
-"""Longest path in bytes (Linux's PATH_MAX); a longer length field is damage."""
+MAX_PATH: Final = 0xFFFF
+"""Longest path in bytes: what the u16 length field holds (a tree walked by descriptors can go
+past PATH_MAX, so the format does not stop at it)."""
 SUFFIX: Final = b".ahm"
 _HEAD: Final = struct.Struct(">16sBI")  # magic, version, entry count
 _LENGTH: Final = struct.Struct(">H")
@@ -109,6 +110,15 @@ def missing(where: str) -> ManifestError:
 def unlisted(where: str) -> ManifestError:
     """A ``*.ahm`` file in the folder that the manifest does not list."""
     return ManifestError(f"{where}: not listed in the manifest (not written by this batch)")
+
+
+def earlier_unreadable(where: str, exc: BaseException) -> ManifestError:
+    """The manifest of an earlier run into the same folder does not open (another password,
+    or damage): the files only it listed are not listed any more."""
+    return ManifestError(
+        f"{where}: the earlier manifest does not open ({exc}); files it listed that this run"
+        " did not write are no longer listed"
+    )
 
 
 def absent(where: str) -> ManifestError:

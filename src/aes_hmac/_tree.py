@@ -238,7 +238,7 @@ def _earlier_manifest(root: str, credential: Credential, result: TreeResult) -> 
         return _read_manifest(root, credential, DEFAULT_LIMITS)
     except Exception as exc:
         # Its files stay, unlisted: decrypt_tree will name each of them.
-        result.failures.append((where, exc))
+        result.failures.append((where, _manifest.earlier_unreadable(where, exc)))
         return {}
 
 
@@ -262,7 +262,12 @@ def _seal_manifest(
     for rel in sorted(made.keys() | earlier.keys()):
         path = _at(root, rel)
         found = _stream_id_at(path)
-        if found is not None and found in (made.get(rel), earlier.get(rel)):
+        problem = _manifest.path_problem(rel)
+        if problem is not None:  # a path the format cannot hold (over 65,535 bytes)
+            result.failures.append(
+                (path, ValueError(f"{path}: not listed in the manifest: {problem}"))
+            )
+        elif found is not None and found in (made.get(rel), earlier.get(rel)):
             entries[rel] = found
         elif found is not None and rel not in made:
             result.failures.append((path, _manifest.mismatch(path)))
