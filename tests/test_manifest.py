@@ -9,6 +9,7 @@ import io
 import os
 import shutil
 import struct
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -514,6 +515,39 @@ def test_names_that_are_not_utf8_are_bound_too(tmp_path: Path) -> None:
         b"/d\xff/a\xfe.ahm",
         b"/d\xff/b\xfe.ahm",
     ]
+
+
+def _returns_within(fifo: Path, call: Callable[[], Any]) -> Any:
+    """Run ``call`` in a thread; if it blocks opening ``fifo``, unblock it and fail."""
+    out: list[Any] = []
+    worker = threading.Thread(target=lambda: out.append(call()))
+    worker.start()
+    worker.join(30)  # generous: proves "does not hang on the FIFO", not a speed
+    if worker.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # let the blocked open return
+        worker.join()
+        pytest.fail(f"blocked opening the FIFO {fifo}")
+    return out[0]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_in_place_of_the_manifest_or_an_output_does_not_hang(tmp_path: Path) -> None:
+    enc = batch(tmp_path, "enc")
+    (enc / manifest.NAME).unlink()
+    os.mkfifo(enc / manifest.NAME)
+    result = _returns_within(enc / manifest.NAME, lambda: decrypt_tree(enc, tmp_path / "o", PW))
+    assert failures_by_rel(enc, result.failures) == {
+        manifest.NAME: f"{os.path.realpath(enc / manifest.NAME)}: not a regular file"
+    }
+    (tmp_path / "enc-src/etc/new.txt").write_bytes(b"new\n")
+    os.mkfifo(enc / "etc/new.txt.ahm")
+    again = _returns_within(
+        enc / "etc/new.txt.ahm",
+        lambda: encrypt_tree(tmp_path / "enc-src", enc, PW, kdf=CHEAP),
+    )
+    failed = failures_by_rel(enc, again.failures)
+    assert "not a regular file" in failed[manifest.NAME]  # reported, neither followed nor hung
+    assert "../enc-src/etc/new.txt" in failed  # the FIFO at its output: refused, not opened
 
 
 def test_process_executor_files_are_listed(tmp_path: Path) -> None:

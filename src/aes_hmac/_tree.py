@@ -24,7 +24,7 @@ from . import _manifest
 from ._atomic import atomic_output
 from ._credential import to_credential
 from ._engine import iter_plain, new_stream, resolve_workers, seal_chunks
-from ._errors import DecryptionError, HeaderError
+from ._errors import DecryptionError, HeaderError, ManifestError
 from ._io import StrPath, fs_path, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
 from ._primitives import SALT_SIZE, random_bytes
@@ -202,10 +202,21 @@ def _at(root: str, rel: bytes) -> str:
     return os.path.join(root, *os.fsdecode(rel).split("/"))
 
 
+def _open_regular(path: str) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file: no link followed, and a FIFO or
+    device planted there is refused instead of blocking the run (``O_NONBLOCK`` on the open)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ManifestError(f"{path}: not a regular file")
+    return builtins.open(fd, "rb")
+
+
 def _stream_id_at(path: str) -> bytes | None:
     """The stream id in the header at ``path``, or None when nothing readable is there."""
     try:
-        with _open_no_follow(path) as fin:
+        with _open_regular(path) as fin:
             return read_header(fin.read).stream_id
     except (OSError, DecryptionError):
         return None
@@ -218,7 +229,7 @@ def _read_manifest(root: str, credential: Credential, limits: KdfLimits) -> dict
     """
     path = os.path.join(root, _manifest.NAME)
     try:
-        fin = _open_no_follow(path)
+        fin = _open_regular(path)
     except FileNotFoundError:
         raise _manifest.absent(path) from None
     with fin:
@@ -261,13 +272,14 @@ def _seal_manifest(
     entries: dict[bytes, bytes] = {}
     for rel in sorted(made.keys() | earlier.keys()):
         path = _at(root, rel)
-        found = _stream_id_at(path)
         problem = _manifest.path_problem(rel)
         if problem is not None:  # a path the format cannot hold (over 65,535 bytes)
             result.failures.append(
                 (path, ValueError(f"{path}: not listed in the manifest: {problem}"))
             )
-        elif found is not None and found in (made.get(rel), earlier.get(rel)):
+            continue
+        found = _stream_id_at(path)
+        if found is not None and found in (made.get(rel), earlier.get(rel)):
             entries[rel] = found
         elif found is not None and rel not in made:
             result.failures.append((path, _manifest.mismatch(path)))
@@ -276,7 +288,7 @@ def _seal_manifest(
         header, codec = new_stream(credential, chunk_size, salt)
         with atomic_output(where, True) as out:
             seal_chunks(io.BytesIO(_manifest.encode(entries)), out, header, codec, workers=1)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # the output policy refuses what sits at its name
         result.failures.append((where, exc))
 
 
