@@ -1,11 +1,11 @@
 """Write every generated test vector file under tests/vectors from its fixed inputs.
 
 Usage: ``python scripts/make_vectors.py`` rewrites token_valid.json, token_invalid.json,
-compat_tuple.json, compat_legacy.json, armor_v1.json, stream_v1.json and manifest_v1.json;
-``--check`` writes nothing and exits 1 when a file differs from what this script makes. The
-vectors pin the formats: regenerate only for a deliberate format change, with docs/FORMAT.md.
-The fixed inputs and the helpers that recompute a vector live in the test modules that check
-them; this script is the one place that decides which cases exist and writes them.
+compat_tuple.json, compat_legacy.json, armor_v1.json, stream_v1.json, manifest_v1.json and
+column_v2.json; ``--check`` writes nothing and exits 1 when a file differs from what this script
+makes. The vectors pin the formats: regenerate only for a deliberate format change, with
+docs/FORMAT.md. The fixed inputs and the helpers that recompute a vector live in the test modules
+that check them; this script is the one place that decides which cases exist and writes them.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from _vectors import VECTORS, unhex  # noqa: E402
 from test_armor import VECTOR_INPUTS, armor  # noqa: E402
 from test_compat import CHEAP, original_encrypt, tuple_from_parts  # noqa: E402
 from test_manifest import INVALID_PLAINTEXTS, MANIFEST_VECTOR_INPUTS, manifest_vector  # noqa: E402
+from test_sqlalchemy_binding import VECTOR_FILE, column_vectors  # noqa: E402
 from test_stream import seal_vector  # noqa: E402
 from test_token import IV, KDFS, MASTER, SALT, _encrypt_from_parts, _kdf_spec  # noqa: E402
 
@@ -302,6 +303,7 @@ def main() -> int:
         **armor_files(),
         **stream_files(),
         **manifest_files(),
+        VECTOR_FILE: column_vectors(),
     }
     changed = []
     for name, text in files.items():

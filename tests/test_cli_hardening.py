@@ -8,10 +8,10 @@ import os
 import signal
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from _writing import wait_for_output
 from test_cli import AES_HMAC, CHEAP, PASSWORD, assert_one_error, data_of, run
 
 pytestmark = pytest.mark.slow
@@ -21,14 +21,6 @@ TIMEOUT = 60.0
 
 def leftovers(folder: Path, keep: set[str]) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name not in keep)
-
-
-def wait_for_temporary(folder: Path, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + TIMEOUT
-    while not any("aes-hmac-tmp" in p.name for p in folder.iterdir()):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "no temporary output appeared"
-        time.sleep(0.005)
 
 
 # --- signals (#3) --------------------------------------------------------------------------
@@ -59,7 +51,7 @@ def test_signal_leaves_no_temporary_file(tmp_path: Path, command: str, signum: i
     writer = os.open(fifo, os.O_WRONLY)
     try:
         os.write(writer, data[: len(data) // 2])
-        wait_for_temporary(tmp_path, proc)
+        wait_for_output(proc, tmp_path)  # nameless on Linux: seen through /proc
         proc.send_signal(signum)
     finally:
         os.close(writer)  # the end of input, in case a worker thread is still reading

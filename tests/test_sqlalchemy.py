@@ -91,7 +91,12 @@ class Models:
     admin: Any
 
 
-def make_models(keys: Callable[[], Keyring], index_keys: list[bytes], bits: int = 32) -> Models:
+def make_models(
+    keys: Callable[[], Keyring],
+    index_keys: list[bytes],
+    bits: int = 32,
+    read_v1: bool | None = None,
+) -> Models:
     """A fresh declarative base: users (every column kind) and admins (an email too)."""
 
     class Base(DeclarativeBase):
@@ -102,7 +107,9 @@ def make_models(keys: Callable[[], Keyring], index_keys: list[bytes], bits: int 
         id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
         email: Mapped[str | None] = mapped_column(EncryptedString(keys))
         email_index: Mapped[bytes | None] = mapped_column(
-            BlindIndex(index_keys, source="email", bits=bits, normalize=normalize_text)
+            BlindIndex(
+                index_keys, source="email", bits=bits, normalize=normalize_text, read_v1=read_v1
+            )
         )
         nickname: Mapped[str | None] = mapped_column(EncryptedString(keys))
         avatar: Mapped[bytes | None] = mapped_column(EncryptedBytes(keys, binary=True))
@@ -289,7 +296,7 @@ def test_context_keeps_tokens_readable_after_a_rename(engine: Engine) -> None:
 def test_one_type_object_shared_by_two_columns() -> None:
     shared = EncryptedString(Key.generate())
     table = Table("t", MetaData(), Column("a", shared), Column("b", shared))
-    assert (table.c.a.type.context, table.c.b.type.context) == ("t.a", "t.b")
+    assert (table.c.a.type.context, table.c.b.type.context) == (("t", "a"), ("t", "b"))
 
 
 @settings(max_examples=50, deadline=None)
@@ -340,8 +347,9 @@ def test_find_by_blind_index_with_normalisation(engine: Engine, models: Models) 
 def test_blind_index_false_positives_are_dropped(
     engine: Engine, holder: Holder, index_key: bytes
 ) -> None:
-    # One bit: about half of all rows are candidates for any value.
-    m = make_models(holder, [index_key], bits=1)
+    # One bit: about half of all rows are candidates for any value (with one index value looked
+    # up: the v1 construction, tried by default, would make it a second one).
+    m = make_models(holder, [index_key], bits=1, read_v1=False)
     m.base.metadata.create_all(engine)
     try:
         add_users(engine, m, [f"user{i}@example.com" for i in range(60)])
@@ -378,10 +386,11 @@ def test_blind_index_in_core(engine: Engine, models: Models) -> None:
     assert sorted((r.id, r.email) for r in rows) == [(1, "a@x.org"), (3, "A@X.org")]
 
 
-def expected_digest(index_key: bytes, context: str, data: bytes, bits: int) -> bytes:
-    """The documented construction, computed independently of the module."""
+def expected_digest(index_key: bytes, context: tuple[str, str], data: bytes, bits: int) -> bytes:
+    """The documented construction (v2), computed independently of the module."""
+    names = b"".join(len(n.encode()).to_bytes(2, "big") + n.encode() for n in context)
     column_key = HKDF(
-        hashes.SHA256(), 32, salt=None, info=b"aes-hmac blind index v1\x00" + context.encode()
+        hashes.SHA256(), 32, salt=None, info=b"aes-hmac blind index v2\x00" + names
     ).derive(index_key)
     mac = hmac.HMAC(column_key, hashes.SHA256())
     mac.update(data)
@@ -395,9 +404,9 @@ def test_blind_index_construction(bits: int) -> None:
     key = bytes(range(32))
     index = BlindIndex(key, source="email", bits=bits, normalize=normalize_text)
     Table("users", MetaData(), Column("email_index", index))
-    assert index.context == "users.email"
+    assert index.context == ("users", "email")
     digest = index.digest(" Alice@EXAMPLE.com ")
-    assert digest == expected_digest(key, "users.email", b"alice@example.com", bits)
+    assert digest == expected_digest(key, ("users", "email"), b"salice@example.com", bits)
     assert len(digest) == (bits + 7) // 8
     other = BlindIndex(key, source="email", bits=bits, context="admins.email")
     if bits >= 64:  # per-column keys: the same value has unrelated indexes in two columns
@@ -432,7 +441,7 @@ def needing_rotation(engine: Engine, models: Models, ring: Keyring) -> int:
     with engine.connect() as conn:
         tokens = conn.execute(select(type_coerce(table.c.email, Text()))).scalars().all()
     return sum(
-        ring.needs_rotation(t, associated_data=b"aes-hmac sqlalchemy v1\x00users.email")
+        ring.needs_rotation(t, associated_data=table.c.email.type.associated_data())
         for t in tokens
         if t is not None
     )

@@ -1,18 +1,24 @@
 """Atomic output: a named file is written whole or not at all, never through an unsafe symlink.
 
 The one code path of every helper that writes a named file (``encrypt_file``, ``decrypt_file``,
-key-slot edits, ``encrypt_tree``, importers, the fsspec integration, the CLI): a temporary file
-beside the destination, fsynced, renamed into place, the folder fsynced; on any failure the
-temporary file is removed, so no partial output (and no unauthenticated plaintext) ever appears
-under the destination name.
+key-slot edits, ``encrypt_tree``, importers, ``open(path, "wb")``, the fsspec integration, the
+CLI). ``PendingFile`` is the output of the writer lifecycle (``_lifecycle``): on Linux a file
+without a name (``O_TMPFILE``) in the destination folder, linked in only by ``commit``, so
+nothing (no partial output, no plaintext) is left under any name by an exception, a signal or
+even SIGKILL; elsewhere a named temporary file beside the destination, removed on failure, and
+this tool's own stale ones (left by a kill) removed the next time that target is written.
 """
 
 from __future__ import annotations
 
 import builtins
+import errno
 import os
+import re
 import secrets
 import stat
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import BinaryIO, Final
@@ -26,6 +32,16 @@ _TMP_ATTEMPTS: Final = 8
 _MAX_LINKS: Final = 40
 """Symlinks followed in a row before giving up, as the kernel does (``ELOOP``)."""
 _CREATE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+_TMP_HEX: Final = 12
+"""Hex digits after ``_TMP_MARK`` (``secrets.token_hex(6)``)."""
+_NO_TMPFILE: Final = frozenset({errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT})
+"""``O_TMPFILE`` refused by the file system or kernel (``EISDIR``: kernels before 3.11; the
+others: file systems without it, no /proc): fall back to a named temporary file."""
+_PROC_FDS: Final = "/proc/self/fd"
+"""Where a nameless file is found to be linked in."""
+_RUN_STARTED_NS: Final = time.time_ns()
+"""A temporary file last modified before this was not written by this run: if it is this tool's
+and the user's, it was left by a kill and may go (fallback path only)."""
 
 
 def _fsync_dir(folder: str) -> None:
@@ -115,62 +131,225 @@ def _existing_target(dst: str, name: str) -> tuple[str, int | None]:
     return target, stat.S_IMODE(st.st_mode)
 
 
+class PendingFile:
+    """An output being written for ``dst_path``: ``file`` to write, then ``commit()`` to make it
+    appear there whole, or ``discard()`` (also on garbage collection) to drop it.
+
+    On Linux the file has no name until ``commit`` links it in (``O_TMPFILE``), so a kill leaves
+    nothing; elsewhere it is a named temporary file beside the destination. The guarantees are
+    those of ``atomic_output``, which is this class in a ``with`` block.
+    """
+
+    def __init__(self, dst_path: StrPath, overwrite: bool = False, name: str = "dst_path") -> None:
+        self._done = True  # until there is a file: nothing for __del__ to drop
+        dst = fs_path(dst_path, name)
+        target, mode = _existing_target(dst, name)
+        if not overwrite and os.path.lexists(dst):
+            raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)")
+        self._dst, self._target, self._overwrite = dst, target, overwrite
+        self._folder = os.path.dirname(target)
+        self._tmp = ""  # the temporary file's name on the fallback path; "" while nameless
+        fd = self._create()
+        try:
+            if mode is not None:
+                os.chmod(fd, mode)
+            self.file: BinaryIO = builtins.open(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            self._remove_tmp()
+            raise
+        self._done = False
+
+    def __repr__(self) -> str:
+        return f"<PendingFile for {self._dst!r}>"
+
+    def _create(self) -> int:
+        """A file without a name in the destination folder, or else a fresh temporary name.
+
+        A failure names the destination (``EROFS``, ``EACCES``): the temporary file it was
+        about was never created, and is no business of the caller's.
+        """
+        fd = _nameless_file(self._folder, self._dst)
+        if fd is not None:
+            return fd
+        _remove_stale(self._folder, self._target)
+        for _ in range(_TMP_ATTEMPTS):
+            tmp = os.path.join(self._folder, _temporary_name(self._target))
+            try:
+                fd = os.open(tmp, _CREATE_FLAGS, 0o600)
+            except FileExistsError:
+                continue  # not ours: never removed
+            except OSError as exc:
+                raise _about(exc, self._dst) from None
+            self._tmp = tmp
+            return fd
+        raise FileExistsError(f"cannot create a temporary file beside {self._dst}")
+
+    def commit(self, before_commit: Callable[[], None] | None = None) -> None:
+        """fsync the data, call ``before_commit``, put the file under its name, fsync the
+        folder. Any failure (or exception of ``before_commit``) discards it and is raised."""
+        if self._done:
+            raise ValueError(f"the output for {self._dst} is already committed or discarded")
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            if before_commit is not None:
+                before_commit()
+            if self._tmp:
+                self.file.close()  # before the rename: Windows renames no open file
+                if self._overwrite:
+                    os.replace(self._tmp, self._target)
+                else:
+                    _link_no_clobber(self._tmp, self._target)
+                self._tmp = ""
+            else:
+                self._link_in()
+        except BaseException:
+            self.discard()
+            raise
+        self._done = True
+        with suppress(OSError):
+            self.file.close()  # the data is fsynced and in place: nothing left to lose
+        _fsync_dir(self._folder)
+
+    def _link_in(self) -> None:
+        """Give the nameless file its name: straight to the target without ``overwrite`` (a
+        link never replaces), else to a fresh temporary name, then renamed over the target."""
+        if not self._overwrite:
+            try:
+                self._link_to(self._target)
+            except FileExistsError:
+                raise FileExistsError(
+                    f"{self._dst} exists (pass overwrite=True to replace it)"
+                ) from None
+            return
+        for _ in range(_TMP_ATTEMPTS):
+            tmp = os.path.join(self._folder, _temporary_name(self._target))
+            try:
+                self._link_to(tmp)
+                break
+            except FileExistsError:
+                continue
+        else:
+            raise FileExistsError(f"cannot create a temporary file beside {self._dst}")
+        try:
+            os.replace(tmp, self._target)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def _link_to(self, name: str) -> None:
+        """``linkat`` of ``/proc/self/fd/N`` with ``AT_SYMLINK_FOLLOW``: the way an unprivileged
+        process names an ``O_TMPFILE`` file. ``src_dir_fd`` makes Python call ``linkat`` (with
+        default arguments it calls ``link``, which links the /proc entry itself: ``EXDEV``)."""
+        proc = os.open(_PROC_FDS, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.link(str(self.file.fileno()), name, src_dir_fd=proc, follow_symlinks=True)
+        finally:
+            os.close(proc)
+
+    def discard(self) -> None:
+        """Drop the output: nothing appears under any name. Never raises (it runs on failure
+        paths, where its own error would replace the one that matters)."""
+        if self._done:
+            return
+        self._done = True
+        with suppress(OSError, ValueError):
+            self.file.close()
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        if self._tmp:
+            with suppress(OSError):
+                os.unlink(self._tmp)
+            self._tmp = ""
+
+    def __del__(self) -> None:
+        self.discard()
+
+
 @contextmanager
 def atomic_output(
     dst_path: StrPath, overwrite: bool = False, before_commit: Callable[[], None] | None = None
 ) -> Iterator[BinaryIO]:
     """A binary file to write ``dst_path`` through: either all of it appears there, or nothing.
 
-    Guarantees: the data goes to a temporary file beside the destination, is fsynced, then
-    renamed into place and the folder fsynced; any exception (``SystemExit``,
-    ``KeyboardInterrupt`` and one raised by ``before_commit``, called right before the rename,
-    included) removes the temporary file and leaves ``dst_path`` as it was. Without
-    ``overwrite`` an existing ``dst_path`` is never replaced, even one that appears meanwhile
-    (``FileExistsError``). A replaced file keeps its permission bits; a new one gets 0600.
+    Guarantees: the data goes to a file beside the destination that has no name on Linux
+    (``O_TMPFILE``; elsewhere a temporary name), is fsynced, then put under ``dst_path`` and the
+    folder fsynced; any exception (``SystemExit``, ``KeyboardInterrupt`` and one raised by
+    ``before_commit``, called right before that, included) drops it and leaves ``dst_path`` as
+    it was; so does a kill on Linux (elsewhere the temporary file of a killed run is removed the
+    next time that target is written). Without ``overwrite`` an existing ``dst_path`` is never
+    replaced, even one that appears meanwhile (``FileExistsError``). A replaced file keeps its
+    permission bits; a new one gets 0600. A folder that cannot be written (read-only, no
+    permission) raises the ``OSError`` naming ``dst_path``.
 
     Symlinks: the target is replaced and the link stays, but never through a link to nothing,
     nor through another user's link in a sticky world-writable folder such as /tmp
     (``ValueError``, as for a destination that is not a regular file: device, FIFO, folder).
     """
-    dst = fs_path(dst_path, "dst_path")
-    target, mode = _existing_target(dst, "dst_path")
-    if not overwrite and os.path.lexists(dst):
-        raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)")
-    folder = os.path.dirname(target)
-    tmp = ""
+    pending = PendingFile(dst_path, overwrite)
     try:
-        # The name is known before the file exists: whenever a signal lands, cleanup finds it.
-        for _ in range(_TMP_ATTEMPTS):
-            tmp = os.path.join(folder, _temporary_name(target))
-            try:
-                fd = os.open(tmp, _CREATE_FLAGS, 0o600)
-                break
-            except FileExistsError:
-                tmp = ""  # not ours: never removed
-        else:
-            raise FileExistsError(f"cannot create a temporary file beside {dst}")
-        with builtins.open(fd, "wb") as out:
-            if mode is not None:
-                os.chmod(out.fileno(), mode)
-            yield out
-            out.flush()
-            os.fsync(out.fileno())
-        if before_commit is not None:
-            before_commit()
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _link_no_clobber(tmp, target)
-        _fsync_dir(folder)
+        yield pending.file
     except BaseException:
-        if tmp:
-            with suppress(FileNotFoundError):
-                os.unlink(tmp)
+        pending.discard()
         raise
+    pending.commit(before_commit)
+
+
+def _nameless_file(folder: str, dst: str) -> int | None:
+    """A file without a name in ``folder`` (Linux ``O_TMPFILE``) that ``/proc/self/fd`` can link
+    in, or ``None`` where that is not available."""
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag or not sys.platform.startswith("linux"):
+        return None
+    try:
+        fd = os.open(folder, flag | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        if exc.errno in _NO_TMPFILE:
+            return None
+        raise _about(exc, dst) from None
+    if not os.path.exists(os.path.join(_PROC_FDS, str(fd))):  # no /proc: nothing could link it
+        os.close(fd)
+        return None
+    return fd
+
+
+def _about(exc: OSError, dst: str) -> OSError:
+    """``exc`` (the same subclass and errno) naming the destination instead of a temporary file."""
+    return OSError(exc.errno, exc.strerror, dst)
+
+
+def _remove_stale(folder: str, target: str) -> None:
+    """Remove this tool's temporary files for ``target`` that a killed run left behind: by the
+    name pattern, regular files of the current user, last modified before this run started.
+    Best effort: whatever cannot be read or removed stays."""
+    pattern = re.compile(
+        re.escape(f".{os.path.basename(target)}{_TMP_MARK}") + f"[0-9a-f]{{{_TMP_HEX}}}"
+    )
+    with suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if not pattern.fullmatch(entry.name):
+                continue
+            with suppress(OSError):
+                st = entry.stat(follow_symlinks=False)
+                if (
+                    stat.S_ISREG(st.st_mode)
+                    and st.st_uid == _uid()
+                    and st.st_mtime_ns < _RUN_STARTED_NS
+                ):
+                    os.unlink(entry.path)
+
+
+def _uid() -> int:
+    """The effective user id (0, as every ``st_uid``, where the platform has none: Windows)."""
+    geteuid: Callable[[], int] | None = getattr(os, "geteuid", None)
+    return geteuid() if geteuid is not None else 0
 
 
 def _temporary_name(target: str) -> str:
-    return f".{os.path.basename(target)}{_TMP_MARK}{secrets.token_hex(6)}"
+    return f".{os.path.basename(target)}{_TMP_MARK}{secrets.token_hex(_TMP_HEX // 2)}"
 
 
 def _link_no_clobber(tmp: str, dst: str) -> None:

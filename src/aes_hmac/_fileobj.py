@@ -10,11 +10,13 @@ from functools import partial
 from types import TracebackType
 from typing import BinaryIO, Literal, overload
 
+from ._atomic import PendingFile
 from ._credential import RawKey, Secret, to_credential
 from ._engine import ChunkSealer, iter_plain, new_stream
 from ._errors import AesHmacError, StreamDamaged
 from ._io import TextPath, path_or_file, read_full_bytes, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
+from ._lifecycle import Lifecycle, Output
 from ._seekable import SeekableReader, file_read_at, is_seekable
 from ._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of, open_codec, read_header
 
@@ -22,19 +24,28 @@ from ._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of, open_codec, read_header
 class StreamWriter(io.BufferedIOBase):
     """Write side of ``open(..., "wb")``: buffers one chunk, seals each full chunk as it fills.
 
-    ``close()`` seals the final chunk (last-chunk flag). Leaving a ``with`` block by an exception
-    and garbage collection of an unclosed writer do NOT finalize: the output then reads as
-    truncated instead of as a complete stream. A wrapper's ``close()`` (``io.TextIOWrapper``)
-    closes, so finalizes, this writer: when wrapping it, call ``abort()`` on the failure path
-    inside the wrapper's ``with`` block (the wrapper's close then does nothing).
+    The writer lifecycle (``_lifecycle``): only a clean ``close()`` (or a ``with`` block left
+    normally) seals the final chunk (last-chunk flag) and, given ``output``, makes the file
+    appear under its name. Leaving a ``with`` block by an exception, ``close()`` while an
+    exception raised since the writer opened is propagating or being handled (also through a
+    wrapper such as ``io.TextIOWrapper``), ``abort()`` and garbage collection of an unclosed
+    writer do not finalize: ``output`` is discarded, and a caller's file object is left without
+    its final chunk, so it reads as truncated instead of as a complete stream.
     """
 
     def __init__(
-        self, dst: BinaryIO, credential: Credential, chunk_size: int, close_dst: bool
+        self,
+        dst: BinaryIO,
+        credential: Credential,
+        chunk_size: int,
+        close_dst: bool,
+        output: Output | None = None,
     ) -> None:
         super().__init__()
         # Until the header is out, a close (also from __del__) must not write a final chunk.
         self._aborted = True
+        self._output = output
+        self._lifecycle = Lifecycle()
         header, codec = new_stream(credential, chunk_size)
         self._dst = dst
         self._close_dst = close_dst
@@ -46,7 +57,10 @@ class StreamWriter(io.BufferedIOBase):
 
     def __del__(self) -> None:
         if "_fill" not in self.__dict__:
-            return  # __init__ failed before there was anything to close
+            output: Output | None = self.__dict__.get("_output")
+            if output is not None:
+                output.discard()  # __init__ failed: nothing was written worth keeping
+            return
         # Nobody closed this writer: the stream was not finished, so it must read as truncated.
         if not self.closed:
             self._aborted = True
@@ -78,24 +92,45 @@ class StreamWriter(io.BufferedIOBase):
             self._dst.flush()
 
     def abort(self) -> None:
-        """Close without the final chunk, so the output is detected as truncated."""
+        """Close without the final chunk: the output is discarded (or, on a caller's file
+        object, detected as truncated)."""
         self._aborted = True
         self.close()
 
     def close(self) -> None:
+        """Seal the final chunk and commit the output, unless this close is cleanup after a
+        failure (see the class): then discard."""
         if self.closed:
             return
+        if self._lifecycle.failing():
+            self._aborted = True
+        self._lifecycle.forget()
+        sealed = False
         try:
             if not self._aborted:
                 self._chunks.write_final(self._buf[: self._fill])
                 self._dst.flush()
+                sealed = True
         finally:
             self._buf[:] = bytes(len(self._buf))
             try:
                 super().close()  # flushes dst: it must still be open
+            except BaseException:
+                sealed = False
+                raise
             finally:
-                if self._close_dst:
-                    self._dst.close()
+                self._release(sealed)
+
+    def _release(self, sealed: bool) -> None:
+        """Hand the output over: committed when the stream was sealed, else discarded."""
+        if self._output is not None:
+            output, self._output = self._output, None
+            if sealed:
+                output.commit()
+            else:
+                output.discard()
+        elif self._close_dst:
+            self._dst.close()
 
     def __exit__(
         self,
@@ -215,8 +250,10 @@ def open(
 ) -> StreamWriter | StreamReader | SeekableReader:
     """Open an encrypted stream as a file object: "wb" encrypts what is written, "rb" decrypts.
 
-    ``file`` is a path (opened and closed here; "wb" writes it directly, not atomically: use
-    ``encrypt_file`` for that) or a binary file object (left open). Give ``password`` (str,
+    ``file`` is a path (opened and closed here) or a binary file object (left open). "wb" to a
+    path is atomic, like ``atomic_output`` with ``overwrite=True``: the file appears (or
+    replaces the old one, keeping its mode) only when the writer is closed cleanly; an
+    exception, garbage collection or a kill leaves the path as it was. Give ``password`` (str,
     bytes, ``Key`` or ``PasswordKey``) or ``key`` (32 bytes or ``Key``). "rb" on a seekable
     source gives a ``SeekableReader`` (random access; the final chunk is verified at open, so a
     truncated file fails here); on a pipe or socket a sequential ``StreamReader``.
@@ -229,11 +266,18 @@ def open(
     else:
         check_limits_arg(limits)
     path = path_or_file(file, "file", "write" if mode == "wb" else "read")
+    if mode == "wb":
+        if path is None:
+            return StreamWriter(file, credential, chunk_size, False)  # type: ignore[arg-type]
+        output = PendingFile(path, overwrite=True, name="file")
+        try:
+            return StreamWriter(output.file, credential, chunk_size, False, output)
+        except BaseException:
+            output.discard()
+            raise
     owned = path is not None
     fileobj: BinaryIO = file if path is None else builtins.open(path, mode)  # type: ignore[assignment]
     try:
-        if mode == "wb":
-            return StreamWriter(fileobj, credential, chunk_size, owned)
         if is_seekable(fileobj):
             read_at, size = file_read_at(fileobj)
             return SeekableReader(

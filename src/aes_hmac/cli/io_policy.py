@@ -313,8 +313,9 @@ def output_error(exc: OSError, dst: str | None) -> CliError | None:
         return None
     if dst is None:
         return None
-    temp_prefix = "." + os.path.basename(os.path.realpath(dst))  # atomic_output follows links
-    if os.path.basename(os.fsdecode(exc.filename)).startswith(temp_prefix):
+    target = os.path.realpath(dst)  # atomic_output follows links
+    named = os.fsdecode(exc.filename)
+    if named in (dst, target) or os.path.basename(named).startswith("." + os.path.basename(target)):
         return CliError(f"cannot write {dst}: {exc.strerror or exc}")
     return None
 

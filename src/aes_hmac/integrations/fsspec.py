@@ -7,9 +7,10 @@ Chained over another filesystem, every file is an aes-hmac stream::
                         storage_options={"aeshmac": {"password": "..."}})
 
 "rb" returns the seekable reader: each read fetches (one range request) and verifies only the
-chunks it touches. "wb" streams through the stream writer; the file is finalized on close and is
-atomic where the target allows it (local files: temporary file, fsync, rename; object stores:
-the object appears at close; ``memory://`` is not atomic). Names are kept as given (``.ahm`` is
+chunks it touches. "wb" streams through the stream writer and keeps its rule (``_lifecycle``):
+the file appears only on a clean close (local files: nameless until linked in; object stores
+and other targets that defer commits: committed then; ``memory://``: stored in one piece then),
+never after an exception in flight or garbage collection. Names are kept as given (``.ahm`` is
 the caller's choice); sizes reported by ``ls``/``info`` are plaintext sizes, read from each
 file's authenticated final chunk. The password and key are left out of fsspec's instance token,
 so they never appear in Dask task names.
@@ -25,21 +26,26 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from collections import OrderedDict
-from typing import Any, BinaryIO, ClassVar
+from contextlib import suppress
+from typing import Any, BinaryIO, ClassVar, cast
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
 from fsspec.utils import tokenize
 
+from .._atomic import PendingFile
 from .._credential import to_credential
 from .._errors import DecryptionError
 from .._fileobj import StreamWriter
-from .._files import atomic_output
 from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
+from .._lifecycle import Output
 from .._seekable import Allocate, SeekableReader, seekable_path
 from .._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of
 from .._tree import BatchCredential
@@ -137,7 +143,7 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         if mode == "rb":
             return self._reader(path)
         if mode == "wb":
-            return _EncryptingFile(self, path)
+            return _EncryptingFile(self, path, autocommit)
         raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")
 
     def _reader(self, path: str) -> SeekableReader:
@@ -256,6 +262,11 @@ def _password_from_env(name: object, password: object, key: object) -> str:
     return value
 
 
+_SPOOL_IN_MEMORY = 8 << 20
+"""Bytes of a spooled write (targets that cannot defer a commit) kept in memory before disk."""
+_COPY_PIECE = 1 << 20
+"""Bytes per piece when a spool is copied to its target."""
+
 _CREDENTIALS: OrderedDict[tuple[bytes, Kdf | None], BatchCredential] = OrderedDict()
 _CREDENTIALS_LOCK = threading.Lock()
 _MAX_CREDENTIALS = 8
@@ -275,84 +286,102 @@ def _shared_credential(credential: Credential) -> BatchCredential:
         return shared
 
 
-class _EncryptingFile(io.BufferedIOBase):
-    """ "wb" file of ``AesHmacFileSystem``: a ``StreamWriter`` over the target file.
+class _EncryptingFile(StreamWriter):
+    """ "wb" file of ``AesHmacFileSystem``: a ``StreamWriter`` whose output is the target file.
 
-    ``close`` seals the final chunk and then commits; leaving a ``with`` block by an exception
-    (or ``discard``) drops the file where the target allows, and never finalizes it.
+    The writer lifecycle of ``StreamWriter``: only a clean ``close`` seals the final chunk and
+    makes the file appear; leaving a ``with`` block by an exception, ``close()`` with an
+    exception in flight (fsspec's ``OpenFile.__exit__``, pandas' cleanup), ``discard()`` and
+    garbage collection drop it. Inside a transaction (``autocommit=False``) a clean close seals
+    the stream and the transaction's ``commit()``/``discard()`` decide.
     """
 
-    def __init__(self, afs: AesHmacFileSystem, path: str) -> None:
-        super().__init__()
+    def __init__(self, afs: AesHmacFileSystem, path: str, autocommit: bool = True) -> None:
         self.path = path
-        self._atomic: Any = None
-        self._target: Any = None
-        if isinstance(afs.fs, LocalFileSystem):
-            self._atomic = atomic_output(path, True)
-            out: BinaryIO = self._atomic.__enter__()
-        else:
-            try:
-                self._target = afs.fs.open(path, "wb", autocommit=False)
-            except (TypeError, NotImplementedError):
-                self._target = afs.fs.open(path, "wb")
-            out = self._target
+        self._autocommit = autocommit
+        self._sealed: Output | None = None  # sealed, waiting for the transaction's commit()
+        output: PendingFile | _TargetOutput = (
+            PendingFile(path, overwrite=True, name="path")
+            if isinstance(afs.fs, LocalFileSystem)
+            else _TargetOutput(afs.fs, path)
+        )
         try:
-            self._writer = StreamWriter(out, afs._credential, afs._chunk_size, close_dst=False)
-        except BaseException as exc:
-            self._finish(exc)
+            super().__init__(output.file, afs._credential, afs._chunk_size, False, output)
+        except BaseException:
+            output.discard()
             raise
 
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Any) -> int:
-        return self._writer.write(b)
-
-    def flush(self) -> None:
-        if not self.closed:
-            self._writer.flush()
-
-    def close(self) -> None:
-        if self.closed:
+    def _release(self, sealed: bool) -> None:
+        if sealed and not self._autocommit and self._output is not None:
+            self._sealed, self._output = self._output, None
             return
-        try:
-            self._writer.close()
-        except BaseException as exc:
-            self._finish(exc)
-            raise
-        finally:
-            super().close()
-        self._finish(None)
+        super()._release(sealed)
+
+    def commit(self) -> None:
+        """Make a sealed file of a transaction appear (fsspec calls this at its end)."""
+        if not self.closed:
+            raise ValueError(f"{self.path}: close the file before committing it")
+        if self._sealed is None:
+            return  # its close discarded it (the failure was raised then), or committed
+        sealed, self._sealed = self._sealed, None
+        sealed.commit()
 
     def discard(self) -> None:
-        """Close without finalizing; the target file is dropped where the target allows."""
-        if self.closed:
-            return
-        self._writer.abort()
-        super().close()
-        self._finish(ValueError("discarded"))
+        """Drop the file: close without finalizing, or drop a sealed one of a transaction."""
+        if not self.closed:
+            self.abort()
+        if self._sealed is not None:
+            sealed, self._sealed = self._sealed, None
+            sealed.discard()
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None:
-            self.discard()
-        else:
-            self.close()
 
-    def _finish(self, exc: BaseException | None) -> None:
-        if self._atomic is not None:
-            atomic, self._atomic = self._atomic, None
-            if exc is None:
-                atomic.__exit__(None, None, None)
+class _TargetOutput:
+    """The ``Output`` of a writer on a filesystem other than the local one.
+
+    Where the target defers its commit (``autocommit=False``: object stores upload but do not
+    complete; fsspec's own local files), it writes straight there. A target that cannot
+    (``memory://`` commits at open, and its ``discard`` does nothing; targets that refuse the
+    argument) gets a spool (memory, then a private temporary file: ciphertext only) written to
+    the target in one piece at commit, so nothing of a failed write is ever visible there.
+    """
+
+    def __init__(self, fs: AbstractFileSystem, path: str) -> None:
+        self._fs, self._path = fs, path
+        self._target: Any = None
+        if not isinstance(fs, MemoryFileSystem):
+            with suppress(TypeError, NotImplementedError):
+                self._target = fs.open(path, "wb", autocommit=False)
+        spool = (
+            None if self._target is not None else tempfile.SpooledTemporaryFile(_SPOOL_IN_MEMORY)
+        )
+        self.file: BinaryIO = self._target if spool is None else cast(BinaryIO, spool)
+
+    def commit(self) -> None:
+        try:
+            if self._target is not None:
+                self._target.close()
+                self._target.commit()
+                return
+            self.file.seek(0)
+            if isinstance(self._fs, MemoryFileSystem):
+                self._fs.pipe_file(self._path, self.file.read())
             else:
-                atomic.__exit__(type(exc), exc, exc.__traceback__)
-            return
+                with self._fs.open(self._path, "wb") as out:
+                    shutil.copyfileobj(self.file, out, _COPY_PIECE)
+            self.file.close()
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
         target, self._target = self._target, None
         if target is None:
+            with suppress(OSError, ValueError):
+                self.file.close()
             return
-        target.close()
-        if getattr(target, "autocommit", True):
-            return
-        if exc is None:
-            target.commit()
-        else:
+        # Closed first, then discarded, as fsspec's transactions do (an object store's close
+        # uploads the last part, its discard then aborts the whole upload).
+        with suppress(Exception):
+            target.close()
+        with suppress(Exception):
             target.discard()

@@ -1,10 +1,10 @@
 """Re-encrypting a table's encrypted columns under the keyring's primary key, in batches.
 
 Rows are read in primary-key order, ``batch_size`` per transaction; a row is rewritten only when
-``Keyring.needs_rotation`` says one of its tokens is not under the primary key (or a blind index
-differs from its current value), so a re-run after a crash does only what is left. Each UPDATE
-also checks that the tokens it replaces are still there, so a row written concurrently by the
-application is left alone rather than overwritten with an older value.
+``Keyring.needs_rotation`` says one of its tokens is not under the primary key or not of the current
+column binding (or a blind index differs from its current value), so a re-run after a crash does
+only what is left. Each UPDATE also checks that the tokens it replaces are still there, so a row
+written concurrently by the application is left alone rather than overwritten with an older value.
 """
 
 from __future__ import annotations
@@ -125,15 +125,18 @@ def _rotate_row(plan: _Plan, row: Sequence[Any]) -> dict[str, Any] | None:
         ad = column_type.associated_data()
         ring = column_type.keyring()
         try:
+            # A token of the v1 binding does not open with ``ad``: it reads as "needs rotation",
+            # and ``open_stored`` opens it with the v1 binding where that is allowed.
             if ring.needs_rotation(token, associated_data=ad):
-                value = ring.decrypt(token, associated_data=ad)
+                value, _current = column_type.open_stored(token)
                 new = ring.encrypt(value, associated_data=ad)
                 params[f"aes_new_{n}"] = token_to_bytes(new) if column_type.binary else new
                 plain[col.name] = column_type.decode(value)
                 changed = True
         except InvalidToken as exc:
             keys = ", ".join(repr(row[i]) for i in range(npk))
-            raise column_type.error(f"row with primary key ({keys}): {exc}") from None
+            reason = column_type.failure_reason(exc)
+            raise column_type.error(f"row with primary key ({keys}): {reason}") from None
     for n, (idx, src) in enumerate(plan.indexes):
         index_type: BlindIndex = idx.type  # type: ignore[assignment]
         stored = row[npk + nenc + n]

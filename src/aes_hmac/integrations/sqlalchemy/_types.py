@@ -1,14 +1,18 @@
 """Column types that store each value as an aes-hmac token bound to its table and column.
 
-The associated data of every token is ``b"aes-hmac sqlalchemy v1\\x00" + b"table.column"``, so a
-token copied into another column (or another table's column of the same name) fails to decrypt.
-A type learns its ``table.column`` when its column is attached to a table (a DDL event), or from
-``context=`` given explicitly (to keep reading tokens after renaming a table or column).
+The associated data of every token is ``b"aes-hmac sqlalchemy v2\\x00"`` followed by the table
+and column names, each length-prefixed (``names_block``), so a token copied into another column
+(or another table's column of the same name) fails to decrypt, whatever dots the names hold.
+Tokens of the v1 binding (``"table.column"`` joined by a dot, ambiguous once a name holds a dot)
+are still read where that cannot confuse two columns (``v1_allowed``) and are rewritten by
+``rotate``. A type learns its table and column when its column is attached to a table (a DDL
+event), or from ``context=`` given explicitly (to keep reading tokens after a rename).
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
@@ -22,19 +26,31 @@ from aes_hmac import InvalidToken, Key, Keyring, PasswordKey, token_to_bytes
 
 __all__ = [
     "AD_LABEL",
+    "AD_LABEL_V1",
     "ColumnBound",
     "ColumnDecryptionError",
+    "Context",
     "EncryptedBytes",
     "EncryptedJSON",
     "EncryptedString",
     "EncryptedType",
     "KeySource",
     "as_keyring",
+    "context_name",
     "context_of",
+    "names_block",
+    "v1_allowed",
 ]
 
-AD_LABEL: Final = b"aes-hmac sqlalchemy v1\x00"
-"""Prefix of every column token's associated data, before the UTF-8 ``table.column``."""
+AD_LABEL: Final = b"aes-hmac sqlalchemy v2\x00"
+"""Prefix of every column token's associated data, before ``names_block(table, column)``."""
+AD_LABEL_V1: Final = b"aes-hmac sqlalchemy v1\x00"
+"""The v1 prefix, before the UTF-8 ``table.column``: read (``v1_allowed``), never written."""
+MAX_NAME_BYTES: Final = 0xFFFF
+"""A table or column name is at most this many UTF-8 bytes (its length prefix is a u16)."""
+
+Context = tuple[str, str]
+"""The ``(table, column)`` a column type is bound to (the schema is not part of it)."""
 
 KeySource = Keyring | Key | PasswordKey
 """What a column encrypts with: a ``Keyring`` (for rotation), a ``Key`` or a ``PasswordKey``."""
@@ -77,23 +93,77 @@ def as_keyring(keys: object, name: str = "keys") -> Keyring:
     raise TypeError(f"{name} must be a Keyring, Key or PasswordKey, not {type(keys).__name__}")
 
 
-def context_of(column: Column[Any]) -> str:
-    """``"table.column"`` of a column attached to a table (the schema is not part of it)."""
+def context_of(column: Column[Any]) -> Context:
+    """``(table, column)`` of a column attached to a table (the schema is not part of it)."""
     table = column.table
     if not isinstance(table, Table):
         raise ValueError(f"column {column.name!r} is not attached to a table")
-    return f"{table.name}.{column.name}"
+    return (table.name, column.name)
 
 
-def check_context(context: object) -> str | None:
-    """A ``context=`` argument: None, or a non-empty ``"table.column"`` string."""
+def check_context(context: object) -> Context | None:
+    """A ``context=`` argument: None, a ``(table, column)`` pair, or ``"table.column"`` with
+    exactly one dot (with more, which dot separates the names is ambiguous: pass a pair)."""
     if context is None:
         return None
-    if not isinstance(context, str):
-        raise TypeError(f"context must be a str, not {type(context).__name__}")
-    if not context or "\x00" in context:
-        raise ValueError("context must be a non-empty 'table.column' without NUL characters")
-    return context
+    if isinstance(context, str):
+        if context.count(".") != 1:
+            raise ValueError(
+                "context must be 'table.column' with exactly one dot, or a (table, column) "
+                f"tuple for names that contain dots; got a string with {context.count('.')} dots"
+            )
+        table, _, column = context.partition(".")
+        context = (table, column)
+    if not isinstance(context, tuple) or len(context) != 2:
+        raise TypeError(
+            f"context must be a (table, column) tuple or a str, not {type(context).__name__}"
+        )
+    for what, name in zip(("table", "column"), context, strict=True):
+        if not isinstance(name, str):
+            raise TypeError(f"context {what} name must be a str, not {type(name).__name__}")
+        if not name or "\x00" in name:
+            raise ValueError(f"context {what} name must be non-empty, without NUL characters")
+        if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+            raise ValueError(f"context {what} name is longer than {MAX_NAME_BYTES} UTF-8 bytes")
+    return (context[0], context[1])
+
+
+def names_block(context: Context) -> bytes:
+    """``u16(len(table)) || table || u16(len(column)) || column`` (UTF-8, lengths in bytes): one
+    spelling per pair of names, so no two columns share associated data or index keys."""
+    out = b""
+    for name in context:
+        raw = name.encode("utf-8")
+        out += struct.pack(">H", len(raw)) + raw
+    return out
+
+
+def context_name(context: Context | None) -> str:
+    """``table.column`` for messages; a name holding a dot is double-quoted (``"hr.x".y``)."""
+    if context is None:
+        return "?.?"
+    return ".".join(f'"{name}"' if "." in name else name for name in context)
+
+
+def v1_allowed(context: Context, read_v1: bool | None) -> bool:
+    """Whether values of the v1 binding (``table.column`` joined by a dot) are read here.
+
+    With no dot in either name, the v1 string ``table.column`` names this column and no other
+    (any other pair that joins to it has a dot), so reading v1 values cannot confuse columns.
+    With a dot, ``hr."salary.amount"`` and ``"hr.salary".amount`` wrote the same v1 bytes: v1
+    values are read only when the application says no other column spells the same
+    (``read_v1=True``). ``read_v1=False`` turns the v1 binding off (after ``rotate``).
+    """
+    if read_v1 is not None:
+        return read_v1
+    return not any("." in name for name in context)
+
+
+def check_read_v1(read_v1: object) -> bool | None:
+    """A ``read_v1=`` argument: None (automatic), True or False."""
+    if read_v1 is not None and not isinstance(read_v1, bool):
+        raise TypeError(f"read_v1 must be a bool or None, not {type(read_v1).__name__}")
+    return read_v1
 
 
 class ColumnDecryptionError(InvalidToken):
@@ -110,15 +180,23 @@ class ColumnDecryptionError(InvalidToken):
 
 
 class ColumnBound(TypeDecorator[_T]):
-    """A type bound to one ``table.column``: ``context``, set from its column unless fixed."""
+    """A type bound to one ``(table, column)``: ``context``, set from its column unless fixed.
+
+    ``read_v1`` says whether values of the v1 binding are read too (``v1_allowed``).
+    """
 
     cache_ok = True
-    context: str | None
+    context: Context | None
     fixed_context: bool
+    read_v1: bool | None
 
-    def context_for(self, column: Column[Any]) -> str:
-        """The ``table.column`` this type binds to when attached as ``column``."""
+    def context_for(self, column: Column[Any]) -> Context:
+        """The ``(table, column)`` this type binds to when attached as ``column``."""
         return context_of(column)
+
+    def reads_v1(self) -> bool:
+        """Whether this bound type also reads values of the v1 binding."""
+        return self.context is not None and v1_allowed(self.context, self.read_v1)
 
 
 class EncryptedType(ColumnBound[_T]):
@@ -128,8 +206,9 @@ class EncryptedType(ColumnBound[_T]):
     a ``Key`` or a ``PasswordKey``, or a function returning one, called for each value (so a
     running process can switch keyrings, for example after reloading its configuration).
     ``binary=True`` stores the binary token (``LargeBinary``, 25% smaller) instead of its text
-    form (``Text``). ``None`` stays ``NULL``. Subclasses say how a Python value becomes the
-    ``str``/``bytes`` that is encrypted.
+    form (``Text``). ``read_v1``: whether tokens of the v1 binding are read (``v1_allowed``; by
+    default only when neither name holds a dot). ``None`` stays ``NULL``. Subclasses say how a
+    Python value becomes the ``str``/``bytes`` that is encrypted.
     """
 
     impl = Text
@@ -139,8 +218,9 @@ class EncryptedType(ColumnBound[_T]):
         self,
         keys: KeySource | Callable[[], KeySource],
         *,
-        context: str | None = None,
+        context: str | Context | None = None,
         binary: bool = False,
+        read_v1: bool | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(binary, bool):
@@ -161,6 +241,7 @@ class EncryptedType(ColumnBound[_T]):
         self.keys = keys
         self.context = check_context(context)
         self.binary = binary
+        self.read_v1 = check_read_v1(read_v1)
         self.fixed_context = self.context is not None
 
     class comparator_factory(TypeDecorator.Comparator[Any]):
@@ -195,14 +276,25 @@ class EncryptedType(ColumnBound[_T]):
         """The type of the stored token (``Text`` or ``LargeBinary``), for raw reads and writes."""
         return LargeBinary() if self.binary else Text()
 
-    def associated_data(self) -> bytes:
-        """The associated data of this column's tokens."""
+    def bound_context(self) -> Context:
+        """The ``(table, column)`` of this type; ``ValueError`` when it is not attached."""
         if self.context is None:
             raise ValueError(
                 f"{type(self).__name__} is not attached to a table column: "
-                "use it in a Column of a Table, or give context='table.column'"
+                "use it in a Column of a Table, or give context=('table', 'column')"
             )
-        return AD_LABEL + self.context.encode("utf-8")
+        return self.context
+
+    def associated_data(self) -> bytes:
+        """The associated data of this column's tokens (the v2 binding, the one written)."""
+        return AD_LABEL + names_block(self.bound_context())
+
+    def associated_data_v1(self) -> bytes | None:
+        """The v1 associated data still read for this column, or None (``v1_allowed``)."""
+        context = self.bound_context()
+        if not self.reads_v1():
+            return None
+        return AD_LABEL_V1 + ".".join(context).encode("utf-8")
 
     def encode(self, value: Any) -> str | bytes:
         """The ``str``/``bytes`` to encrypt for ``value``; the inverse of ``decode``."""
@@ -221,17 +313,42 @@ class EncryptedType(ColumnBound[_T]):
         """The Python value of a stored token; ``ColumnDecryptionError`` naming the column."""
         return self.decode(self.decrypt_stored(stored))
 
+    def open_stored(self, stored: str | bytes) -> tuple[str | bytes, bool]:
+        """The decrypted ``str``/``bytes`` of a stored token and whether it has the current (v2)
+        binding; ``InvalidToken`` (not naming the column) when no allowed binding opens it.
+
+        The v2 binding is tried first; the v1 one only where ``v1_allowed``, so an old token of
+        another column whose v1 bytes were the same (a dotted name) is refused here as well.
+        """
+        ring = self.keyring()
+        try:
+            return ring.decrypt(stored, associated_data=self.associated_data()), True
+        except InvalidToken:
+            legacy = self.associated_data_v1()
+            if legacy is None:
+                raise
+        return ring.decrypt(stored, associated_data=legacy), False
+
     def decrypt_stored(self, stored: str | bytes) -> str | bytes:
         """The decrypted ``str``/``bytes`` of a stored token (before ``decode``)."""
         try:
-            return self.keyring().decrypt(stored, associated_data=self.associated_data())
+            return self.open_stored(stored)[0]
         except InvalidToken as exc:
-            raise self.error(f"{exc} (or the value was copied from another column)") from None
+            raise self.error(self.failure_reason(exc)) from None
+
+    def failure_reason(self, exc: InvalidToken) -> str:
+        """Why a token did not open here, with the likely causes for this column."""
+        reason = f"{exc} (or the value was copied from another column)"
+        if not self.reads_v1():
+            reason += "; tokens of the v1 binding are not read for this column (read_v1)"
+        return reason
 
     def error(self, reason: str) -> ColumnDecryptionError:
         """A ``ColumnDecryptionError`` for this column with ``reason``."""
-        table, _, column = (self.context or "?.?").rpartition(".")
-        return ColumnDecryptionError(f"failed to decrypt {self.context}: {reason}", table, column)
+        table, column = self.context or ("?", "?")
+        return ColumnDecryptionError(
+            f"failed to decrypt {context_name(self.context)}: {reason}", table, column
+        )
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         return None if value is None else self.encrypt_value(value)
@@ -251,7 +368,9 @@ class EncryptedString(EncryptedType[str]):
 
     def encode(self, value: Any) -> str:
         if not isinstance(value, str):
-            raise TypeError(f"{self.context}: value must be a str, not {type(value).__name__}")
+            raise TypeError(
+                f"{context_name(self.context)}: value must be a str, not {type(value).__name__}"
+            )
         return value
 
     def decode(self, plain: str | bytes) -> str:
@@ -271,7 +390,9 @@ class EncryptedBytes(EncryptedType[bytes]):
 
     def encode(self, value: Any) -> bytes:
         if not isinstance(value, bytes | bytearray | memoryview):
-            raise TypeError(f"{self.context}: value must be bytes, not {type(value).__name__}")
+            raise TypeError(
+                f"{context_name(self.context)}: value must be bytes, not {type(value).__name__}"
+            )
         return bytes(value)
 
     def decode(self, plain: str | bytes) -> bytes:
@@ -293,7 +414,9 @@ class EncryptedJSON(EncryptedType[Any]):
         try:
             return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"{self.context}: value is not JSON-serialisable: {exc}") from None
+            raise TypeError(
+                f"{context_name(self.context)}: value is not JSON-serialisable: {exc}"
+            ) from None
 
     def decode(self, plain: str | bytes) -> Any:
         if not isinstance(plain, str):
@@ -306,7 +429,7 @@ class EncryptedJSON(EncryptedType[Any]):
 
 @event.listens_for(Column, "after_parent_attach")
 def _bind_to_table(column: Column[Any], parent: object) -> None:
-    """Give a ``ColumnBound`` type its ``table.column`` when its column joins a table.
+    """Give a ``ColumnBound`` type its ``(table, column)`` when its column joins a table.
 
     One type object shared by two columns is copied first, so each column keeps its own binding.
     """

@@ -1,0 +1,184 @@
+"""The fsspec writer keeps the writer lifecycle (issue 16): only a clean close makes a file
+appear. ``OpenFile.__exit__`` and pandas' cleanup call plain ``close()`` with the exception in
+flight, and garbage collection closes an abandoned writer: none of them may commit a shorter
+file that reads back as complete."""
+
+from __future__ import annotations
+
+import gc
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+
+import pytest
+
+fsspec = pytest.importorskip("fsspec")
+pd = pytest.importorskip("pandas")
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from fsspec.implementations.dirfs import DirFileSystem  # noqa: E402
+from fsspec.implementations.local import LocalFileSystem  # noqa: E402
+
+from aes_hmac import PBKDF2  # noqa: E402
+from aes_hmac.integrations.fsspec import AesHmacFileSystem  # noqa: E402
+
+SECRET = {"password": "pw", "kdf": PBKDF2(iterations=1000), "chunk_size": 4096}
+OPTIONS = {"aeshmac": SECRET}
+ROWS = 50_000
+FAIL_AT = 30_000
+
+
+class Poison:
+    """A cell whose text form fails: ``to_csv`` raises there, after writing the rows before."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __str__(self) -> str:
+        if self.n == FAIL_AT:
+            raise RuntimeError(f"row {FAIL_AT} cannot be written")
+        return str(self.n)
+
+
+@pytest.fixture(params=["file", "memory"])
+def base(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "file":
+        yield f"file://{tmp_path}"
+        return
+    root = f"/t{uuid.uuid4().hex}"
+    yield f"memory://{root}"
+    with suppress(FileNotFoundError):  # nothing was written: the test's point
+        fsspec.filesystem("memory").rm(root, recursive=True)
+
+
+def entries(base: str) -> list[str]:
+    """Every name in the test's folder (the target's own view, not through aeshmac)."""
+    fs, root = fsspec.core.url_to_fs(base)
+    return sorted(fs.ls(root, detail=False)) if fs.exists(root) else []
+
+
+def test_with_block_left_by_an_exception_leaves_nothing(base: str) -> None:
+    with pytest.raises(RuntimeError):
+        with fsspec.open(f"aeshmac::{base}/x.ahm", "wb", **OPTIONS) as f:
+            f.write(b"1,100\n")
+            raise RuntimeError("half way")
+    assert entries(base) == []  # was a valid x.ahm holding "1,100\n"
+
+
+def test_failed_rewrite_keeps_the_old_file(base: str) -> None:
+    url = f"aeshmac::{base}/x.ahm"
+    with fsspec.open(url, "wb", **OPTIONS) as f:
+        f.write(b"old complete data")
+    with pytest.raises(RuntimeError):
+        with fsspec.open(url, "wb", **OPTIONS) as f:
+            f.write(b"new")
+            raise RuntimeError
+    with fsspec.open(url, "rb", **OPTIONS) as f:
+        assert f.read() == b"old complete data"
+    assert len(entries(base)) == 1
+
+
+def test_unclosed_writer_collected_leaves_nothing(base: str) -> None:
+    f = fsspec.open(f"aeshmac::{base}/x.ahm", "wb", **OPTIONS).open()
+    f.write(b"x" * 10_000)
+    del f
+    gc.collect()
+    assert entries(base) == []
+
+
+def test_close_inside_except_discards(base: str) -> None:
+    f = fsspec.open(f"aeshmac::{base}/x.ahm", "wb", **OPTIONS).open()
+    f.write(b"first half")
+    try:
+        raise ValueError("the caller's failure")
+    except ValueError:
+        f.close()
+    assert entries(base) == []
+
+
+def test_to_csv_failing_part_way_leaves_nothing_readable(base: str) -> None:
+    frame = pd.DataFrame({"n": range(ROWS), "cell": [Poison(i) for i in range(ROWS)]})
+    url = f"aeshmac::{base}/frame.csv.ahm"
+    with pytest.raises(RuntimeError, match=str(FAIL_AT)):
+        frame.to_csv(url, index=False, storage_options=OPTIONS)
+    assert entries(base) == []  # was a file read_csv returned 30,000 rows from, no error
+    with pytest.raises(FileNotFoundError):
+        pd.read_csv(url, storage_options=OPTIONS)
+
+
+def test_to_parquet_failing_part_way_leaves_nothing(base: str) -> None:
+    """pyarrow fails at row group 30 of 50: casting row 30,000 to milliseconds loses data.
+
+    A guard rather than a regression test: pandas hands pyarrow the filesystem, and pyarrow
+    drops its stream unclosed on this path, so old main left nothing here either; the
+    ``ParquetWriter`` test below is the pyarrow case that failed there.
+    """
+    stamps = pd.Series(pd.date_range("2026-01-01", periods=ROWS, freq="s").as_unit("ns"))
+    stamps[FAIL_AT] += pd.Timedelta(1, "ns")
+    with pytest.raises(pa.ArrowInvalid, match="would lose data"):
+        pd.DataFrame({"t": stamps}).to_parquet(
+            f"aeshmac::{base}/frame.parquet.ahm",
+            storage_options=OPTIONS,
+            coerce_timestamps="ms",
+            row_group_size=1000,
+        )
+    assert entries(base) == []
+
+
+def test_parquet_writer_failing_between_row_groups_leaves_nothing(base: str) -> None:
+    table = pa.table({"n": list(range(ROWS))})
+    with pytest.raises(RuntimeError):
+        with fsspec.open(f"aeshmac::{base}/t.parquet.ahm", "wb", **OPTIONS) as f:
+            with pq.ParquetWriter(f, table.schema) as writer:
+                writer.write_table(table.slice(0, FAIL_AT))
+                raise RuntimeError("the producer failed")
+    assert entries(base) == []
+
+
+def test_clean_writes_round_trip(base: str) -> None:
+    frame = pd.DataFrame({"n": range(3000), "s": [f"row {i}" for i in range(3000)]})
+    frame.to_csv(f"aeshmac::{base}/f.csv.ahm", index=False, storage_options=OPTIONS)
+    frame.to_parquet(f"aeshmac::{base}/f.parquet.ahm", storage_options=OPTIONS)
+    assert pd.read_csv(f"aeshmac::{base}/f.csv.ahm", storage_options=OPTIONS).equals(frame)
+    assert pd.read_parquet(f"aeshmac::{base}/f.parquet.ahm", storage_options=OPTIONS).equals(frame)
+    assert [name.rsplit("/", 1)[1] for name in entries(base)] == ["f.csv.ahm", "f.parquet.ahm"]
+
+
+# --- a target that defers its commit (autocommit=False), and fsspec transactions ---------
+
+
+@pytest.fixture
+def deferring(tmp_path: Path) -> AesHmacFileSystem:
+    """Over a filesystem that is not the local one but defers commits like object stores."""
+    return AesHmacFileSystem(fs=DirFileSystem(str(tmp_path), fs=LocalFileSystem()), **SECRET)
+
+
+def test_deferred_target_commits_on_close_only(
+    tmp_path: Path, deferring: AesHmacFileSystem
+) -> None:
+    with pytest.raises(RuntimeError):
+        with deferring.open("x.ahm", "wb") as f:
+            f.write(b"half")
+            raise RuntimeError
+    assert list(tmp_path.iterdir()) == []
+    with deferring.open("x.ahm", "wb") as f:
+        f.write(b"whole")
+    with deferring.open("x.ahm", "rb") as f:
+        assert f.read() == b"whole"
+
+
+def test_transaction_decides(tmp_path: Path, deferring: AesHmacFileSystem) -> None:
+    with pytest.raises(RuntimeError):
+        with deferring.transaction:
+            with deferring.open("x.ahm", "wb") as f:
+                f.write(b"sealed, then the transaction fails")
+            raise RuntimeError
+    assert list(tmp_path.iterdir()) == []
+    with deferring.transaction:
+        with deferring.open("x.ahm", "wb") as f:
+            f.write(b"committed by the transaction")
+        assert list(tmp_path.iterdir()) == []
+    with deferring.open("x.ahm", "rb") as f:
+        assert f.read() == b"committed by the transaction"
