@@ -28,6 +28,7 @@ from aes_hmac import _manifest as manifest
 from aes_hmac._credential import to_credential
 from aes_hmac._stream import read_header
 from aes_hmac._tree import BatchCredential, decrypt_one, decrypt_tree, encrypt_tree
+from aes_hmac._walk import Place, prepare_dirs
 
 CHEAP = PBKDF2(iterations=1000)
 PW = PASSWORD
@@ -406,27 +407,15 @@ def test_worker_checks_the_stream_id_again(tmp_path: Path) -> None:
     with open(enc / "etc/allow.txt.ahm", "rb") as f:
         allow_id = read_header(f.read).stream_id
     credential = BatchCredential.of(to_credential(PW))
+    src_root, out_root = prepare_dirs(enc, tmp_path / "out")
+    out = Place(out_root, (), "x")
     with pytest.raises(ManifestError, match=SWAPPED):
         decrypt_one(
-            str(enc / "etc/deny.txt.ahm"),
-            str(tmp_path / "x"),
-            credential,
-            KdfLimits(),
-            False,
-            allow_id,
+            Place(src_root, ("etc",), "deny.txt.ahm"), out, credential, KdfLimits(), False, allow_id
         )
-    assert not (tmp_path / "x").exists()
-    assert (
-        decrypt_one(
-            str(enc / "etc/allow.txt.ahm"),
-            str(tmp_path / "x"),
-            credential,
-            KdfLimits(),
-            False,
-            allow_id,
-        )
-        == 6
-    )
+    assert not (tmp_path / "out/x").exists()
+    allow = Place(src_root, ("etc",), "allow.txt.ahm")
+    assert decrypt_one(allow, out, credential, KdfLimits(), False, allow_id) == 6
 
 
 # --- what the manifest lists after incremental and failing runs ----------------------------------
@@ -548,6 +537,89 @@ def test_a_fifo_in_place_of_the_manifest_or_an_output_does_not_hang(tmp_path: Pa
     failed = failures_by_rel(enc, again.failures)
     assert "not a regular file" in failed[manifest.NAME]  # reported, neither followed nor hung
     assert "../enc-src/etc/new.txt" in failed  # the FIFO at its output: refused, not opened
+
+
+# --- the manifest and the folder walker ----------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_skipped_entries_are_neither_listed_nor_unlisted(tmp_path: Path) -> None:
+    """Links and FIFOs are skipped by the walker on both sides: the manifest does not list
+    them, and a decrypt does not count them as unlisted files (nor read them)."""
+    write_tree(tmp_path / "enc-src", FILES)
+    (tmp_path / "outside.txt").write_bytes(b"outside")
+    (tmp_path / "enc-src/etc/link.txt").symlink_to(tmp_path / "outside.txt")
+    os.mkfifo(tmp_path / "enc-src/etc/pipe")
+    made = encrypt_tree(tmp_path / "enc-src", tmp_path / "enc", PW, kdf=CHEAP)
+    assert made.ok and len(made.skipped_entries) == 2
+    enc = tmp_path / "enc"
+    assert listed(enc) == set(FILES)
+    (enc / "etc/planted.txt.ahm").symlink_to(tmp_path / "outside.txt")
+    os.mkfifo(enc / "etc/fifo.txt.ahm")
+    result = _returns_within(
+        enc / "etc/fifo.txt.ahm", lambda: decrypt_tree(enc, tmp_path / "out", PW)
+    )
+    assert result.ok and result.files == len(FILES), result.failures
+    assert sorted((Path(p).name, why) for p, why in result.skipped_entries) == [
+        ("fifo.txt.ahm", "FIFO"),
+        ("planted.txt.ahm", "symlink, not followed"),
+    ]
+
+
+def test_a_listed_file_replaced_by_a_link_is_missing_and_not_followed(tmp_path: Path) -> None:
+    enc = batch(tmp_path, "enc")
+    other = foreign(tmp_path)
+    (enc / "etc/deny.txt.ahm").unlink()
+    (enc / "etc/deny.txt.ahm").symlink_to(other / "etc/deny.txt.ahm")
+    (enc / "data").rename(tmp_path / "data-moved")
+    (enc / "data").symlink_to(tmp_path / "data-moved", target_is_directory=True)
+    result = decrypt_tree(enc, tmp_path / "out", PW)
+    assert failures_by_rel(enc, result.failures) == {
+        "etc/deny.txt.ahm": f"{os.path.realpath(enc)}/etc/deny.txt.ahm: {MISSING}",
+        "data/big.bin.ahm": f"{os.path.realpath(enc)}/data/big.bin.ahm: {MISSING}",
+    }
+    assert {Path(p).name for p, _ in result.skipped_entries} == {"deny.txt.ahm", "data"}
+    assert result.files == 1 and not (tmp_path / "out/etc/deny.txt").exists()
+
+
+def test_a_link_at_the_manifest_is_never_followed(tmp_path: Path) -> None:
+    enc = batch(tmp_path, "enc")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copyfile(enc / manifest.NAME, elsewhere / "m")
+    (enc / manifest.NAME).unlink()
+    (enc / manifest.NAME).symlink_to(elsewhere / "m")
+    result = decrypt_tree(enc, tmp_path / "out", PW)
+    assert failures_by_rel(enc, result.failures) == {
+        manifest.NAME: f"{os.path.realpath(enc)}/{manifest.NAME} is a symlink: not followed"
+    }
+    assert result.files == 0
+    before = (elsewhere / "m").read_bytes()
+    again = encrypt_tree(tmp_path / "enc-src", enc, PW, kdf=CHEAP, existing="skip")
+    failed = failures_by_rel(enc, again.failures)
+    assert failed.keys() == {manifest.NAME} and "symlink: not followed" in failed[manifest.NAME]
+    assert (elsewhere / "m").read_bytes() == before  # neither read as the earlier one nor written
+    assert (enc / manifest.NAME).is_symlink()
+
+
+def test_an_interrupted_run_writes_no_manifest(tmp_path: Path) -> None:
+    """Ctrl-C stops the run before its manifest: the earlier manifest stays as it was (the
+    files the stopped run committed are not listed until a run completes)."""
+    enc = batch(tmp_path, "enc")
+    before = (enc / manifest.NAME).read_bytes()
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        encrypt_tree(
+            tmp_path / "enc-src", enc, PW, kdf=CHEAP, existing="overwrite", progress=interrupt
+        )
+    assert (enc / manifest.NAME).read_bytes() == before
+    assert not [p for p in enc.rglob("*") if "aes-hmac-tmp" in p.name]
+    with pytest.raises(KeyboardInterrupt):
+        encrypt_tree(tmp_path / "enc-src", tmp_path / "fresh", PW, kdf=CHEAP, progress=interrupt)
+    assert not (tmp_path / "fresh" / manifest.NAME).exists()
 
 
 def test_process_executor_files_are_listed(tmp_path: Path) -> None:

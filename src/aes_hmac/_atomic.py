@@ -44,7 +44,11 @@ _RUN_STARTED_NS: Final = time.time_ns()
 and the user's, it was left by a kill and may go (fallback path only)."""
 
 
-def _fsync_dir(folder: str) -> None:
+def _fsync_dir(folder: str, dir_fd: int | None = None) -> None:
+    if dir_fd is not None:
+        with suppress(OSError):
+            os.fsync(dir_fd)
+        return
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -148,6 +152,23 @@ class PendingFile:
             raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)")
         self._dst, self._target, self._overwrite = dst, target, overwrite
         self._folder = os.path.dirname(target)
+        self._dir_fd: int | None = None  # set by ``at``: names are relative to that folder
+        self._open(mode)
+
+    @classmethod
+    def at(cls, folder_fd: int, name: str, overwrite: bool, shown: str) -> PendingFile:
+        """An output for the entry ``name`` of the open folder ``folder_fd`` (``dir_fd``): every
+        call is relative to it, so no path is resolved again. Mode 0600, whatever was there.
+        The caller checks the entry (``atomic_output_at``); ``shown`` is what messages name."""
+        self = cls.__new__(cls)
+        self._done = True
+        self._dst, self._target, self._overwrite = shown, name, overwrite
+        self._folder, self._dir_fd = ".", folder_fd
+        self._open(None)
+        return self
+
+    def _open(self, mode: int | None) -> None:
+        """Create the file, give it ``mode`` (else 0600) and open ``file`` on it."""
         self._tmp = ""  # the temporary file's name on the fallback path; "" while nameless
         fd = self._create()
         try:
@@ -169,14 +190,14 @@ class PendingFile:
         A failure names the destination (``EROFS``, ``EACCES``): the temporary file it was
         about was never created, and is no business of the caller's.
         """
-        fd = _nameless_file(self._folder, self._dst)
+        fd = _nameless_file(self._folder, self._dst, self._dir_fd)
         if fd is not None:
             return fd
-        _remove_stale(self._folder, self._target)
+        _remove_stale(self._folder, self._target, self._dir_fd)
         for _ in range(_TMP_ATTEMPTS):
             tmp = os.path.join(self._folder, _temporary_name(self._target))
             try:
-                fd = os.open(tmp, _CREATE_FLAGS, 0o600)
+                fd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=self._dir_fd)
             except FileExistsError:
                 continue  # not ours: never removed
             except OSError as exc:
@@ -198,9 +219,9 @@ class PendingFile:
             if self._tmp:
                 self.file.close()  # before the rename: Windows renames no open file
                 if self._overwrite:
-                    os.replace(self._tmp, self._target)
+                    os.replace(self._tmp, self._target, **self._in_folder())
                 else:
-                    _link_no_clobber(self._tmp, self._target)
+                    _link_no_clobber(self._tmp, self._target, self._dir_fd)
                 self._tmp = ""
             else:
                 self._link_in()
@@ -210,7 +231,11 @@ class PendingFile:
         self._done = True
         with suppress(OSError):
             self.file.close()  # the data is fsynced and in place: nothing left to lose
-        _fsync_dir(self._folder)
+        _fsync_dir(self._folder, self._dir_fd)
+
+    def _in_folder(self) -> dict[str, int | None]:
+        """Both names of a rename relative to the output folder (``at``), else as they are."""
+        return {"src_dir_fd": self._dir_fd, "dst_dir_fd": self._dir_fd}
 
     def _link_in(self) -> None:
         """Give the nameless file its name: straight to the target without ``overwrite`` (a
@@ -233,10 +258,10 @@ class PendingFile:
         else:
             raise FileExistsError(f"cannot create a temporary file beside {self._dst}")
         try:
-            os.replace(tmp, self._target)
+            os.replace(tmp, self._target, **self._in_folder())
         except BaseException:
             with suppress(OSError):
-                os.unlink(tmp)
+                os.unlink(tmp, dir_fd=self._dir_fd)
             raise
 
     def _link_to(self, name: str) -> None:
@@ -245,7 +270,13 @@ class PendingFile:
         default arguments it calls ``link``, which links the /proc entry itself: ``EXDEV``)."""
         proc = os.open(_PROC_FDS, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            os.link(str(self.file.fileno()), name, src_dir_fd=proc, follow_symlinks=True)
+            os.link(
+                str(self.file.fileno()),
+                name,
+                src_dir_fd=proc,
+                dst_dir_fd=self._dir_fd,
+                follow_symlinks=True,
+            )
         finally:
             os.close(proc)
 
@@ -262,7 +293,7 @@ class PendingFile:
     def _remove_tmp(self) -> None:
         if self._tmp:
             with suppress(OSError):
-                os.unlink(self._tmp)
+                os.unlink(self._tmp, dir_fd=self._dir_fd)
             self._tmp = ""
 
     def __del__(self) -> None:
@@ -298,14 +329,14 @@ def atomic_output(
     pending.commit(before_commit)
 
 
-def _nameless_file(folder: str, dst: str) -> int | None:
+def _nameless_file(folder: str, dst: str, dir_fd: int | None = None) -> int | None:
     """A file without a name in ``folder`` (Linux ``O_TMPFILE``) that ``/proc/self/fd`` can link
     in, or ``None`` where that is not available."""
     flag = getattr(os, "O_TMPFILE", 0)
     if not flag or not sys.platform.startswith("linux"):
         return None
     try:
-        fd = os.open(folder, flag | os.O_WRONLY, 0o600)
+        fd = os.open(folder, flag | os.O_WRONLY, 0o600, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno in _NO_TMPFILE:
             return None
@@ -321,14 +352,14 @@ def _about(exc: OSError, dst: str) -> OSError:
     return OSError(exc.errno, exc.strerror, dst)
 
 
-def _remove_stale(folder: str, target: str) -> None:
+def _remove_stale(folder: str, target: str, dir_fd: int | None = None) -> None:
     """Remove this tool's temporary files for ``target`` that a killed run left behind: by the
     name pattern, regular files of the current user, last modified before this run started.
     Best effort: whatever cannot be read or removed stays."""
     pattern = re.compile(
         re.escape(f".{os.path.basename(target)}{_TMP_MARK}") + f"[0-9a-f]{{{_TMP_HEX}}}"
     )
-    with suppress(OSError), os.scandir(folder) as entries:
+    with suppress(OSError), os.scandir(folder if dir_fd is None else dir_fd) as entries:
         for entry in entries:
             if not pattern.fullmatch(entry.name):
                 continue
@@ -339,7 +370,7 @@ def _remove_stale(folder: str, target: str) -> None:
                     and st.st_uid == _uid()
                     and st.st_mtime_ns < _RUN_STARTED_NS
                 ):
-                    os.unlink(entry.path)
+                    os.unlink(entry.name if dir_fd is not None else entry.path, dir_fd=dir_fd)
 
 
 def _uid() -> int:
@@ -352,16 +383,56 @@ def _temporary_name(target: str) -> str:
     return f".{os.path.basename(target)}{_TMP_MARK}{secrets.token_hex(_TMP_HEX // 2)}"
 
 
-def _link_no_clobber(tmp: str, dst: str) -> None:
-    """Move ``tmp`` to ``dst`` unless ``dst`` appeared meanwhile (a hard link never replaces)."""
+def _link_no_clobber(tmp: str, dst: str, dir_fd: int | None = None) -> None:
+    """Move ``tmp`` to ``dst`` unless ``dst`` appeared meanwhile (a hard link never replaces);
+    both relative to ``dir_fd`` when given."""
     try:
-        os.link(tmp, dst)
+        os.link(tmp, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except FileExistsError:
         raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)") from None
     except OSError:
         # File systems without hard links: re-check, then rename (a narrow race remains).
-        if os.path.lexists(dst):
-            raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)") from None
-        os.replace(tmp, dst)
-        return
-    os.unlink(tmp)
+        try:
+            os.stat(dst, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            os.replace(tmp, dst, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            return
+        raise FileExistsError(f"{dst} exists (pass overwrite=True to replace it)") from None
+    os.unlink(tmp, dir_fd=dir_fd)
+
+
+@contextmanager
+def atomic_output_at(
+    folder_fd: int,
+    name: str,
+    overwrite: bool,
+    shown: str,
+    before_commit: Callable[[], None] | None = None,
+) -> Iterator[BinaryIO]:
+    """``atomic_output`` for the entry ``name`` of an already opened folder (``dir_fd``).
+
+    For folder runs, whose output folders were opened one component at a time without
+    following links: no path is resolved again, so nothing along the way can be swapped for a
+    link meanwhile. The entry itself is never followed either: a symlink there is refused
+    (``ValueError``), as is anything but a regular file. A replaced file's permission bits are
+    not kept: the output is always 0600, never a mode lent by a file someone planted there.
+    ``shown`` is the path messages name (as the caller's user gave it).
+    """
+    try:
+        st = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise ValueError(f"{shown} is a symlink: not followed")
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{shown} is not a regular file")
+        if not overwrite:
+            raise FileExistsError(f"{shown} exists")
+    pending = PendingFile.at(folder_fd, name, overwrite, shown)
+    try:
+        yield pending.file
+    except BaseException:
+        pending.discard()
+        raise
+    pending.commit(before_commit)

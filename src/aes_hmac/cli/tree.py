@@ -23,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, decrypt: bool = False) -> 
         "-r",
         "--recursive",
         action="store_true",
-        help="INPUT is a folder: mirror it into the folder -o OUTDIR (symlinks are never"
-        " followed; one password derivation for the whole folder)",
+        help="INPUT is a folder: mirror it into the folder -o OUTDIR, empty folders included"
+        " (symlinks, FIFOs and devices are skipped, never followed or read; one password"
+        " derivation for the whole folder)",
     )
     parser.add_argument(
         "--skip-existing", action="store_true", help="with -r: leave existing outputs as they are"
@@ -73,13 +74,32 @@ def run(
         )
     finally:
         progress.close()
+    if not args.quiet:
+        for path, reason in result.skipped_entries:
+            note(f"{path}: skipped ({reason})")
     for path, exc in result.failures:
-        message = describe(exc)
-        note(message if path in message else f"{path}: {message}")
-    skipped = f", {result.skipped} skipped" if result.skipped else ""
+        note(_failure_line(path, exc))
     if not args.quiet or result.failures:
-        note(
-            f"{label}: {result.files} files, {result.bytes} bytes{skipped},"
-            f" {len(result.failures)} failed"
-        )
+        note(_summary(label, result))
     return EXIT_OK if result.ok else EXIT_FAILURE
+
+
+def _failure_line(path: str, exc: BaseException) -> str:
+    """One line per failed file, naming the side at fault: an existing output is named itself
+    (the library's message says which) with the options that decide about it."""
+    if isinstance(exc, FileExistsError) and exc.filename is None:
+        return f"{exc} (use --skip-existing or --force)"
+    message = describe(exc)
+    return message if path in message else f"{path}: {message}"
+
+
+def _summary(label: str, result: aes_hmac.TreeResult) -> str:
+    """``encrypt: 3 files, 70006 bytes, 1 skipped (exists), 2 not regular files skipped, 0
+    failed``: existing outputs and links/FIFOs/devices counted apart from failures."""
+    parts = [f"{result.files} files", f"{result.bytes} bytes"]
+    if result.skipped:
+        parts.append(f"{result.skipped} skipped (output exists)")
+    if result.skipped_entries:
+        parts.append(f"{len(result.skipped_entries)} links or special files skipped")
+    parts.append(f"{len(result.failures)} failed")
+    return f"{label}: {', '.join(parts)}"
