@@ -20,7 +20,8 @@ def test_generator_reproduces_the_committed_vectors() -> None:
         **module.compat_files(),
         **module.armor_files(),
         **module.stream_files(),
+        **module.manifest_files(),
     }
-    assert len(files) == 6
+    assert len(files) == 7
     for name, text in files.items():
         assert (VECTORS / name).read_text(encoding="utf-8") == text, name

@@ -101,7 +101,12 @@ def test_links_fifos_and_sockets_are_skipped_and_listed_not_failures(tmp_path: P
         ("sock", "socket"),
     ]
     assert str(tmp_path / "src" / "link.txt") in dict(result.skipped_entries)
-    assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == ["d1", "d2", "top0.txt.ahm"]
+    assert sorted(p.name for p in (tmp_path / "enc").iterdir()) == [
+        ".aes-hmac-manifest",
+        "d1",
+        "d2",
+        "top0.txt.ahm",
+    ]
 
 
 def test_empty_folders_are_recreated_both_ways(tmp_path: Path) -> None:
@@ -321,6 +326,7 @@ def test_keyboard_interrupt_cancels_queued_files_and_abandons_running_ones(
     # Checked right away: files still running were abandoned before the call returned.
     left = sorted(p.name for p in (tmp_path / "enc").iterdir())
     assert not [name for name in left if "aes-hmac-tmp" in name]
+    assert ".aes-hmac-manifest" not in left  # a stopped run writes no manifest
     assert 1 <= len(left) < 40
     for name in left:
         with open(tmp_path / "enc" / name, "rb") as f:

@@ -16,6 +16,7 @@ from ._errors import (
     HeaderError,
     InvalidToken,
     KdfLimitError,
+    ManifestError,
     StreamDamaged,
 )
 from ._kdf import KDFS, PBKDF2, Argon2id, Kdf, KdfLimits, KdfOption, Scrypt
@@ -66,6 +67,7 @@ __all__ = [
     "KdfOption",
     "Key",
     "Keyring",
+    "ManifestError",
     "PasswordKey",
     "Scrypt",
     "SeekableReader",

@@ -93,15 +93,19 @@ def start_stream(
 
 
 def new_stream(
-    credential: Credential, chunk_size: int, salt: bytes | None = None
+    credential: Credential,
+    chunk_size: int,
+    salt: bytes | None = None,
+    stream_id: bytes | None = None,
 ) -> tuple[bytes, ChunkCodec]:
     """``start_stream`` for one credential with fresh random stream id, file key, slot IV and
     salt (unless ``salt`` is given, or the credential has a write batch: a batch shares one
-    salt, so its password is derived once)."""
+    salt, so its password is derived once; and unless ``stream_id`` is given: a folder batch
+    draws each file's id up front to list it in its manifest)."""
     return start_stream(
         [credential],
         chunk_log2=chunk_log2_of(chunk_size),
-        stream_id=random_bytes(STREAM_ID_SIZE),
+        stream_id=random_bytes(STREAM_ID_SIZE) if stream_id is None else stream_id,
         file_key=random_bytes(KEY_SIZE),
         salts=[credential.new_salt() if salt is None else salt],
         slot_ivs=[random_iv()],

@@ -59,3 +59,8 @@ class KdfLimitError(InvalidToken, HeaderError, ValueError):
 
 class ArmorError(DecryptionError):
     """Armored (text) input is malformed: missing begin/end line, bad line length or character."""
+
+
+class ManifestError(DecryptionError):
+    """A folder batch does not match its manifest: a file swapped, moved, foreign, missing or
+    unlisted, or the manifest itself missing or malformed. The message names the path."""

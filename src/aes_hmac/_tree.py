@@ -5,368 +5,86 @@ same derived slot key: the password is stretched once for the whole tree (files 
 linkable as belonging to one batch, as ``PasswordKey`` tokens are; nothing else is shared).
 Files run in parallel on any ``concurrent.futures.Executor``; what is sent to it is a
 ``BatchCredential``, which pickles as the derived slot keys only, never the password.
-
-The walk works on open folder descriptors on both sides: every folder below the two the user
-named is opened relative to its parent with ``O_NOFOLLOW``, every source file likewise with
-``O_NONBLOCK`` and read only once ``fstat`` says it is a regular file, every output folder made
-with ``mkdir(dir_fd=...)`` and opened the same way. So a link planted (or swapped in mid-run) on
-either side is refused, never followed, and a FIFO never blocks the run. Links, FIFOs, sockets
-and devices in the source are skipped and listed, not failures.
+Every file is found and opened by the walker (``_walk``: open folder descriptors, no link
+followed on either side). Each batch ends with a manifest (``_tree_manifest``) binding every
+file's stream id to its path.
 """
 
 from __future__ import annotations
 
-import errno
-import io
-import os
-import platform
-import stat
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed, wait
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import BinaryIO, Final, cast
+from typing import Final
 
-from ._atomic import atomic_output_at, check_output_link
+from . import _manifest
+from . import _tree_manifest as listing
 from ._credential import BatchCredential, to_credential
 from ._engine import iter_plain, new_stream, resolve_workers, seal_chunks
-from ._io import StrPath, fs_path, write_all
+from ._io import StrPath, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
 from ._primitives import SALT_SIZE, random_bytes
-from ._stream import (
-    DEFAULT_CHUNK_SIZE,
-    chunk_log2_of,
-    open_codec,
-    read_header,
+from ._stream import DEFAULT_CHUNK_SIZE, STREAM_ID_SIZE, chunk_log2_of, open_codec, read_header
+from ._walk import SUFFIX as SUFFIX
+from ._walk import (
+    Job,
+    Place,
+    StopFlag,
+    open_file_at,
+    output,
+    prepare_dirs,
+    source,
+    walk,
+    wanted,
 )
+from ._walk import RunStopped as RunStopped
+from ._walk import TreeResult as TreeResult
 
 TreeProgress = Callable[[int, int], None]
 """progress(bytes of all files done so far, bytes of all files)."""
 
-SUFFIX: Final = ".ahm"
-"""What ``encrypt_tree`` appends to every file name and ``decrypt_tree`` takes off."""
 _EXISTING: Final = ("skip", "error", "overwrite")
-
-
-@dataclass
-class TreeResult:
-    """What a tree operation did: files written, outputs skipped because they existed, plaintext
-    bytes, entries of the input that are not regular files (skipped, with why), failures."""
-
-    files: int = 0
-    skipped: int = 0
-    bytes: int = 0
-    failures: list[tuple[str, BaseException]] = field(default_factory=list)
-    skipped_entries: list[tuple[str, str]] = field(default_factory=list)
-    """(path, reason) of each symlink, FIFO, socket or device of the input: never read."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-
-_FOLLOWS_NOT: Final = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-_ROOT_FLAGS: Final = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-"""A folder the user named: its own links are followed (the user chose the path)."""
-_DIR_FLAGS: Final = _ROOT_FLAGS | _FOLLOWS_NOT | getattr(os, "O_NONBLOCK", 0)
-"""Every folder below one the user named: never through a link, never blocking."""
-_FILE_FLAGS: Final = os.O_RDONLY | _FOLLOWS_NOT | getattr(os, "O_NONBLOCK", 0)
-"""A source file: never through a link; a FIFO opens at once instead of waiting for a writer."""
-_SWAPPED: Final = frozenset({errno.ELOOP, errno.ENOTDIR, errno.EMLINK})
-"""What ``O_NOFOLLOW``/``O_DIRECTORY`` report for a link or a non-folder (EMLINK: FreeBSD)."""
 _STOP_GRACE: Final = 5.0
 """Seconds an interrupted run waits for its running files to notice the stop and remove their
 temporary files: each checks between chunks (milliseconds); the bound covers a stalled disk."""
 
 
-class RunStopped(Exception):
-    """The folder run this file belonged to was interrupted; the file was abandoned."""
-
-
-class _StopFlag:
-    """Set when a folder run is interrupted; every file of the run checks it before each chunk
-    it reads and before its output is committed. A copy sent to another process is a fresh,
-    unset flag: an interrupt reaches worker processes as their own signal."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (_StopFlag, ())
-
-    def set(self) -> None:
-        self._event.set()
-
-    def check(self) -> None:
-        if self._event.is_set():
-            raise RunStopped("folder run interrupted")
-
-
-class _Guarded(io.RawIOBase):
-    """A source file that stops being readable once its run is stopped: how an interrupt
-    reaches a file in the middle (the engines read one chunk at a time)."""
-
-    def __init__(self, raw: io.FileIO, stop: _StopFlag | None) -> None:
-        super().__init__()
-        self._raw = raw
-        self._stop = stop
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        if self._stop is not None:
-            self._stop.check()
-        return self._raw.readinto(buffer)
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
-@dataclass(frozen=True)
-class _Root:
-    """A folder the user named, as this run opened it. A file's job opens it again by path
-    (jobs may run in other processes, which cannot share descriptors) and refuses it unless it
-    is still the same folder (device and inode; checked only on the same machine, since a
-    shared file system's device numbers differ between hosts)."""
-
-    path: str
-    """Its real path, opened again by each job."""
-    given: str
-    """As the user wrote it: what messages name."""
-    side: str
-    """ "input" or "output", for messages."""
-    dev: int
-    ino: int
-    host: str
-
-    @classmethod
-    def of(cls, path: str, given: str, side: str) -> _Root:
-        fd = os.open(path, _ROOT_FLAGS)
-        try:
-            st = os.fstat(fd)
-        finally:
-            os.close(fd)
-        return cls(path, given, side, st.st_dev, st.st_ino, platform.node())
-
-    def open(self) -> int:
-        fd = os.open(self.path, _ROOT_FLAGS)
-        st = os.fstat(fd)
-        if self.host == platform.node() and (st.st_dev, st.st_ino) != (self.dev, self.ino):
-            os.close(fd)
-            raise ValueError(
-                f"{self.side} folder {self.given} was replaced during the run: not followed"
-            )
-        return fd
-
-
-@dataclass(frozen=True)
-class _Place:
-    """An entry of a tree: its root, the folders leading to it and its name."""
-
-    root: _Root
-    parts: tuple[str, ...]
-    name: str
-
-    @property
-    def shown(self) -> str:
-        return os.path.join(self.root.given, *self.parts, self.name)
-
-
-@dataclass(frozen=True)
-class _Job:
-    src: _Place
-    dst: _Place
-    size: int
-
-
-def _refused(exc: OSError, what: str) -> BaseException:
-    """A clear error for a component that is (now) a link or not a folder; others as they are."""
-    if exc.errno in _SWAPPED:
-        return ValueError(f"{what} is a symlink or not a folder: not followed")
-    return exc
-
-
-def _open_folder(root: _Root, parts: tuple[str, ...]) -> int:
-    """A descriptor of ``root/parts...``, every component opened without following links."""
-    fd = root.open()
-    for i, part in enumerate(parts):
-        try:
-            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-        except OSError as exc:
-            shown = os.path.join(root.given, *parts[: i + 1])
-            raise _refused(exc, f"{root.side} folder {shown}") from None
-        finally:
-            os.close(fd)
-        fd = child
-    return fd
-
-
-@contextmanager
-def _folder(root: _Root, parts: tuple[str, ...]) -> Iterator[int]:
-    fd = _open_folder(root, parts)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def _open_file_at(folder_fd: int, name: str, shown: str) -> io.FileIO:
-    """Open a source file of an open folder: never through a link, and read only if ``fstat``
-    says regular file (a FIFO swapped in after the walk would otherwise block forever)."""
-    try:
-        fd = os.open(name, _FILE_FLAGS, dir_fd=folder_fd)
-    except OSError as exc:
-        if exc.errno in _SWAPPED:
-            raise ValueError(f"{shown} is a symlink: not followed") from None
-        raise
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"{shown} is not a regular file any more: not read")
-        os.set_blocking(fd, True)
-        return io.FileIO(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-@contextmanager
-def _source(place: _Place, stop: _StopFlag | None) -> Iterator[tuple[BinaryIO, int]]:
-    """The source file of a job, guarded by the run's stop flag, and its size."""
-    with _folder(place.root, place.parts) as folder:
-        raw = _open_file_at(folder, place.name, place.shown)
-    with _Guarded(raw, stop) as guarded:
-        yield cast(BinaryIO, guarded), os.fstat(raw.fileno()).st_size
-
-
-@contextmanager
-def _output(place: _Place, overwrite: bool, stop: _StopFlag | None) -> Iterator[BinaryIO]:
-    """The atomic output of a job, in its output folder opened without following links; an
-    interrupted run never commits it."""
-    with (
-        _folder(place.root, place.parts) as folder,
-        atomic_output_at(
-            folder, place.name, overwrite, place.shown, None if stop is None else stop.check
-        ) as out,
-    ):
-        yield out
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "symlink, not followed"
-    if stat.S_ISFIFO(mode):
-        return "FIFO"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    return "not a regular file"
-
-
-def _make_folder(parent_fd: int, name: str, shown: str) -> int:
-    """Create (if missing) and open an output folder without following a link planted there."""
-    try:
-        os.mkdir(name, dir_fd=parent_fd)
-    except FileExistsError:
-        pass
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
-    except OSError as exc:
-        raise _refused(exc, f"output folder {shown}") from None
-
-
-def _walk(
-    src: _Root, dst: _Root, decrypt: bool, result: TreeResult
-) -> Iterator[tuple[_Job, int, int]]:
-    """Every regular file under ``src`` with its mirrored output, in sorted order, with the open
-    descriptors of its source and output folders (valid until the next item).
-
-    Every folder is recreated in the output, empty ones included. Links, FIFOs, sockets and
-    devices are listed in ``result.skipped_entries``; ``decrypt`` takes only ``*.ahm`` files.
-    """
-    with _folder(src, ()) as sfd, _folder(dst, ()) as dfd:
-        yield from _walk_folder(src, dst, (), sfd, dfd, decrypt, result)
-
-
-def _walk_folder(
-    src: _Root,
-    dst: _Root,
-    parts: tuple[str, ...],
-    sfd: int,
-    dfd: int,
-    decrypt: bool,
-    result: TreeResult,
-) -> Iterator[tuple[_Job, int, int]]:
-    with os.scandir(sfd) as listing:
-        entries = sorted(listing, key=lambda e: e.name)
-    for entry in entries:
-        here = _Place(src, parts, entry.name)
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except FileNotFoundError:
-            continue  # removed since the listing
-        mode = st.st_mode
-        if stat.S_ISDIR(mode):
-            try:
-                child = os.open(entry.name, _DIR_FLAGS, dir_fd=sfd)
-            except OSError as exc:
-                result.failures.append((here.shown, _refused(exc, f"input folder {here.shown}")))
-                continue
-            try:
-                out = _make_folder(dfd, entry.name, _Place(dst, parts, entry.name).shown)
-            except (OSError, ValueError) as exc:
-                os.close(child)
-                result.failures.append((here.shown, exc))
-                continue
-            try:
-                yield from _walk_folder(src, dst, (*parts, entry.name), child, out, decrypt, result)
-            finally:
-                os.close(child)
-                os.close(out)
-        elif not stat.S_ISREG(mode):
-            result.skipped_entries.append((here.shown, _kind(mode)))
-        elif not decrypt:
-            target = _Place(dst, parts, entry.name + SUFFIX)
-            yield _Job(here, target, st.st_size), sfd, dfd
-        elif entry.name.endswith(SUFFIX) and entry.name != SUFFIX:
-            target = _Place(dst, parts, entry.name[: -len(SUFFIX)])
-            yield _Job(here, target, st.st_size), sfd, dfd
-
-
 def encrypt_one(
-    src: _Place,
-    dst: _Place,
+    src: Place,
+    dst: Place,
     credential: Credential,
     salt: bytes,
     chunk_size: int,
     overwrite: bool,
-    stop: _StopFlag | None = None,
+    stream_id: bytes,
+    stop: StopFlag | None = None,
 ) -> int:
-    """Encrypt one file of a batch atomically: the batch's salt, its own file key and stream id.
+    """Encrypt one file of a batch atomically: the batch's salt, its own file key, and the
+    stream id the batch drew for it (so the manifest can list it, whatever executor runs this).
 
     A top-level function so process and cluster executors can pickle it.
     """
-    with _source(src, stop) as (fin, size), _output(dst, overwrite, stop) as out:
+    with source(src, stop) as (fin, size), output(dst, overwrite, stop) as out:
         workers = 1 if size <= 2 * chunk_size else resolve_workers(None)
-        header, codec = new_stream(credential, chunk_size, salt)
+        header, codec = new_stream(credential, chunk_size, salt, stream_id)
         return seal_chunks(fin, out, header, codec, workers=workers)
 
 
 def decrypt_one(
-    src: _Place,
-    dst: _Place,
+    src: Place,
+    dst: Place,
     credential: Credential,
     limits: KdfLimits,
     overwrite: bool,
-    stop: _StopFlag | None = None,
+    stream_id: bytes | None = None,
+    stop: StopFlag | None = None,
 ) -> int:
     """Decrypt one file atomically; plaintext appears under ``dst`` only once every chunk
-    verified. A top-level function so process and cluster executors can pickle it."""
-    with _source(src, stop) as (fin, _size), _output(dst, overwrite, stop) as out:
+    verified, and only if the file is the stream ``stream_id`` its manifest lists (checked
+    again here: the file may have been swapped since the batch looked at it).
+    A top-level function so process and cluster executors can pickle it."""
+    with source(src, stop) as (fin, _size), output(dst, overwrite, stop) as out:
         header = read_header(fin.read)
+        listing.check_listed(header, stream_id, src.shown)
         codec = open_codec(header, credential, limits)
         total = 0
         for plain, _taken in iter_plain(fin, codec, header.size):
@@ -375,68 +93,18 @@ def decrypt_one(
         return total
 
 
-def _prepare_dirs(src_dir: StrPath, dst_dir: StrPath) -> tuple[_Root, _Root]:
-    """The two folders as opened roots: the input must be a folder, the output passes the
-    output-link policy (``check_output_link``: no link to nothing, no other user's link in a
-    shared folder such as /tmp) and is created if missing; neither may contain the other."""
-    if os.open not in os.supports_dir_fd or not hasattr(os, "O_NOFOLLOW"):
-        raise OSError("folder runs need a platform with openat-style dir_fd and O_NOFOLLOW")
-    given_src, given_dst = fs_path(src_dir, "src_dir"), fs_path(dst_dir, "dst_dir")
-    src = os.path.realpath(given_src)
-    if not os.path.isdir(src):
-        raise ValueError(f"input folder {given_src} does not exist or is not a folder")
-    check_output_link(given_dst, "output folder")
-    dst = os.path.realpath(given_dst)
-    if dst == src:
-        raise ValueError(f"output folder {given_dst} is the input folder {given_src}")
-    if os.path.commonpath([src, dst]) == src:
-        raise ValueError(f"output folder {given_dst} is inside the input folder {given_src}")
-    if os.path.commonpath([src, dst]) == dst:
-        raise ValueError(f"input folder {given_src} is inside the output folder {given_dst}")
-    os.makedirs(dst, exist_ok=True)
-    return _Root.of(src, given_src, "input"), _Root.of(dst, given_dst, "output")
-
-
 def _check_existing(existing: str) -> None:
     if existing not in _EXISTING:
         raise ValueError(f"existing must be one of {', '.join(_EXISTING)}, got {existing!r}")
 
 
-def _wanted(job: _Job, dst_fd: int, existing: str, result: TreeResult) -> bool:
-    """Whether ``job`` runs, given what is at its output; counts a skip or records a refusal.
-
-    An output that is a symlink is always refused: replacing it would write outside the tree.
-    """
-    try:
-        mode = os.stat(job.dst.name, dir_fd=dst_fd, follow_symlinks=False).st_mode
-    except FileNotFoundError:
-        return True
-    if stat.S_ISLNK(mode):
-        result.failures.append(
-            (job.src.shown, ValueError(f"{job.dst.shown} is a symlink: not followed"))
-        )
-        return False
-    if not stat.S_ISREG(mode):
-        result.failures.append(
-            (job.src.shown, ValueError(f"{job.dst.shown} is not a regular file"))
-        )
-        return False
-    if existing == "overwrite":
-        return True
-    if existing == "skip":
-        result.skipped += 1
-    else:
-        result.failures.append((job.src.shown, FileExistsError(f"{job.dst.shown} exists")))
-    return False
-
-
 def _run(
-    jobs: Sequence[tuple[_Job, Callable[..., int], tuple[object, ...]]],
+    jobs: Sequence[tuple[Job, Callable[..., int], tuple[object, ...]]],
     result: TreeResult,
     executor: Executor | None,
     progress: TreeProgress | None,
     stop_on_error: bool,
-    stop: _StopFlag,
+    stop: StopFlag,
 ) -> TreeResult:
     """Run every job on ``executor`` (a thread per CPU when None); one failure stops the
     rest only with ``stop_on_error`` (jobs not yet started are cancelled).
@@ -451,7 +119,7 @@ def _run(
     done = 0
     own = executor is None
     pool = ThreadPoolExecutor(resolve_workers(None)) if executor is None else executor
-    futures: dict[Future[int], _Job] = {}
+    futures: dict[Future[int], Job] = {}
     try:
         for job, fn, args in jobs:
             futures[pool.submit(fn, *args)] = job
@@ -506,24 +174,34 @@ def encrypt_tree(
     ``skipped_entries``; a link planted in the output tree is a failure. ``existing``: "error"
     (a failure for that file), "skip", or "overwrite". Failures do not stop the other files
     unless ``stop_on_error``. ``executor`` runs the files (default: a thread per CPU); a process
-    or Dask executor receives the derived slot key, never the password. ``KeyboardInterrupt``
-    stops the run promptly: queued files are cancelled, running ones abandoned.
+    or Dask executor receives the derived slot key, never the password. Last, the batch's
+    manifest (``.aes-hmac-manifest``) is written: every file written, plus the files an earlier
+    run's manifest lists that are still there unchanged (``existing="skip"`` runs); skipped
+    entries are not listed. ``KeyboardInterrupt`` stops the run promptly: queued files are
+    cancelled, running ones abandoned, and no manifest is written (an earlier one stays as it
+    was, so the files this run committed are not listed until a run completes).
     """
     _check_existing(existing)
     chunk_log2_of(chunk_size)
     credential = BatchCredential.of(to_credential(password, key, kdf=kdf))
-    src, dst = _prepare_dirs(src_dir, dst_dir)
+    src, dst = prepare_dirs(src_dir, dst_dir)
     salt = random_bytes(SALT_SIZE)
     credential.master(salt)  # the one derivation, here, before anything is sent anywhere
     result = TreeResult()
-    stop = _StopFlag()
+    earlier = listing.earlier_manifest(dst, credential, result)
+    made: dict[bytes, bytes] = {}
+    stop = StopFlag()
     jobs = []
-    for job, _sfd, dfd in _walk(src, dst, False, result):
-        if not _wanted(job, dfd, existing, result):
+    for job, _sfd, dfd in walk(src, dst, False, result):
+        if not wanted(job, dfd, existing, result):
             continue
-        args = (job.src, job.dst, credential, salt, chunk_size, existing == "overwrite", stop)
+        stream_id = made[listing.rel_of(job.dst)] = random_bytes(STREAM_ID_SIZE)
+        overwrite = existing == "overwrite"
+        args = (job.src, job.dst, credential, salt, chunk_size, overwrite, stream_id, stop)
         jobs.append((job, encrypt_one, args))
-    return _run(jobs, result, executor, progress, stop_on_error, stop)
+    _run(jobs, result, executor, progress, stop_on_error, stop)  # raises when interrupted
+    listing.seal_manifest(dst, credential, salt, chunk_size, made, earlier, result)
+    return result
 
 
 def decrypt_tree(
@@ -537,6 +215,7 @@ def decrypt_tree(
     executor: Executor | None = None,
     progress: TreeProgress | None = None,
     stop_on_error: bool = False,
+    manifest: bool = True,
 ) -> TreeResult:
     """Decrypt every ``*.ahm`` file under ``src_dir`` to ``dst_dir/<same path without .ahm>``.
 
@@ -544,23 +223,51 @@ def decrypt_tree(
     ``encrypt_tree`` costs one derivation; the workers get the derived slot keys, never the
     password. Other arguments as for ``encrypt_tree``; each output appears only once verified,
     with mode 0600 (an overwritten file's mode is not kept: it may have been planted).
+
+    The batch's manifest is opened first: a file that is not the stream it lists at that path,
+    a listed file that is missing and an unlisted ``*.ahm`` file are failures naming the path,
+    and none of them is decrypted; with no manifest (or one that does not open) nothing is.
+    A link, FIFO or device in the folder is skipped and listed, never counted as an unlisted
+    file; one at a listed path leaves that path missing. ``manifest=False`` skips these checks,
+    for folders written before manifests existed.
     """
     _check_existing(existing)
     check_limits_arg(limits)
     credential = BatchCredential.of(to_credential(password, key))
-    src, dst = _prepare_dirs(src_dir, dst_dir)
+    src, dst = prepare_dirs(src_dir, dst_dir)
     result = TreeResult()
-    stop = _StopFlag()
+    listed: dict[bytes, bytes] | None = None
+    if manifest:
+        try:
+            listed = listing.read_manifest(src, credential, limits)
+        except Exception as exc:
+            result.failures.append((Place(src, (), _manifest.NAME).shown, exc))
+            return result
+    seen: set[bytes] = set()
+    stop = StopFlag()
     jobs = []
-    for job, sfd, dfd in _walk(src, dst, True, result):
-        if not _wanted(job, dfd, existing, result):
+    for job, sfd, dfd in walk(src, dst, True, result):
+        stream_id = None
+        if listed is not None:
+            rel = listing.rel_of(job.src)
+            seen.add(rel)
+            stream_id = listed.get(rel)
+            if stream_id is None:
+                result.failures.append((job.src.shown, _manifest.unlisted(job.src.shown)))
+                continue
+        if not wanted(job, dfd, existing, result):
             continue
         try:
-            with _open_file_at(sfd, job.src.name, job.src.shown) as fin:
-                open_codec(read_header(fin.read), credential, limits)
+            with open_file_at(sfd, job.src.name, job.src.shown) as fin:
+                header = read_header(fin.read)
+                listing.check_listed(header, stream_id, job.src.shown)
+                open_codec(header, credential, limits)
         except Exception as exc:
             result.failures.append((job.src.shown, exc))
             continue
-        args = (job.src, job.dst, credential, limits, existing == "overwrite", stop)
+        args = (job.src, job.dst, credential, limits, existing == "overwrite", stream_id, stop)
         jobs.append((job, decrypt_one, args))
+    for rel in sorted((listed or {}).keys() - seen):
+        where = listing.place_of(src, rel).shown
+        result.failures.append((where, _manifest.missing(where)))
     return _run(jobs, result, executor, progress, stop_on_error, stop)

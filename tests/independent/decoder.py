@@ -176,9 +176,7 @@ def derive(kdf: KdfSpec, password: bytes, salt: bytes) -> bytes:
         log2_n, r, p = kdf.params
         return Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(password)
     t, m, lanes = kdf.params
-    return Argon2id(salt=salt, length=32, iterations=t, lanes=lanes, memory_cost=m).derive(
-        password
-    )
+    return Argon2id(salt=salt, length=32, iterations=t, lanes=lanes, memory_cost=m).derive(password)
 
 
 def _token_bytes(token: str | bytes) -> bytes:
@@ -459,3 +457,72 @@ def decode_stream(
         out.append(_cbc_decrypt(enc_key, iv, body))
         pos += step
         index += 1
+
+
+# Section 4: the folder manifest, a stream whose plaintext lists (path, stream id).
+MANIFEST_NAME = ".aes-hmac-manifest"
+MANIFEST_MAGIC = b"AESHMAC-MANIFEST"
+MANIFEST_VERSION = 1
+MANIFEST_PATH_MAX = 65535
+STREAM_ID = slice(10, 42)
+
+
+def _manifest_error(what: str) -> FormatError:
+    return FormatError(f"bad manifest: {what}")
+
+
+def parse_manifest(plain: bytes) -> dict[bytes, bytes]:
+    """Section 4.2, its checks in its table's order."""
+    if len(plain) < 21:
+        raise _manifest_error("truncated")
+    if plain[:16] != MANIFEST_MAGIC:
+        raise _manifest_error("not an aes-hmac manifest")
+    if plain[16] != MANIFEST_VERSION:
+        raise _manifest_error(f"unsupported version {plain[16]}")
+    (count,) = struct.unpack(">I", plain[17:21])
+    entries: dict[bytes, bytes] = {}
+    last = None
+    at = 21
+    for i in range(count):
+        if len(plain) - at < 2:
+            raise _manifest_error(f"truncated in entry {i}")
+        (size,) = struct.unpack(">H", plain[at : at + 2])
+        if size < 1 or size > MANIFEST_PATH_MAX:
+            raise _manifest_error(f"path length {size} in entry {i}")
+        if len(plain) - at - 2 < size + 32:
+            raise _manifest_error(f"truncated in entry {i}")
+        path = plain[at + 2 : at + 2 + size]
+        parts = path.split(b"/")
+        if 0 in path:
+            raise _manifest_error(f"path of entry {i}: NUL byte")
+        if b"" in parts or b"." in parts or b".." in parts:
+            raise _manifest_error(f"path of entry {i}: empty, '.' or '..' component")
+        if len(parts[-1]) <= 4 or parts[-1][-4:] != b".ahm":
+            raise _manifest_error(f"path of entry {i}: not a .ahm file name")
+        if last is not None and path <= last:
+            raise _manifest_error(f"entry {i} out of order or repeated")
+        entries[path] = plain[at + 2 + size : at + 2 + size + 32]
+        last = path
+        at += 2 + size + 32
+    if at < len(plain):
+        raise _manifest_error(f"trailing data at byte {at}")
+    return entries
+
+
+def decode_manifest(
+    data: bytes, *, password: str | bytes | None = None, key: bytes | None = None
+) -> dict[bytes, bytes]:
+    """Section 4.1: a manifest is a stream; its plaintext is section 4.2."""
+    return parse_manifest(decode_stream(data, password=password, key=key))
+
+
+def check_folder(files: dict[bytes, bytes], entries: dict[bytes, bytes]) -> list[str]:
+    """Section 4.3 steps 2 to 4 over ``files`` (path -> the file's bytes): one line per problem."""
+    problems = []
+    for path in sorted(files):
+        if path not in entries:
+            problems.append(f"{path!r}: not listed")
+        elif files[path][STREAM_ID] != entries[path]:
+            problems.append(f"{path!r}: not the listed stream")
+    problems += [f"{path!r}: missing" for path in sorted(entries.keys() - files.keys())]
+    return problems

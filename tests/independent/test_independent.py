@@ -18,9 +18,18 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import aes_hmac
-from aes_hmac import PBKDF2, Argon2id, KdfLimits, Scrypt
+from aes_hmac import PBKDF2, Argon2id, KdfLimits, ManifestError, Scrypt, _manifest
 
-from .decoder import FormatError, Limits, decode_stream, decode_token
+from .decoder import (
+    MANIFEST_NAME,
+    FormatError,
+    Limits,
+    check_folder,
+    decode_manifest,
+    decode_stream,
+    decode_token,
+    parse_manifest,
+)
 
 CHEAP_KDFS = [PBKDF2(iterations=1000), Scrypt(log2_n=4, r=1, p=1), Argon2id(1, 8, 1)]
 CHUNK = 4096
@@ -276,3 +285,77 @@ def test_slot_kdf_errors_match_the_library(block: tuple[int, bytes]) -> None:
     verdict = _decoder_error(header, password="pw", limits=ours)
     assert verdict.startswith(("failed to read header: ", "wrong password or damaged header"))
     assert verdict == _library_error(header, password="pw", limits=tight)
+
+
+# --- the folder manifest (FORMAT.md section 4) ----------------------------------------------------
+
+
+def _entries(case: dict[str, Any]) -> dict[bytes, bytes]:
+    return {
+        bytes.fromhex(p[4:]) if p.startswith("hex:") else p.encode(): unhex(i)
+        for p, i in case["entries"].items()
+    }
+
+
+@pytest.mark.parametrize(("group", "case"), cases("manifest_v1.json", key="vectors"))
+def test_manifest_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
+    slot = case["slots"][0]
+    secret = (
+        {"key": unhex(slot["key"])} if slot["kind"] == "key" else {"password": slot["password"]}
+    )
+    assert decode_manifest(unhex(case["stream"]), **secret) == _entries(case)
+
+
+@pytest.mark.parametrize(("group", "case"), cases("manifest_v1.json", key="invalid"))
+def test_manifest_invalid_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
+    with pytest.raises(FormatError) as caught:
+        parse_manifest(unhex(case["plaintext"]))
+    assert str(caught.value) == case["error"]
+
+
+@FAST
+@given(plain=st.binary(max_size=120), flip=st.integers(0, 200), seed=st.binary(max_size=40))
+def test_manifest_plaintexts_same_verdict(plain: bytes, flip: int, seed: bytes) -> None:
+    """Library and decoder agree on any plaintext: same entries or the same message."""
+    good = bytearray(
+        _manifest.encode(
+            {
+                b"a/" + seed.replace(b"/", b"_").replace(b"\x00", b"_") + b"x.ahm": bytes(32),
+                b"b.ahm": bytes(range(32)),
+            }
+        )
+    )
+    good[flip % len(good)] ^= 1 + flip % 255
+    for data in (plain, bytes(good)):
+        try:
+            expected: object = _manifest.decode(data)
+        except ManifestError as exc:
+            expected = str(exc)
+        try:
+            got: object = parse_manifest(data)
+        except FormatError as exc:
+            got = str(exc)
+        assert got == expected
+
+
+def test_library_folder_manifest_checks_out(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for rel in ("etc/allow.txt", "etc/deny.txt", "top"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(rel.encode() * 100)
+    enc = tmp_path / "enc"
+    assert aes_hmac.encrypt_tree(src, enc, "pw", kdf=CHEAP_KDFS[0], chunk_size=4096).ok
+    entries = decode_manifest((enc / MANIFEST_NAME).read_bytes(), password="pw")
+
+    def files() -> dict[bytes, bytes]:
+        return {p.relative_to(enc).as_posix().encode(): p.read_bytes() for p in enc.rglob("*.ahm")}
+
+    assert sorted(entries) == [b"etc/allow.txt.ahm", b"etc/deny.txt.ahm", b"top.ahm"]
+    assert check_folder(files(), entries) == []
+    allow, deny = (enc / "etc/allow.txt.ahm").read_bytes(), (enc / "etc/deny.txt.ahm").read_bytes()
+    (enc / "etc/allow.txt.ahm").write_bytes(deny)
+    (enc / "etc/deny.txt.ahm").write_bytes(allow)
+    assert check_folder(files(), entries) == [
+        "b'etc/allow.txt.ahm': not the listed stream",
+        "b'etc/deny.txt.ahm': not the listed stream",
+    ]

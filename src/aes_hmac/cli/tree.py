@@ -16,8 +16,9 @@ from .io_policy import Progress
 from .messages import describe
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``-r``, ``--skip-existing`` and ``--fail-fast`` (``--force`` replaces existing outputs)."""
+def add_arguments(parser: argparse.ArgumentParser, *, decrypt: bool = False) -> None:
+    """``-r``, ``--skip-existing`` and ``--fail-fast`` (``--force`` replaces existing outputs);
+    for ``decrypt`` also ``--no-manifest``."""
     parser.add_argument(
         "-r",
         "--recursive",
@@ -32,13 +33,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail-fast", action="store_true", help="with -r: stop at the first file that fails"
     )
+    if decrypt:
+        parser.add_argument(
+            "--no-manifest",
+            action="store_true",
+            help="with -r: decrypt a folder written before manifests existed, without checking"
+            " that each file is the one its folder's manifest lists at that path",
+        )
 
 
 def check(args: argparse.Namespace) -> bool:
     """Whether this is a folder run; usage errors for folder options used wrongly."""
     if not args.recursive:
-        if args.skip_existing or args.fail_fast:
-            raise UsageError("--skip-existing and --fail-fast need -r")
+        if args.skip_existing or args.fail_fast or getattr(args, "no_manifest", False):
+            raise UsageError("--skip-existing, --fail-fast and --no-manifest need -r")
         return False
     if args.input in (None, "-") or not os.path.isdir(args.input):
         raise UsageError("-r needs a folder as INPUT")

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " for stdin)",
     )
     options.add_workers(parser)
-    tree.add_arguments(parser)
+    tree.add_arguments(parser, decrypt=True)
     PASSWORD.add(parser)
     LIMITS.add(parser)
 
@@ -57,7 +57,14 @@ def run(args: argparse.Namespace) -> int:
         source = PASSWORD.read(args)
         limits = LIMITS.read(args)
         password = read_old_secret(source)
-        return tree.run(args, "decrypt", aes_hmac.decrypt_tree, password=password, limits=limits)
+        return tree.run(
+            args,
+            "decrypt",
+            aes_hmac.decrypt_tree,
+            password=password,
+            limits=limits,
+            manifest=not args.no_manifest,
+        )
     src = file_arg(args.input, "decrypt")
     dst = decrypted_name(src, args.output)
     source = PASSWORD.read(args)
