@@ -133,6 +133,8 @@ def test_registry_ids_names_and_lookup() -> None:
     assert KDF_RAW not in {cls.kdf_id for cls in KDFS}
     assert len({cls.name for cls in KDFS}) == len(KDFS)
     assert aes_hmac.KDFS is KDFS and aes_hmac.KdfOption is not None
+    for cls in KDFS:  # every KDF is public API under its class name
+        assert getattr(aes_hmac, cls.__name__) is cls and cls.__name__ in aes_hmac.__all__
     for cls in KDFS:
         assert kdf_by_name(cls.name) is cls
         assert kdf_by_id(cls.kdf_id) is cls
