@@ -1,4 +1,4 @@
-"""Reading ahead for the seekable reader, and the threads and buffers every reader shares.
+"""Reading ahead for the seekable reader, the threads every reader shares, and scratch buffers.
 
 Once reads at a reader's position follow each other, the chunks after them are opened on the
 process's shared reader threads in pieces (one ``read_at`` per piece), before they are asked
