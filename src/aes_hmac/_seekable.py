@@ -458,14 +458,13 @@ def _let_go_at_exit() -> None:
         return
     deadline = time.monotonic() + _EXIT_GRACE
     readers = list(_READERS)
-    while readers:
+    # Each check scans the collector's objects: many readers alive at exit cost time too.
+    while readers and time.monotonic() < deadline:
         # Passed straight from the list: a name of ours for a reader would count as hidden.
         if _hidden_references(readers[-1]) <= 0:
             readers.pop()
-        elif time.monotonic() < deadline:
-            time.sleep(_EXIT_POLL)
         else:
-            return
+            time.sleep(_EXIT_POLL)
 
 
 atexit.register(_let_go_at_exit)
