@@ -26,7 +26,8 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO, Final, cast
 
 from ._credential import to_credential
@@ -50,11 +51,12 @@ _HEADER_PROBE: Final = 2048
 _CACHE_BYTES: Final = 16 << 20
 """Plaintext kept in the verified-chunk cache, at least two chunks whatever the chunk size."""
 _PIECE_MAX: Final = 8 << 20
-"""Largest piece fetched at once (the per-thread input buffer), so memory stays bounded."""
+"""Largest piece fetched at once (an input scratch buffer), so memory stays bounded."""
 _EXIT_GRACE: Final = 1.0
 """Longest wait at exit for other libraries' threads to let go of readers (``_let_go_at_exit``):
 they need milliseconds; a reader some C object keeps for good only delays the exit this long."""
 _EXIT_POLL: Final = 0.001
+"""How often the exit wait looks again (seconds), the GIL released in between."""
 
 
 def chunk_layout(header_size: int, chunk_size: int, stream_size: int) -> tuple[int, int]:
@@ -222,13 +224,15 @@ class SeekableReader(io.RawIOBase):
         """
         last, offset = chunk_layout(self._header_size, self._chunk_size, size)
         try:
-            return last, self._codec.open_final(last, offset, self._fetch(offset, size - offset))
+            with self._fetched(offset, size - offset) as data:
+                return last, self._codec.open_final(last, offset, data)
         except StreamDamaged as exc:
             if str(exc).startswith("trailing data") or not last:
                 raise
             before = offset - self._full
             try:
-                self._codec.open_final(last - 1, before, self._fetch(before, self._full))
+                with self._fetched(before, self._full) as data:
+                    self._codec.open_final(last - 1, before, data)
             except StreamDamaged as spilled:
                 if str(spilled).startswith("trailing data"):
                     raise spilled from None
@@ -407,10 +411,15 @@ class SeekableReader(io.RawIOBase):
             if plain is not None:
                 give_scratch("plain", plain)
 
-    def _fetch(self, offset: int, n: int) -> memoryview:
-        """``n`` encrypted bytes at ``offset`` in a buffer of their own (opening: the final
-        chunk's place, read once)."""
-        return self._fetch_into(offset, memoryview(bytearray(n)))
+    @contextmanager
+    def _fetched(self, offset: int, n: int) -> Iterator[memoryview]:
+        """``n`` encrypted bytes at ``offset``, in a scratch buffer of this thread's for the
+        ``with`` block."""
+        buf = take_scratch("input", n)
+        try:
+            yield self._fetch_into(offset, memoryview(buf)[:n])
+        finally:
+            give_scratch("input", buf)
 
     def _fetch_into(self, offset: int, view: memoryview) -> memoryview:
         """Fill ``view`` with the encrypted bytes at ``offset``; ``view`` itself."""
