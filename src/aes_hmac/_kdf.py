@@ -64,7 +64,11 @@ class LimitedCost(NamedTuple):
     field: str
 
 
-def _check_int(name: str, value: object, low: int, high: int) -> None:
+def check_int(name: str, value: object, low: int, high: int) -> None:
+    """``TypeError``/``ValueError`` naming ``name`` unless ``value`` is an int in [low, high].
+
+    Shared by every cost parameter here and by importers (their own counts, e.g. iterations).
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not low <= value <= high:
@@ -110,7 +114,7 @@ class PBKDF2:
     options: ClassVar[tuple[KdfOption, ...]] = (KdfOption("iterations", "N", "iterations"),)
 
     def __post_init__(self) -> None:
-        _check_int("iterations", self.iterations, 1, _PBKDF2_MAX_ITERATIONS)
+        check_int("iterations", self.iterations, 1, _PBKDF2_MAX_ITERATIONS)
 
     def encode(self) -> bytes:
         return self._layout.pack(self.iterations)
@@ -164,9 +168,9 @@ class Scrypt:
     )
 
     def __post_init__(self) -> None:
-        _check_int("log2_n", self.log2_n, 1, 63)
-        _check_int("r", self.r, 1, _U32_MAX)
-        _check_int("p", self.p, 1, _U32_MAX)
+        check_int("log2_n", self.log2_n, 1, 63)
+        check_int("r", self.r, 1, _U32_MAX)
+        check_int("p", self.p, 1, _U32_MAX)
         # RFC 7914 requires r * p < 2**30; and cryptography computes 128 * r * N in 64 bits and
         # panics (an uncatchable abort) when it overflows, so both are refused here, at parse time.
         if self.r * self.p >= 1 << 30:
@@ -234,9 +238,9 @@ class Argon2id:
     )
 
     def __post_init__(self) -> None:
-        _check_int("iterations", self.iterations, 1, _U32_MAX)
-        _check_int("lanes", self.lanes, 1, 0xFF_FFFF)
-        _check_int("memory_kib", self.memory_kib, 8 * self.lanes, _U32_MAX)
+        check_int("iterations", self.iterations, 1, _U32_MAX)
+        check_int("lanes", self.lanes, 1, 0xFF_FFFF)
+        check_int("memory_kib", self.memory_kib, 8 * self.lanes, _U32_MAX)
 
     def encode(self) -> bytes:
         return self._layout.pack(self.iterations, self.memory_kib, self.lanes)
