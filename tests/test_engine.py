@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import aes_hmac
 from aes_hmac import PBKDF2, HeaderError, StreamDamaged, decrypt_stream, encrypt_stream
+from aes_hmac._kdf import KDF_CLASS_NAMES
 from aes_hmac._stream import CHUNK_OVERHEAD, read_header
 
 CHEAP = PBKDF2(iterations=1000)
@@ -407,7 +408,7 @@ def _sealed_stream() -> bytes:
         ),
         (
             lambda: aes_hmac.encrypt_stream(io.BytesIO(b"x"), io.BytesIO(), "pw", kdf="x"),
-            "kdf must be PBKDF2, Scrypt or Argon2id, not str",
+            f"kdf must be {KDF_CLASS_NAMES}, not str",
         ),
         (
             lambda: aes_hmac.decrypt_stream(None, io.BytesIO(), key=bytes(32)),
@@ -419,7 +420,7 @@ def _sealed_stream() -> bytes:
         ),
         (
             lambda: aes_hmac.open(io.BytesIO(), "wb", password="pw", kdf="x"),
-            "kdf must be PBKDF2, Scrypt or Argon2id, not str",
+            f"kdf must be {KDF_CLASS_NAMES}, not str",
         ),
         (
             lambda: aes_hmac.open(12345, password="pw"),

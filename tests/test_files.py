@@ -30,6 +30,7 @@ from aes_hmac import (
     inspect_stream,
     remove_password,
 )
+from aes_hmac._kdf import KDF_CLASS_NAMES
 from aes_hmac._stream import CHUNK_OVERHEAD
 
 CHEAP = PBKDF2(iterations=1000)
@@ -279,9 +280,9 @@ def test_inspect_stream_rejects_non_streams(tmp_path: Path) -> None:
 
 def test_slot_edits_check_kdf_and_limits_before_any_kdf(cipher: Path) -> None:
     """Review: a bad kdf only failed after the old password's KDF had run; limits not checked."""
-    with pytest.raises(TypeError, match="kdf must be PBKDF2, Scrypt or Argon2id, not str"):
+    with pytest.raises(TypeError, match=f"kdf must be {KDF_CLASS_NAMES}, not str"):
         change_password(cipher, "pw", "new", kdf="x")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="kdf must be PBKDF2, Scrypt or Argon2id, not str"):
+    with pytest.raises(TypeError, match=f"kdf must be {KDF_CLASS_NAMES}, not str"):
         add_password(cipher, "pw", "new", kdf="x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="limits must be KdfLimits, not str"):
         remove_password(cipher, "pw", limits="x")  # type: ignore[arg-type]

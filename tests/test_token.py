@@ -26,8 +26,16 @@ from aes_hmac import (
     encrypt,
     token_to_bytes,
 )
+from aes_hmac._kdf import (
+    KDF_CLASS_NAMES,
+    PBKDF2,
+    Argon2id,
+    Kdf,
+    Scrypt,
+    encode_password,
+    kdf_by_name,
+)
 from aes_hmac._kdf import KDFS as KDF_REGISTRY
-from aes_hmac._kdf import PBKDF2, Argon2id, Kdf, Scrypt, encode_password, kdf_by_name
 from aes_hmac._primitives import split_key
 from aes_hmac._token_codec import open_parts, parse, seal, token_to_text
 from aes_hmac._token_v1 import KEY_LABEL, RAW_HEADER, header_for, seal_fixed
@@ -269,7 +277,7 @@ def test_caller_mistakes_are_type_and_value_errors() -> None:
         KEY.decrypt(5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="password must not be empty"):
         encrypt(b"x", "", kdf=CHEAP)
-    with pytest.raises(TypeError, match="kdf must be PBKDF2, Scrypt or Argon2id, not str"):
+    with pytest.raises(TypeError, match=f"kdf must be {KDF_CLASS_NAMES}, not str"):
         encrypt(b"x", "pw", kdf="pbkdf2")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="salt must be 16 bytes, got 3"):
         header_for(CHEAP, b"abc")
