@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -231,11 +232,8 @@ def test_repr_hides_secrets() -> None:
 
 
 def test_bad_entries_and_arguments() -> None:
-    with (
-        pytest.warns(DeprecationWarning),
-        pytest.raises(ValueError, match="entry 1: bytes are a raw key and must be 32 bytes, got 5"),
-    ):
-        Keyring("pw", b"short")
+    with pytest.raises(ValueError, match="password must not be empty"):
+        Keyring("pw", b"")
     with pytest.raises(TypeError, match="entry 0 must be str, bytes, Key or PasswordKey, not int"):
         Keyring(5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="kdf must be"):
@@ -289,16 +287,19 @@ def test_hypothesis_junk_raises_only_invalid_token(junk: bytes | str) -> None:
         Keyring(Key(KEY_A), "pw", kdf=CHEAP).decrypt(junk)
 
 
-@pytest.mark.parametrize("raw", [KEY_A, bytearray(KEY_A), memoryview(KEY_A)])
-def test_bytes_entries_are_deprecated_raw_keys(raw: bytes) -> None:
-    """Bytes mean a password everywhere else; in a Keyring they stay a raw key for one release."""
-    with pytest.warns(
-        DeprecationWarning, match=r"wrap raw keys in Key\(\.\.\.\); bytes will mean a"
-    ):
-        ring = Keyring("pw", raw, kdf=CHEAP)
-    assert ring.decrypt(Key(KEY_A).encrypt(b"d")) == b"d"
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="must be 32 bytes"):
-        Keyring(b"short")
+@pytest.mark.parametrize(
+    "raw", [KEY_A, bytearray(KEY_A), memoryview(KEY_A)], ids=["bytes", "bytearray", "memoryview"]
+)
+def test_bytes_entries_are_passwords_as_everywhere_else(raw: bytes) -> None:
+    """The package was never released: no draft rule (bytes as a raw key) is kept for it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ring = Keyring(raw, Key(KEY_B), kdf=CHEAP)
+    assert ring.primary_kdf == CHEAP
+    assert ring.decrypt(aes_hmac.encrypt(b"d", bytes(KEY_A), kdf=CHEAP)) == b"d"
+    with pytest.raises(InvalidToken):
+        ring.decrypt(Key(KEY_A).encrypt(b"d"))  # 32 bytes are no raw key here
+    assert aes_hmac.decrypt(ring.encrypt(b"e"), bytes(KEY_A)) == b"e"
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ per (salt, KDF) and repeated decrypts do not repeat KDFs.
 
 from __future__ import annotations
 
-import warnings
 from typing import Final
 
 from ._errors import InvalidToken, KdfLimitError
@@ -23,7 +22,7 @@ from ._kdf import (
     check_limits_arg,
 )
 from ._keys import DEFAULT_CACHE_SIZE, Key, PasswordKey, decrypt_within
-from ._primitives import KEY_SIZE, BytesLike
+from ._primitives import BytesLike
 from ._token_codec import RAW_HEADER, VERSION, check_limits, parse, token_to_bytes
 
 __all__ = ["Keyring"]
@@ -34,31 +33,19 @@ _NO_ENTRY: Final = (
     "the limits' max_kdf_work are not tried)"
 )
 
-Entry = str | PasswordKey | Key | bytes
-"""A keyring entry: a password (``str``, or a ``PasswordKey`` for byte passwords or its own KDF),
-or a raw key (``Key``; 32 ``bytes`` still mean a raw key, deprecated)."""
+Entry = str | bytes | PasswordKey | Key
+"""A keyring entry: a password (``str`` or ``bytes``, or a ``PasswordKey`` with its own KDF), or
+a raw key (``Key``): the rule every API here follows."""
 
 
 def _entry(value: object, index: int, kdf: Kdf, cache_size: int) -> PasswordKey | Key:
     if isinstance(value, PasswordKey | Key):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str | bytes | bytearray | memoryview):
         # The keyring checks the caller's limits itself before any entry derives, so the limits
         # built into its own PasswordKey entries must never be the stricter ones.
-        return PasswordKey(value, kdf=kdf, limits=NO_LIMITS, cache_size=cache_size)
-    if isinstance(value, bytes | bytearray | memoryview):
-        # Everywhere else bytes are a password; here they were a raw key. Kept for one release.
-        warnings.warn(
-            f"Keyring entry {index}: wrap raw keys in Key(...); bytes will mean a password",
-            DeprecationWarning,
-            stacklevel=4,
-        )
-        if len(value) != KEY_SIZE:
-            raise ValueError(
-                f"entry {index}: bytes are a raw key and must be {KEY_SIZE} bytes, "
-                f"got {len(value)} (wrap a byte password in PasswordKey)"
-            )
-        return Key(value)
+        password = value if isinstance(value, str) else bytes(value)
+        return PasswordKey(password, kdf=kdf, limits=NO_LIMITS, cache_size=cache_size)
     raise TypeError(
         f"entry {index} must be str, bytes, Key or PasswordKey, not {type(value).__name__}"
     )
@@ -67,12 +54,12 @@ def _entry(value: object, index: int, kdf: Kdf, cache_size: int) -> PasswordKey 
 class Keyring:
     """Several passwords and raw keys; decrypts with whichever opens a token, encrypts with one.
 
-    ``Keyring(primary, *others, kdf=...)``: ``str`` entries are passwords (``kdf`` is what the
-    primary encrypts with), ``PasswordKey`` entries bring their own KDF and keep their own decrypt
-    limits on top of the ``limits`` given to each call, ``Key`` entries are raw keys (32 ``bytes``
-    too, deprecated: they will mean a password, as everywhere else). A password primary derives
-    its key once per keyring (one salt for all its tokens, like ``PasswordKey``). Thread-safe;
-    ``repr`` shows only counts.
+    ``Keyring(primary, *others, kdf=...)``: ``str`` and ``bytes`` entries are passwords
+    (``kdf`` is what the primary encrypts with), ``PasswordKey`` entries bring their own KDF and
+    keep their own decrypt limits on top of the ``limits`` given to each call, and ``Key``
+    entries are raw keys (as everywhere else). A password primary derives its key once per
+    keyring (one salt for all its tokens, like ``PasswordKey``). Thread-safe; ``repr`` shows
+    only counts.
     """
 
     __slots__ = ("_keys", "_passwords", "_primary")
