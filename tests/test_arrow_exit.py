@@ -19,7 +19,7 @@ import pytest
 
 import aes_hmac
 from aes_hmac import open_seekable
-from aes_hmac._seekable import SeekableReader, _hidden_references
+from aes_hmac._stream.seekable import SeekableReader, _hidden_references
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

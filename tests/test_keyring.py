@@ -23,7 +23,7 @@ from aes_hmac import (
     PasswordKey,
     Scrypt,
 )
-from aes_hmac._token_codec import VERSION, parse, token_to_bytes, token_to_text
+from aes_hmac._token.codec import VERSION, parse, token_to_bytes, token_to_text
 
 CHEAP = PBKDF2(iterations=1000)
 CHEAPER = PBKDF2(iterations=500)

@@ -37,8 +37,8 @@ from aes_hmac._kdf import (
 )
 from aes_hmac._kdf import KDFS as KDF_REGISTRY
 from aes_hmac._primitives import split_key
-from aes_hmac._token_codec import open_parts, parse, seal, token_to_text
-from aes_hmac._token_v1 import KEY_LABEL, RAW_HEADER, header_for, seal_fixed
+from aes_hmac._token.codec import open_parts, parse, seal, token_to_text
+from aes_hmac._token.v1 import KEY_LABEL, RAW_HEADER, header_for, seal_fixed
 
 CHEAP = PBKDF2(1000)  # test setting: cheap KDF parameters passed explicitly, defaults untouched
 # Random headers must never start a slow KDF in the tests: tight limits on every parameter.

@@ -46,16 +46,16 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
 from fsspec.utils import tokenize
 
-from .._atomic import _TMP_MARK as TEMP_MARK
-from .._atomic import PendingFile
-from .._credential import BatchCredential, DerivedKeys, to_credential
 from .._errors import DecryptionError
-from .._fileobj import StreamWriter
+from .._files.atomic import _TMP_MARK as TEMP_MARK
+from .._files.atomic import PendingFile
+from .._files.fileobj import StreamWriter
+from .._files.lifecycle import Output
 from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
-from .._lifecycle import Output
+from .._keys.credentials import BatchCredential, DerivedKeys, to_credential
 from .._primitives import reset_after_fork
-from .._seekable import Allocate, SeekableReader, seekable_path
-from .._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of
+from .._stream.format import DEFAULT_CHUNK_SIZE, chunk_log2_of
+from .._stream.seekable import Allocate, SeekableReader, seekable_path
 
 try:  # fsspec >= 2025.x marks filesystems meant to be chained; older ones chain all the same
     from fsspec.implementations.chained import ChainedFileSystem as _Base

@@ -10,9 +10,9 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from ._errors import InvalidToken
-from ._kdf import KDF_RAW, PARAMS_SIZE, Kdf, decode_kdf, encode_utf8
-from ._primitives import (
+from .._errors import InvalidToken
+from .._kdf import KDF_RAW, PARAMS_SIZE, Kdf, decode_kdf, encode_utf8
+from .._primitives import (
     BLOCK_SIZE,
     IV_SIZE,
     KEY_SIZE,
@@ -24,7 +24,7 @@ from ._primitives import (
     pkcs7_unpad,
     split_key,
 )
-from ._token_format import MAGIC, TokenFormat, TokenParts
+from .format import MAGIC, TokenFormat, TokenParts
 
 VERSION: Final = 0x01
 KEY_LABEL: Final = b"aes-hmac token v1"

@@ -12,8 +12,8 @@ import threading
 from collections import OrderedDict
 from typing import Final
 
-from ._errors import InvalidToken
-from ._kdf import (
+from .._errors import InvalidToken
+from .._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
     Credential,
@@ -25,7 +25,7 @@ from ._kdf import (
     derive_master,
     encode_password,
 )
-from ._primitives import (
+from .._primitives import (
     BLOCK_SIZE,
     IV_SIZE,
     KEY_SIZE,
@@ -37,7 +37,7 @@ from ._primitives import (
     random_bytes,
     reset_after_fork,
 )
-from ._token_codec import (
+from .._token.codec import (
     FORMATS,
     RAW_HEADER,
     WRITER,
@@ -48,7 +48,7 @@ from ._token_codec import (
     token_to_bytes,
     token_to_text,
 )
-from ._token_format import TokenCipher, TokenFormat
+from .._token.format import TokenCipher, TokenFormat
 
 _RAW_HEADER_LEN: Final = len(RAW_HEADER)
 _RAW_OVERHEAD: Final = _RAW_HEADER_LEN + IV_SIZE + TAG_SIZE

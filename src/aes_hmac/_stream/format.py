@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from ._errors import HeaderError, KdfLimitError, StreamDamaged
-from ._kdf import KDF_RAW, PARAMS_SIZE, Credential, Kdf, KdfLimits, WorkBudget, decode_kdf
-from ._primitives import (
+from .._errors import HeaderError, KdfLimitError, StreamDamaged
+from .._kdf import KDF_RAW, PARAMS_SIZE, Credential, Kdf, KdfLimits, WorkBudget, decode_kdf
+from .._primitives import (
     BLOCK_SIZE,
     IV_SIZE,
     KEY_SIZE,
@@ -30,7 +30,7 @@ from ._primitives import (
     hmac_sha256,
     split_key,
 )
-from ._token_format import MAGIC as TOKEN_MAGIC
+from .._token.format import MAGIC as TOKEN_MAGIC
 
 MAGIC: Final = b"AESHMAC\x00"
 """First 8 bytes of every stream; distinct from the token's first byte 0xA5."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._errors import InvalidToken, KdfLimitError
-from ._kdf import (
+from .._errors import InvalidToken, KdfLimitError
+from .._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
     NO_LIMITS,
@@ -21,9 +21,9 @@ from ._kdf import (
     check_kdf,
     check_limits_arg,
 )
-from ._keys import DEFAULT_CACHE_SIZE, Key, PasswordKey, decrypt_within
-from ._primitives import BytesLike
-from ._token_codec import RAW_HEADER, VERSION, check_limits, parse, token_to_bytes
+from .._primitives import BytesLike
+from .._token.codec import RAW_HEADER, VERSION, check_limits, parse, token_to_bytes
+from .keys import DEFAULT_CACHE_SIZE, Key, PasswordKey, decrypt_within
 
 __all__ = ["Keyring"]
 

@@ -6,12 +6,12 @@ The secret rule is ``_credential``'s; the wire format, its versions and the text
 
 from __future__ import annotations
 
-from ._credential import Secret, secret_credential
 from ._errors import InvalidToken
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Kdf, KdfLimits, check_limits_arg
-from ._keys import Key, PasswordKey
+from ._keys.credentials import Secret, secret_credential
+from ._keys.keys import Key, PasswordKey
 from ._primitives import SALT_SIZE, BytesLike, random_bytes
-from ._token_codec import WRITER, check_limits, open_parts, parse, seal
+from ._token.codec import WRITER, check_limits, open_parts, parse, seal
 
 
 def encrypt(

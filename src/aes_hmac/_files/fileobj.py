@@ -10,15 +10,15 @@ from functools import partial
 from types import TracebackType
 from typing import BinaryIO, Literal, overload
 
-from ._atomic import PendingFile
-from ._credential import RawKey, Secret, to_credential
-from ._engine import ChunkSealer, iter_plain, new_stream
-from ._errors import AesHmacError, StreamDamaged
-from ._io import TextPath, path_or_file, read_full_bytes, write_all
-from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
-from ._lifecycle import Lifecycle, Output
-from ._seekable import SeekableReader, file_read_at, is_seekable
-from ._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of, open_codec, read_header
+from .._errors import AesHmacError, StreamDamaged
+from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
+from .._keys.credentials import RawKey, Secret, to_credential
+from .._stream.engine import ChunkSealer, iter_plain, new_stream
+from .._stream.format import DEFAULT_CHUNK_SIZE, chunk_log2_of, open_codec, read_header
+from .._stream.io import TextPath, path_or_file, read_full_bytes, write_all
+from .._stream.seekable import SeekableReader, file_read_at, is_seekable
+from .atomic import PendingFile
+from .lifecycle import Lifecycle, Output
 
 
 class StreamWriter(io.BufferedIOBase):

@@ -14,12 +14,12 @@ from __future__ import annotations
 import io
 import os
 
-from . import _manifest
-from ._engine import iter_plain, new_stream, seal_chunks
-from ._errors import DecryptionError, ManifestError
-from ._kdf import DEFAULT_LIMITS, Credential, KdfLimits
-from ._stream import Header, open_codec, read_header
-from ._walk import NotRegularFile, Place, Root, TreeResult, output, source
+from .._errors import DecryptionError, ManifestError
+from .._kdf import DEFAULT_LIMITS, Credential, KdfLimits
+from .._stream.engine import iter_plain, new_stream, seal_chunks
+from .._stream.format import Header, open_codec, read_header
+from . import manifest as _manifest
+from .walk import NotRegularFile, Place, Root, TreeResult, output, source
 
 
 def rel_of(place: Place) -> bytes:

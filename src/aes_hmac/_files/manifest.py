@@ -13,8 +13,8 @@ import struct
 from collections.abc import Mapping
 from typing import Final
 
-from ._errors import ManifestError
-from ._stream import STREAM_ID_SIZE
+from .._errors import ManifestError
+from .._stream.format import STREAM_ID_SIZE
 
 NAME: Final = ".aes-hmac-manifest"
 """The manifest's file name in a batch's output root; not ``*.ahm``, so never taken for data."""

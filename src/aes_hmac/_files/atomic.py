@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import BinaryIO, Final
 
-from ._io import StrPath, fs_path
+from .._stream.io import StrPath, fs_path
 
 _TMP_MARK: Final = ".aes-hmac-tmp-"
 """In the name of every temporary output, so a leftover is recognisable."""

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-from ._kdf import Kdf
-from ._primitives import IV_SIZE, TAG_SIZE, BytesLike
+from .._kdf import Kdf
+from .._primitives import IV_SIZE, TAG_SIZE, BytesLike
 
 MAGIC: Final = 0xA5
 """First byte of every token; the second is its format version."""
