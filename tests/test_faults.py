@@ -83,7 +83,7 @@ class DiskFull:
 
 
 class FullDiskBuiltins:
-    """Stands in for ``builtins`` in ``_atomic``: temporary outputs (opened by fd) fill up."""
+    """Stands in for ``builtins`` in ``_files.atomic``: temporary outputs (opened by fd) fill up."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity

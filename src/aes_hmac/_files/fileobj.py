@@ -1,5 +1,5 @@
 """``open()``: an encrypted stream as a file object (``StreamWriter`` for "wb", ``StreamReader``
-for "rb"), built on the serial chunk loop of ``_engine``."""
+for "rb"), built on the serial chunk loop of ``engine``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .lifecycle import Lifecycle, Output
 class StreamWriter(io.BufferedIOBase):
     """Write side of ``open(..., "wb")``: buffers one chunk, seals each full chunk as it fills.
 
-    The writer lifecycle (``_lifecycle``): only a clean ``close()`` (or a ``with`` block left
+    The writer lifecycle (``lifecycle``): only a clean ``close()`` (or a ``with`` block left
     normally) seals the final chunk (last-chunk flag) and, given ``output``, makes the file
     appear under its name. Leaving a ``with`` block by an exception, ``close()`` while an
     exception raised since the writer opened is propagating or being handled (also through a

@@ -1,6 +1,6 @@
 """Whole files: ``encrypt_file`` / ``decrypt_file``, key-slot edits, inspection.
 
-Every named file is written through ``atomic_output`` (``_atomic``): whole or not at all, so no
+Every named file is written through ``atomic_output`` (``atomic``): whole or not at all, so no
 partial output (and no unauthenticated plaintext) ever appears under the destination name.
 """
 

@@ -5,7 +5,7 @@ explicit, successful close on the normal path.
 A ``with`` block left by an exception, ``close()`` called while an exception is propagating or
 being handled (fsspec's ``OpenFile.__exit__`` and pandas' handle cleanup call plain ``close()``
 then), garbage collection of an unclosed writer: each discards. A signal or a kill leaves no
-file either: the output is a ``PendingFile`` (``_atomic``) that only ``commit`` names.
+file either: the output is a ``PendingFile`` (``atomic``) that only ``commit`` names.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 ``decrypt_tree`` can tell a swapped, moved, foreign, dropped, added or replayed file from the
 one the batch wrote: each file's 32-byte stream id is authenticated by its header and every
 chunk tag, so it names exactly one stream. This module encodes and decodes the plaintext and
-words the per-file verdicts; opening files and streams is ``_tree_manifest``'s job.
+words the per-file verdicts; opening files and streams is ``tree_manifest``'s job.
 """
 
 from __future__ import annotations

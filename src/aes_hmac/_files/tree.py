@@ -5,8 +5,8 @@ same derived slot key: the password is stretched once for the whole tree (files 
 linkable as belonging to one batch, as ``PasswordKey`` tokens are; nothing else is shared).
 Files run in parallel on any ``concurrent.futures.Executor``; what is sent to it is a
 ``BatchCredential``, which pickles as the derived slot keys only, never the password.
-Every file is found and opened by the walker (``_walk``: open folder descriptors, no link
-followed on either side). Each batch ends with a manifest (``_tree_manifest``) binding every
+Every file is found and opened by the walker (``walk``: open folder descriptors, no link
+followed on either side). Each batch ends with a manifest (``tree_manifest``) binding every
 file's stream id to its path.
 """
 

@@ -1,7 +1,7 @@
 """A folder batch's manifest on disk: read it, check files against it, seal it.
 
-``_manifest`` is the format (bytes only); this is where ``encrypt_tree`` and ``decrypt_tree``
-meet files. Every file here is opened through the walker (``_walk``): the manifest, the headers
+``manifest`` is the format (bytes only); this is where ``encrypt_tree`` and ``decrypt_tree``
+meet files. Every file here is opened through the walker (``walk``): the manifest, the headers
 checked against it and the manifest written are entries of the opened input or output root,
 every folder on the way opened relative to its parent with ``O_NOFOLLOW``, every file
 ``O_NOFOLLOW | O_NONBLOCK`` and read only if ``fstat`` says regular file; the manifest is

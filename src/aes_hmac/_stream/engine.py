@@ -1,4 +1,4 @@
-"""encrypt_stream / decrypt_stream: the serial loop, and the parallel engine (``_parallel``).
+"""encrypt_stream / decrypt_stream: the serial loop, and the parallel engine (``parallel``).
 
 Chunks are independent (own IV, own tag), so several can be sealed or opened at once; the
 ``cryptography`` calls release the GIL, so threads use every core. In the parallel engine every

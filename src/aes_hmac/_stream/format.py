@@ -1,6 +1,6 @@
 """The stream format: header, key slots and chunk seal/open (docs/FORMAT.md, "stream format").
 
-Only bytes in, bytes out: no file policy and no threads here (``_engine`` runs streams). The
+Only bytes in, bytes out: no file policy and no threads here (``engine`` runs streams). The
 header parser reads through a callable; ``FORMATS`` maps each version byte to its parser, so a
 format version 2 is one new module plus one line there.
 A random 32-byte file key protects the payload; each key slot wraps it under a key derived from
@@ -208,7 +208,7 @@ def _header_tag(file_key: bytes, body: bytes) -> bytes:
 
 
 Read = Callable[[int], bytes]
-"""read(n): up to ``n`` bytes of the stream, fewer only at its end (``_io.read_full_bytes``)."""
+"""read(n): up to ``n`` bytes of the stream, fewer only at its end (``io.read_full_bytes``)."""
 
 
 def _read_exact(read: Read, n: int) -> bytes:

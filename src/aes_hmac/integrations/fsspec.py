@@ -7,7 +7,7 @@ Chained over another filesystem, every file is an aes-hmac stream::
                         storage_options={"aeshmac": {"password": "..."}})
 
 "rb" returns the seekable reader: each read fetches (one range request) and verifies only the
-chunks it touches. "wb" streams through the stream writer and keeps its rule (``_lifecycle``):
+chunks it touches. "wb" streams through the stream writer and keeps its rule (``_files.lifecycle``):
 the file appears only on a clean close (local files: nameless until linked in; object stores
 and other targets that defer commits: committed then; ``memory://``: stored in one piece then),
 never after an exception in flight or garbage collection. Names are kept as given (``.ahm`` is
