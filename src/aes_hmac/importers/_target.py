@@ -1,4 +1,4 @@
-"""The new credential of an import: the one secret rule (``_keys.credentials``), checked up front."""
+"""The new credential of an import: the one secret rule (``_keys.credentials``), checked first."""
 
 from __future__ import annotations
 
