@@ -81,12 +81,11 @@ class EncryptedParquet:
         return set(range(max(0, len(self.plain) - footer) // CHUNK, last + 1))
 
 
-def encrypted_parquet(fs: AesHmacFileSystem | None = None) -> EncryptedParquet:
+def encrypted_parquet(kind: type[AesHmacFileSystem] = AesHmacFileSystem) -> EncryptedParquet:
     """The file on a fresh folder of a real memory filesystem, with its target's reads logged."""
-    if fs is None:
-        # A fresh instance (fsspec caches them) so the read log below is this file's alone.
-        target = fsspec.filesystem("memory", skip_instance_cache=True)
-        fs = AesHmacFileSystem(fs=target, password=PASSWORD, kdf=CHEAP, chunk_size=CHUNK)
+    # A fresh instance (fsspec caches them) so the read log below is this file's alone.
+    target = fsspec.filesystem("memory", skip_instance_cache=True)
+    fs = kind(fs=target, password=PASSWORD, kdf=CHEAP, chunk_size=CHUNK)
     table = pa.table(
         {
             "small": pa.array(range(ROWS), pa.int64()),

@@ -1,0 +1,111 @@
+"""DuckDB and Polars reading one column of an encrypted Parquet file vs the plain file (issue 19).
+
+    python benchmarks/bench_engines.py [--parquet-mb 200] [--rounds 7] [--chunk-kib 1024]
+
+One run on this machine, the variants of each engine interleaved round by round (helpers from
+bench_access.py); each prints best / median / worst and the ratios to the same engine on the
+plain file. DuckDB reads through ``register_filesystem``; Polars through ``scan_pyarrow_dataset``
+(and, as a second baseline, the same pyarrow dataset path over the plain file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from bench_access import paired, rounds, spread
+
+import aes_hmac
+from aes_hmac.integrations.fsspec import AesHmacFileSystem
+
+PASSWORD = "benchmark password"
+COLUMN = "c3"
+
+
+def make_files(tmp: Path, megabytes: int, chunk_size: int) -> tuple[Path, Path]:
+    """A Parquet file of five float64 columns, 8 row groups, uncompressed, and its encryption."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = megabytes * 1_000_000 // 40
+    rng = np.random.default_rng(2)
+    table = pa.table({f"c{i}": rng.random(rows) for i in range(5)})
+    plain = tmp / "t.parquet"
+    pq.write_table(table, plain, row_group_size=rows // 8, compression="none")
+    enc = tmp / "t.parquet.ahm"
+    aes_hmac.encrypt_file(plain, enc, PASSWORD, chunk_size=chunk_size)
+    return plain, enc
+
+
+def report(title: str, times: dict[str, list[float]], encrypted: str) -> None:
+    print(title)
+    for name, t in times.items():
+        print(f"  {name}: {spread(t)}")
+    for base in times:
+        if base != encrypted:
+            print(f"  {encrypted} vs {base}: time {paired(times, encrypted, base)}")
+
+
+def duckdb_bench(plain: Path, enc: Path, fs: AesHmacFileSystem, n: int) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    con.register_filesystem(fs)
+
+    def query(source: str) -> Callable[[], object]:
+        sql = f"SELECT sum({COLUMN}) FROM read_parquet('{source}')"
+        return lambda: con.sql(sql).fetchall()
+
+    variants = {
+        "duckdb plain file": query(str(plain)),
+        "duckdb aeshmac://": query(f"aeshmac://{enc}"),
+    }
+    # Sums of doubles in parallel differ in the last bits from run to run: compare rounded.
+    sums = {round(float(fn()[0][0]), 6) for fn in variants.values()}  # type: ignore[index]
+    assert len(sums) == 1, sums
+    report("DuckDB, sum of one column:", rounds(variants, n), "duckdb aeshmac://")
+
+
+def polars_bench(plain: Path, enc: Path, fs: AesHmacFileSystem, n: int) -> None:
+    import polars as pl
+    import pyarrow.dataset as ds
+
+    def over(lazy: Callable[[], pl.LazyFrame]) -> Callable[[], object]:
+        return lambda: lazy().select(pl.col(COLUMN).sum()).collect().item()
+
+    variants = {
+        "polars scan_parquet plain": over(lambda: pl.scan_parquet(plain)),
+        "polars pyarrow dataset plain": over(
+            lambda: pl.scan_pyarrow_dataset(ds.dataset(str(plain), format="parquet"))
+        ),
+        "polars pyarrow dataset aeshmac": over(
+            lambda: pl.scan_pyarrow_dataset(ds.dataset(str(enc), filesystem=fs, format="parquet"))
+        ),
+    }
+    sums = {round(float(fn()), 6) for fn in variants.values()}  # type: ignore[arg-type]
+    assert len(sums) == 1, sums
+    report("Polars, sum of one column:", rounds(variants, n), "polars pyarrow dataset aeshmac")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--parquet-mb", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--chunk-kib", type=int, default=1024)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        plain, enc = make_files(Path(tmp), args.parquet_mb, args.chunk_kib << 10)
+        print(
+            f"{plain.stat().st_size / 1e6:.0f} MB Parquet (5 float64 columns, 8 row groups), "
+            f"{args.chunk_kib} KiB chunks, {args.rounds} rounds"
+        )
+        fs = AesHmacFileSystem(password=PASSWORD)  # derives once, in the warm-up read
+        duckdb_bench(plain, enc, fs, args.rounds)
+        polars_bench(plain, enc, fs, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
