@@ -4,7 +4,8 @@
 
 One run on this machine, the variants of each engine interleaved round by round (helpers from
 bench_access.py); each prints best / median / worst and the ratios to the same engine on the
-plain file. DuckDB reads through ``register_filesystem``; Polars through ``scan_pyarrow_dataset``
+plain file. DuckDB reads through ``register_filesystem(DuckDBFileSystem(...))``; Polars
+through ``scan_pyarrow_dataset``
 (and, as a second baseline, the same pyarrow dataset path over the plain file).
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from bench_access import paired, rounds, spread
 
 import aes_hmac
+from aes_hmac.integrations.duckdb import DuckDBFileSystem
 from aes_hmac.integrations.fsspec import AesHmacFileSystem
 
 PASSWORD = "benchmark password"
@@ -49,11 +51,11 @@ def report(title: str, times: dict[str, list[float]], encrypted: str) -> None:
             print(f"  {encrypted} vs {base}: time {paired(times, encrypted, base)}")
 
 
-def duckdb_bench(plain: Path, enc: Path, fs: AesHmacFileSystem, n: int) -> None:
+def duckdb_bench(plain: Path, enc: Path, n: int) -> None:
     import duckdb
 
     con = duckdb.connect()
-    con.register_filesystem(fs)
+    con.register_filesystem(DuckDBFileSystem(password=PASSWORD))
 
     def query(source: str) -> Callable[[], object]:
         sql = f"SELECT sum({COLUMN}) FROM read_parquet('{source}')"
@@ -102,9 +104,9 @@ def main() -> None:
             f"{plain.stat().st_size / 1e6:.0f} MB Parquet (5 float64 columns, 8 row groups), "
             f"{args.chunk_kib} KiB chunks, {args.rounds} rounds"
         )
-        fs = AesHmacFileSystem(password=PASSWORD)  # derives once, in the warm-up read
-        duckdb_bench(plain, enc, fs, args.rounds)
-        polars_bench(plain, enc, fs, args.rounds)
+        # Each filesystem derives the key once, in the warm-up read before the timing.
+        duckdb_bench(plain, enc, args.rounds)
+        polars_bench(plain, enc, AesHmacFileSystem(password=PASSWORD), args.rounds)
 
 
 if __name__ == "__main__":
