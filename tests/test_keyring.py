@@ -22,7 +22,7 @@ from aes_hmac import (
     PasswordKey,
     Scrypt,
 )
-from aes_hmac._token_codec import VERSION, parse, token_to_bytes, token_to_text
+from aes_hmac._token_codec import DEFAULT_VERSION, parse, token_to_bytes, token_to_text
 
 CHEAP = PBKDF2(iterations=1000)
 CHEAPER = PBKDF2(iterations=500)
@@ -189,7 +189,7 @@ def test_needs_rotation_by_key() -> None:
 def test_needs_rotation_refuses_a_version_it_cannot_read() -> None:
     """Version 1 is the first: a "version 0" token is malformed, not one to rotate (review)."""
     raw = bytearray(token_to_bytes(Key(KEY_A).encrypt(b"d")))
-    raw[1] = VERSION - 1
+    raw[1] = DEFAULT_VERSION - 1
     with pytest.raises(InvalidToken, match="unsupported token version 0"):
         Keyring(Key(KEY_A)).needs_rotation(token_to_text(bytes(raw)))
 

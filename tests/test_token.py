@@ -134,8 +134,8 @@ def test_layout_of_a_pbkdf2_token() -> None:
     assert raw[7:23] == SALT and raw[23:39] == IV
     assert len(raw) == 23 + 16 + 16 + 32
     parts = parse(token)
-    assert (parts.kdf, parts.salt, parts.iv, parts.tag) == (CHEAP, SALT, IV, raw[-32:])
-    assert parts.header == raw[:23] and parts.ciphertext == raw[39:-32]
+    assert (parts.kdf, parts.salt, parts.header, parts.raw) == (CHEAP, SALT, raw[:23], raw)
+    assert (parts.version, parts.format.nonce_size, parts.format.overhead) == (1, 16, 48)
     assert "=" not in token and token == base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
