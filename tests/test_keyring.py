@@ -329,3 +329,33 @@ def test_outcome_does_not_tell_how_many_entries_a_keyring_has(iterations: int) -
         outcomes.add((type(caught.value), str(caught.value)))
     assert len(outcomes) == 1
     assert outcomes.pop()[0] is (InvalidToken if iterations <= 2500 else KdfLimitError)
+
+
+def test_password_entries_open_the_token_the_keyring_parsed_once() -> None:
+    import sys
+
+    from aes_hmac import _token_v1
+
+    ring = Keyring("one", "two", "three", kdf=CHEAP)
+    token = aes_hmac.encrypt(b"data", "three", kdf=CHEAP)
+    assert ring.decrypt(token) == b"data"  # derives; the count below is all cache hits
+    parses = 0
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        nonlocal parses
+        if event == "call" and frame.f_code is _token_v1.parse.__code__:
+            parses += 1
+
+    sys.setprofile(profile)  # a real count of the real parser's runs, nothing replaced
+    try:
+        assert ring.decrypt(token) == b"data"
+    finally:
+        sys.setprofile(None)
+    assert parses == 1  # not once more per entry tried
+
+
+def test_rotate_writes_and_needs_rotation_compares_the_version_asked_for() -> None:
+    ring = Keyring("pw", kdf=CHEAP)
+    token = ring.rotate(ring.encrypt(b"data"), version=DEFAULT_VERSION)
+    assert token_to_bytes(token)[1] == DEFAULT_VERSION
+    assert not ring.needs_rotation(token, version=DEFAULT_VERSION)

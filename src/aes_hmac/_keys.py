@@ -352,28 +352,35 @@ class PasswordKey:
             plain = cipher.open_own(raw, header, associated_data)
             if plain is not None:
                 return plain
-        return self._open_parts(parse(raw), associated_data, None)
+        return self._open_parts(parse(raw), associated_data, None, None)
 
     def _open_parts(
-        self, parts: TokenParts, associated_data: BytesLike | None, budget: WorkBudget | None
+        self,
+        parts: TokenParts,
+        associated_data: BytesLike | None,
+        budget: WorkBudget | None,
+        checked: KdfLimits | None,
     ) -> bytes | str:
         """Open a parsed token: this object's own ciphers, else the cache or one derivation
-        (charged to ``budget`` when given) after this object's limits."""
+        (charged to ``budget`` when given) after this object's limits (unless they are the
+        ``checked`` ones the caller already applied)."""
         for _, header, cipher in self._own:
             if parts.header == header:
                 return cipher.open(parts.raw, len(header), associated_data)
         if parts.kdf is None:
             raise InvalidToken("token needs a raw key, not a password")
-        check_limits(parts.kdf, self._limits)
+        if self._limits is not checked:
+            check_limits(parts.kdf, self._limits)
         keys = self._keys_for(parts.format, parts.salt, parts.kdf, budget)
         return keys.open(parts.raw, len(parts.header), associated_data)
 
 
 def decrypt_parts(
-    key: PasswordKey, parts: TokenParts, associated_data: BytesLike | None
+    key: PasswordKey, parts: TokenParts, associated_data: BytesLike | None, checked: KdfLimits
 ) -> bytes | str:
-    """``key.decrypt`` of a token its caller already parsed (and checked against its limits)."""
-    return key._open_parts(parts, associated_data, None)
+    """``key.decrypt`` of a token its caller already parsed and checked against ``checked``
+    (the key applies its own limits too, unless they are the same object)."""
+    return key._open_parts(parts, associated_data, None, checked)
 
 
 def decrypt_within(
@@ -381,4 +388,4 @@ def decrypt_within(
 ) -> bytes | str:
     """``decrypt_parts`` whose derivation, if it needs one (a cache miss), is charged to
     ``budget`` first: how a ``Keyring`` bounds the work of one token over all its entries."""
-    return key._open_parts(parts, associated_data, budget)
+    return key._open_parts(parts, associated_data, budget, None)

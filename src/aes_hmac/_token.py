@@ -63,6 +63,6 @@ def decrypt(
         raise InvalidToken("token needs a raw key, not a password")
     check_limits(parts.kdf, limits)
     if isinstance(password, PasswordKey):
-        return decrypt_parts(password, parts, associated_data)  # parsed and checked once
+        return decrypt_parts(password, parts, associated_data, limits)  # parsed once
     master = credential.with_kdf(parts.kdf).master(parts.salt)
     return open_parts(parts, master, associated_data)
