@@ -118,7 +118,7 @@ def levels_of(arrows: dict[str, set[str]]) -> tuple[dict[str, int], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print places, levels and arrows; return 1 on an upward arrow, a cycle or an unmapped place."""
+    """Print places, levels and arrows; 1 on an upward arrow, a cycle or an unmapped place."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parent.parent)
     parser.add_argument("--no-layers", action="store_true", help="count only, check nothing")

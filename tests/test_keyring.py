@@ -23,7 +23,7 @@ from aes_hmac import (
     PasswordKey,
     Scrypt,
 )
-from aes_hmac._token.codec import VERSION, parse, token_to_bytes, token_to_text
+from aes_hmac._token.codec import DEFAULT_VERSION, parse, token_to_bytes, token_to_text
 
 CHEAP = PBKDF2(iterations=1000)
 CHEAPER = PBKDF2(iterations=500)
@@ -190,7 +190,7 @@ def test_needs_rotation_by_key() -> None:
 def test_needs_rotation_refuses_a_version_it_cannot_read() -> None:
     """Version 1 is the first: a "version 0" token is malformed, not one to rotate (review)."""
     raw = bytearray(token_to_bytes(Key(KEY_A).encrypt(b"d")))
-    raw[1] = VERSION - 1
+    raw[1] = DEFAULT_VERSION - 1
     with pytest.raises(InvalidToken, match="unsupported token version 0"):
         Keyring(Key(KEY_A)).needs_rotation(token_to_text(bytes(raw)))
 
@@ -330,3 +330,33 @@ def test_outcome_does_not_tell_how_many_entries_a_keyring_has(iterations: int) -
         outcomes.add((type(caught.value), str(caught.value)))
     assert len(outcomes) == 1
     assert outcomes.pop()[0] is (InvalidToken if iterations <= 2500 else KdfLimitError)
+
+
+def test_password_entries_open_the_token_the_keyring_parsed_once() -> None:
+    import sys
+
+    from aes_hmac._token import v1 as _token_v1
+
+    ring = Keyring("one", "two", "three", kdf=CHEAP)
+    token = aes_hmac.encrypt(b"data", "three", kdf=CHEAP)
+    assert ring.decrypt(token) == b"data"  # derives; the count below is all cache hits
+    parses = 0
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        nonlocal parses
+        if event == "call" and frame.f_code is _token_v1.parse.__code__:
+            parses += 1
+
+    sys.setprofile(profile)  # a real count of the real parser's runs, nothing replaced
+    try:
+        assert ring.decrypt(token) == b"data"
+    finally:
+        sys.setprofile(None)
+    assert parses == 1  # not once more per entry tried
+
+
+def test_rotate_writes_and_needs_rotation_compares_the_version_asked_for() -> None:
+    ring = Keyring("pw", kdf=CHEAP)
+    token = ring.rotate(ring.encrypt(b"data"), version=DEFAULT_VERSION)
+    assert token_to_bytes(token)[1] == DEFAULT_VERSION
+    assert not ring.needs_rotation(token, version=DEFAULT_VERSION)
