@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up .venv if needed, then run every check: ruff (lint, and format --check), mypy (strict),
+# Set up .venv if needed, then run every check: ruff (lint, and format --check), mypy (strict), the
+# layer check (scripts/import_graph.py: no upward import, every place in docs/ARCHITECTURE.md),
 # the whole pytest suite (with a local PostgreSQL from scripts/postgres.sh for the SQLAlchemy tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,6 +8,7 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff check src tests benchmarks fuzz
 .venv/bin/ruff format --check src tests benchmarks fuzz scripts
 .venv/bin/mypy
+.venv/bin/python scripts/import_graph.py >/dev/null
 # PostgreSQL for tests/test_sqlalchemy.py; without it those tests skip, or fail when CI=true.
 if url=$(bash scripts/postgres.sh); then
     export AES_HMAC_PG_URL=$url
