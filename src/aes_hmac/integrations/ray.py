@@ -33,7 +33,9 @@ PARQUET_EXTENSIONS: Final = ("parquet" + ENCRYPTED_SUFFIX, "parquet")
 (a file that is not an aes-hmac stream still fails its read: nothing unverified is read)."""
 
 
-def resolve(url: str, storage_options: dict[str, Any] | None = None) -> tuple[AesHmacFileSystem, str]:
+def resolve(
+    url: str, storage_options: dict[str, Any] | None = None
+) -> tuple[AesHmacFileSystem, str]:
     """The ``aeshmac`` filesystem and the path inside its target for ``url``.
 
     Refuses any URL that does not go through ``aeshmac::``: a plain one would read or write
@@ -50,7 +52,7 @@ def resolve(url: str, storage_options: dict[str, Any] | None = None) -> tuple[Ae
     return fs, str(path)
 
 
-class EncryptedParquetNames(FilenameProvider):  # type: ignore[misc]
+class EncryptedParquetNames(FilenameProvider):
     """Ray's Parquet file names with the ``.ahm`` suffix: ``{write uuid}_{task}-{i}.parquet.ahm``.
 
     Already a template (``{i}`` numbers the files of one task, as Ray's own names do), so
