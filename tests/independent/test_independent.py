@@ -38,6 +38,7 @@ from .decoder import (
     derive,
     parse_kdf,
     parse_manifest,
+    unseal_manifest,
 )
 
 CHEAP_KDFS = [cheapest for _, cheapest in INSTANCES.values()]
@@ -353,10 +354,26 @@ def test_manifest_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
     assert decode_manifest(unhex(case["stream"]), **secret) == _entries(case)
 
 
+@pytest.mark.parametrize(("group", "case"), cases("manifest_v1.json", key="vectors"))
+def test_manifest_vector_tags(group: dict[str, Any], case: dict[str, Any]) -> None:
+    plain = unhex(case["plaintext"])
+    assert plain[-32:] == unhex(case["tag"])
+    assert unseal_manifest(plain, unhex(case["file_key"]), unhex(case["stream_id"])) == _entries(
+        case
+    )
+
+
+@pytest.mark.parametrize(("group", "case"), cases("manifest_v1.json", key="forged"))
+def test_manifest_forged_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
+    with pytest.raises(FormatError) as caught:
+        unseal_manifest(unhex(case["plaintext"]), unhex(case["file_key"]), unhex(case["stream_id"]))
+    assert str(caught.value) == case["error"]
+
+
 @pytest.mark.parametrize(("group", "case"), cases("manifest_v1.json", key="invalid"))
 def test_manifest_invalid_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
     with pytest.raises(FormatError) as caught:
-        parse_manifest(unhex(case["plaintext"]))
+        parse_manifest(unhex(case["body"]))
     assert str(caught.value) == case["error"]
 
 
