@@ -383,6 +383,51 @@ def other_manifest(enc: Path, base: Path) -> dict[str, str]:
     return {f"{rel}.ahm": SWAPPED for rel in FILES}
 
 
+FORGED = "bad manifest: tag does not verify"
+
+
+def stream_id_of(path: Path) -> bytes:
+    """The public stream id in the header of the stream at ``path``."""
+    with path.open("rb") as f:
+        return read_header(f.read).stream_id
+
+
+def forged_body(enc: Path) -> bytes:
+    """What an attacker who sees ``enc`` (stream ids are public) wants listed: deny.txt's
+    stream at allow.txt's path, and nothing else (the other files can then be dropped)."""
+    return manifest.encode({b"etc/allow.txt.ahm": stream_id_of(enc / "etc/deny.txt.ahm")})
+
+
+def plant(enc: Path, old_deny: bytes) -> None:
+    """The old deny.txt put at allow.txt's path, every other data file dropped."""
+    for found in enc.rglob("*.ahm"):
+        found.unlink()
+    (enc / "etc/allow.txt.ahm").write_bytes(old_deny)
+
+
+def data_file_of_the_batch_as_manifest(enc: Path, base: Path) -> dict[str, str]:
+    """Review finding 1: the attacker's file, encrypted in the victim's batch, renamed to the
+    manifest; its plaintext is the manifest body the attacker wants."""
+    old_deny, body = (enc / "etc/deny.txt.ahm").read_bytes(), forged_body(enc)
+    (base / "enc-src/invoice.pdf").write_bytes(body)
+    again = encrypt_tree(base / "enc-src", enc, PW, kdf=CHEAP, existing="overwrite")
+    assert again.ok
+    forged = (enc / "invoice.pdf.ahm").read_bytes()
+    plant(enc, old_deny)
+    (enc / manifest.NAME).write_bytes(forged)
+    return {manifest.NAME: FORGED}
+
+
+def encrypted_file_as_manifest(enc: Path, base: Path) -> dict[str, str]:
+    """Review finding 1: one ``encrypt_file`` of attacker-chosen bytes under the password."""
+    old_deny, body = (enc / "etc/deny.txt.ahm").read_bytes(), forged_body(enc)
+    (base / "chosen.bin").write_bytes(body)
+    plant(enc, old_deny)
+    (enc / manifest.NAME).unlink()
+    aes_hmac.encrypt_file(base / "chosen.bin", enc / manifest.NAME, PW, kdf=CHEAP)
+    return {manifest.NAME: FORGED}
+
+
 ATTACKS: dict[str, Callable[[Path, Path], dict[str, str]]] = {
     "swapped pair": swap,
     "moved file": move,
@@ -393,7 +438,32 @@ ATTACKS: dict[str, Callable[[Path, Path], dict[str, str]]] = {
     "manifest deleted": delete_manifest,
     "manifest damaged": damage_manifest,
     "manifest of another batch": other_manifest,
+    "data file of the batch as manifest": data_file_of_the_batch_as_manifest,
+    "encrypted file as manifest": encrypted_file_as_manifest,
 }
+
+
+def test_skip_run_does_not_carry_a_planted_manifest(tmp_path: Path) -> None:
+    """Review finding 1 at encrypt time: a forged manifest planted in the output folder (an
+    ``encrypt_file`` of chosen bytes) is not carried into the next ``existing="skip"`` run's
+    genuine manifest, so the file planted with it stays unlisted and is refused."""
+    run1 = batch(tmp_path, "run1")
+    (tmp_path / "chosen.bin").write_bytes(forged_body(run1))
+    enc = tmp_path / "enc"
+    (enc / "etc").mkdir(parents=True)
+    shutil.copyfile(run1 / "etc/deny.txt.ahm", enc / "etc/allow.txt.ahm")
+    aes_hmac.encrypt_file(tmp_path / "chosen.bin", enc / manifest.NAME, PW, kdf=CHEAP)
+    result = encrypt_tree(tmp_path / "run1-src", enc, PW, kdf=CHEAP, existing="skip")
+    assert not result.ok
+    got = failures_by_rel(enc, result.failures)
+    assert list(got) == [manifest.NAME] and FORGED in got[manifest.NAME], got
+    assert "earlier manifest does not open" in got[manifest.NAME]
+    assert result.skipped == 1  # the planted allow.txt.ahm: kept, but no longer listed
+    opened = decrypt_tree(enc, tmp_path / "out", PW)
+    failed = failures_by_rel(enc, opened.failures)
+    assert list(failed) == ["etc/allow.txt.ahm"] and UNLISTED in failed["etc/allow.txt.ahm"]
+    assert not (tmp_path / "out/etc/allow.txt").exists()
+    assert (tmp_path / "out/etc/deny.txt").read_bytes() == FILES["etc/deny.txt"]
 
 
 def failures_by_rel(enc: Path, failures: list[tuple[str, BaseException]]) -> dict[str, str]:
