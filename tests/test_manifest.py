@@ -172,7 +172,7 @@ def manifest_vector(v: dict[str, Any]) -> dict[str, Any]:
         "stream_id": stream_id.hex(),
         "file_key": file_key.hex(),
         "chunk_ivs": [_id(f"{v['name']} chunk iv {i}")[:16].hex() for i in range(chunks)],
-        "tag": plain[-TAG_SIZE :].hex(),
+        "tag": plain[-TAG_SIZE:].hex(),
         "plaintext": plain.hex(),
     }
     out["stream"] = seal_vector(out).hex()
@@ -271,7 +271,7 @@ def test_vector_opens_to_its_entries(v: dict[str, Any]) -> None:
         plain = f.read()
     ids = (bytes.fromhex(v["file_key"]), bytes.fromhex(v["stream_id"]))
     assert manifest.unseal(plain, *ids) == entries_of(v)
-    assert manifest.decode(plain[: -TAG_SIZE]) == entries_of(v)
+    assert manifest.decode(plain[:-TAG_SIZE]) == entries_of(v)
     assert len(v["chunk_ivs"]) == (2 if len(v["entries"]) > 3 else 1)
 
 

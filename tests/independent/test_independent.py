@@ -402,6 +402,34 @@ def test_manifest_plaintexts_same_verdict(plain: bytes, flip: int, seed: bytes) 
         assert got == expected
 
 
+@FAST
+@given(body=st.binary(max_size=80), flip=st.integers(0, 200), cut=st.integers(0, 40))
+def test_manifest_tags_same_verdict(body: bytes, flip: int, cut: int) -> None:
+    """Library and decoder agree on any tagged plaintext: genuine, one byte flipped, cut short,
+    or a tag over another stream id."""
+    file_key, stream_id = bytes(range(32)), bytes(range(32, 64))
+    good = _manifest.seal({b"a.ahm": bytes(32)}, file_key, stream_id)
+    flipped = bytearray(good)
+    flipped[flip % len(good)] ^= 1 + flip % 255
+    tagged = body + _manifest.tag(file_key, stream_id, body)
+    for data in (
+        good,
+        bytes(flipped),
+        good[:cut],
+        tagged,
+        body + _manifest.tag(file_key, bytes(32), body),
+    ):
+        try:
+            expected: object = _manifest.unseal(data, file_key, stream_id)
+        except ManifestError as exc:
+            expected = str(exc)
+        try:
+            got: object = unseal_manifest(data, file_key, stream_id)
+        except FormatError as exc:
+            got = str(exc)
+        assert got == expected
+
+
 def test_library_folder_manifest_checks_out(tmp_path: Path) -> None:
     src = tmp_path / "src"
     for rel in ("etc/allow.txt", "etc/deny.txt", "top"):
