@@ -30,6 +30,7 @@ from .compat import aes_decrypt, aes_encrypt
 from ._atomic import atomic_output, check_output_link
 from ._engine import StreamHeader, decrypt_stream, encrypt_stream, read_stream_header
 from ._fileobj import StreamReader, StreamWriter, open
+from ._lifecycle import WriterDiscardedWarning
 from ._files import (
     add_password,
     change_password,
@@ -76,6 +77,7 @@ __all__ = [
     "StreamReader",
     "StreamWriter",
     "TreeResult",
+    "WriterDiscardedWarning",
     "__version__",
     "add_password",
     "aes_decrypt",

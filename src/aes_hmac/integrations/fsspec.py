@@ -394,7 +394,9 @@ class _EncryptingFile(StreamWriter):
             else _TargetOutput(afs.fs, path)
         )
         try:
-            super().__init__(output.file, afs._credential, afs._chunk_size, False, output)
+            super().__init__(
+                output.file, afs._credential, afs._chunk_size, False, output, path
+            )
         except BaseException:
             output.discard()
             raise
