@@ -294,7 +294,7 @@ def test_writer_opened_in_except_left_by_reraise_from_a_callee_discards(tmp_path
     with a new traceback, so the close() on its way out discards."""
 
     def reraise() -> None:
-        raise  # noqa: PLE0704 - called only inside the except block below
+        raise  # called only inside the except block below: re-raises its exception
 
     dst = tmp_path / "report.ahm"
     with pytest.raises(ConnectionError), pytest.warns(WriterDiscardedWarning):

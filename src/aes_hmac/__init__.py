@@ -30,7 +30,6 @@ from .compat import aes_decrypt, aes_encrypt
 from ._atomic import atomic_output, check_output_link
 from ._engine import StreamHeader, decrypt_stream, encrypt_stream, read_stream_header
 from ._fileobj import StreamReader, StreamWriter, open
-from ._lifecycle import WriterDiscardedWarning
 from ._files import (
     add_password,
     change_password,
@@ -39,6 +38,7 @@ from ._files import (
     inspect_stream,
     remove_password,
 )
+from ._lifecycle import WriterDiscardedWarning
 from ._seekable import SeekableReader, open_seekable
 from ._stream import CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo, check_chunk_size
 from ._tree import TreeResult, decrypt_tree, encrypt_tree

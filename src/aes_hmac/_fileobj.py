@@ -288,9 +288,7 @@ def open(
             return StreamWriter(file, credential, chunk_size, False)  # type: ignore[arg-type]
         output = PendingFile(path, overwrite=True, name="file")
         try:
-            return StreamWriter(
-                output.file, credential, chunk_size, False, output, os.fspath(path)
-            )
+            return StreamWriter(output.file, credential, chunk_size, False, output, os.fspath(path))
         except BaseException:
             output.discard()
             raise
