@@ -38,6 +38,7 @@ from ._files import (
     inspect_stream,
     remove_password,
 )
+from ._lifecycle import WriterDiscardedWarning
 from ._seekable import SeekableReader, open_seekable
 from ._stream import CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo, check_chunk_size
 from ._tree import TreeResult, decrypt_tree, encrypt_tree
@@ -76,6 +77,7 @@ __all__ = [
     "StreamReader",
     "StreamWriter",
     "TreeResult",
+    "WriterDiscardedWarning",
     "__version__",
     "add_password",
     "aes_decrypt",
