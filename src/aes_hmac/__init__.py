@@ -37,6 +37,7 @@ from ._files.files import (
     inspect_stream,
     remove_password,
 )
+from ._files.lifecycle import WriterDiscardedWarning
 from ._files.tree import TreeResult, decrypt_tree, encrypt_tree
 from ._stream.engine import StreamHeader, decrypt_stream, encrypt_stream, read_stream_header
 from ._stream.format import (
@@ -82,6 +83,7 @@ __all__ = [
     "StreamReader",
     "StreamWriter",
     "TreeResult",
+    "WriterDiscardedWarning",
     "__version__",
     "add_password",
     "aes_decrypt",

@@ -466,6 +466,17 @@ def decode_stream(
     limits: Limits = DEFAULT_LIMITS,
 ) -> bytes:
     """Decrypt a whole stream held in memory (section 3.5), chunk by chunk."""
+    return _decode_stream(data, password=password, key=key, limits=limits)[1]
+
+
+def _decode_stream(
+    data: bytes,
+    *,
+    password: str | bytes | None = None,
+    key: bytes | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[bytes, bytes]:
+    """``decode_stream`` that also returns the file key it unwrapped: (file key, plaintext)."""
     if (password is None) == (key is None):
         raise ValueError("give exactly one of password and key")
     header = parse_header(data)
@@ -492,7 +503,7 @@ def decode_stream(
                     out.append(_unpad(_cbc_decrypt(enc_key, iv, body)))
                 except ValueError:
                     raise FormatError(f"data damaged at byte {pos}") from None
-                return b"".join(out)
+                return file_key, b"".join(out)
             if verifies(b"\x00"):
                 raise FormatError(f"data truncated after byte {pos + len(chunk)}")
             raise failed(f"data damaged at byte {pos}")
@@ -508,6 +519,7 @@ MANIFEST_NAME = ".aes-hmac-manifest"
 MANIFEST_MAGIC = b"AESHMAC-MANIFEST"
 MANIFEST_VERSION = 1
 MANIFEST_PATH_MAX = 65535
+MANIFEST_TAG_LABEL = b"aes-hmac manifest v1"
 STREAM_ID = slice(10, 42)
 
 
@@ -516,7 +528,7 @@ def _manifest_error(what: str) -> FormatError:
 
 
 def parse_manifest(plain: bytes) -> dict[bytes, bytes]:
-    """Section 4.2, its checks in its table's order."""
+    """Section 4.2: the body (tag already checked), its checks in its table's order."""
     if len(plain) < 21:
         raise _manifest_error("truncated")
     if plain[:16] != MANIFEST_MAGIC:
@@ -553,11 +565,23 @@ def parse_manifest(plain: bytes) -> dict[bytes, bytes]:
     return entries
 
 
+def unseal_manifest(plain: bytes, file_key: bytes, stream_id: bytes) -> dict[bytes, bytes]:
+    """Section 4.2: the tag (the last 32 bytes) checked before the body is parsed."""
+    if len(plain) < TAG_SIZE:
+        raise _manifest_error("truncated")
+    body, tag = plain[:-TAG_SIZE], plain[-TAG_SIZE:]
+    expected = _hmac(_hkdf(file_key, MANIFEST_TAG_LABEL), stream_id, body)
+    if not hmac.compare_digest(expected, tag):
+        raise _manifest_error("tag does not verify (not a manifest a batch wrote)")
+    return parse_manifest(body)
+
+
 def decode_manifest(
     data: bytes, *, password: str | bytes | None = None, key: bytes | None = None
 ) -> dict[bytes, bytes]:
     """Section 4.1: a manifest is a stream; its plaintext is section 4.2."""
-    return parse_manifest(decode_stream(data, password=password, key=key))
+    file_key, plain = _decode_stream(data, password=password, key=key)
+    return unseal_manifest(plain, file_key, data[STREAM_ID])
 
 
 def check_folder(files: dict[bytes, bytes], entries: dict[bytes, bytes]) -> list[str]:

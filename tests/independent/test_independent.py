@@ -39,6 +39,7 @@ from .decoder import (
     derive,
     parse_kdf,
     parse_manifest,
+    unseal_manifest,
 )
 
 CHEAP_KDFS = [cheapest for _, cheapest in INSTANCES.values()]
@@ -354,10 +355,26 @@ def test_manifest_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
     assert decode_manifest(unhex(case["stream"]), **secret) == _entries(case)
 
 
+@pytest.mark.parametrize(("group", "case"), cases("manifest_v1.json", key="vectors"))
+def test_manifest_vector_tags(group: dict[str, Any], case: dict[str, Any]) -> None:
+    plain = unhex(case["plaintext"])
+    assert plain[-32:] == unhex(case["tag"])
+    assert unseal_manifest(plain, unhex(case["file_key"]), unhex(case["stream_id"])) == _entries(
+        case
+    )
+
+
+@pytest.mark.parametrize(("group", "case"), cases("manifest_v1.json", key="forged"))
+def test_manifest_forged_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
+    with pytest.raises(FormatError) as caught:
+        unseal_manifest(unhex(case["plaintext"]), unhex(case["file_key"]), unhex(case["stream_id"]))
+    assert str(caught.value) == case["error"]
+
+
 @pytest.mark.parametrize(("group", "case"), cases("manifest_v1.json", key="invalid"))
 def test_manifest_invalid_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
     with pytest.raises(FormatError) as caught:
-        parse_manifest(unhex(case["plaintext"]))
+        parse_manifest(unhex(case["body"]))
     assert str(caught.value) == case["error"]
 
 
@@ -381,6 +398,34 @@ def test_manifest_plaintexts_same_verdict(plain: bytes, flip: int, seed: bytes) 
             expected = str(exc)
         try:
             got: object = parse_manifest(data)
+        except FormatError as exc:
+            got = str(exc)
+        assert got == expected
+
+
+@FAST
+@given(body=st.binary(max_size=80), flip=st.integers(0, 200), cut=st.integers(0, 40))
+def test_manifest_tags_same_verdict(body: bytes, flip: int, cut: int) -> None:
+    """Library and decoder agree on any tagged plaintext: genuine, one byte flipped, cut short,
+    or a tag over another stream id."""
+    file_key, stream_id = bytes(range(32)), bytes(range(32, 64))
+    good = _manifest.seal({b"a.ahm": bytes(32)}, file_key, stream_id)
+    flipped = bytearray(good)
+    flipped[flip % len(good)] ^= 1 + flip % 255
+    tagged = body + _manifest.tag(file_key, stream_id, body)
+    for data in (
+        good,
+        bytes(flipped),
+        good[:cut],
+        tagged,
+        body + _manifest.tag(file_key, bytes(32), body),
+    ):
+        try:
+            expected: object = _manifest.unseal(data, file_key, stream_id)
+        except ManifestError as exc:
+            expected = str(exc)
+        try:
+            got: object = unseal_manifest(data, file_key, stream_id)
         except FormatError as exc:
             got = str(exc)
         assert got == expected

@@ -379,9 +379,11 @@ class _EncryptingFile(StreamWriter):
 
     The writer lifecycle of ``StreamWriter``: only a clean ``close`` seals the final chunk and
     makes the file appear; leaving a ``with`` block by an exception, ``close()`` with an
-    exception in flight (fsspec's ``OpenFile.__exit__``, pandas' cleanup), ``discard()`` and
-    garbage collection drop it. Inside a transaction (``autocommit=False``) a clean close seals
-    the stream and the transaction's ``commit()``/``discard()`` decide.
+    exception in flight (fsspec's ``OpenFile.__exit__``, pandas' cleanup; it warns
+    ``WriterDiscardedWarning``), ``discard()`` and garbage collection drop it, also of the
+    ``TextIOWrapper`` fsspec puts around it for "wt" (its finalizer calls ``_dealloc_warn``).
+    Inside a transaction (``autocommit=False``) a clean close seals the stream and the
+    transaction's ``commit()``/``discard()`` decide.
     """
 
     def __init__(self, afs: AesHmacFileSystem, path: str, autocommit: bool = True) -> None:
@@ -394,7 +396,7 @@ class _EncryptingFile(StreamWriter):
             else _TargetOutput(afs.fs, path)
         )
         try:
-            super().__init__(output.file, afs._credential, afs._chunk_size, False, output)
+            super().__init__(output.file, afs._credential, afs._chunk_size, False, output, path)
         except BaseException:
             output.discard()
             raise
