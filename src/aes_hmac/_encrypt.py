@@ -1,7 +1,7 @@
 """``encrypt`` / ``decrypt``: one token per message under a password, ``Key`` or ``PasswordKey``.
 
-The secret rule is ``_credential``'s; the wire format, its versions and the text form are
-``_token_codec``'s (the rules every version shares, ``_token_format``'s).
+The secret rule is ``_keys.credentials``'s; the wire format, its versions and the text form are
+``_token.codec``'s (the rules every version shares, ``_token.format``'s).
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Binary form: ``A5 01 kdf_id params salt iv ciphertext tag``. The plaintext carries one type byte
 in front of the data (bytes or UTF-8 text), so the type the caller gave comes back, authenticated
-and hidden (that rule, and the associated-data trailer, are ``_token_format``'s). ``FORMAT`` is
-this module's entry in ``_token_codec.FORMATS``.
+and hidden (that rule, and the associated-data trailer, are ``format``'s). ``FORMAT`` is
+this module's entry in ``codec.FORMATS``.
 """
 
 from __future__ import annotations
