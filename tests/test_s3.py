@@ -14,11 +14,10 @@ from typing import Any
 
 import fsspec
 import pytest
+from _s3 import CountingProxy, endpoint, gets, storage_options
 
 from aes_hmac import Scrypt
 from aes_hmac.integrations.fsspec import AesHmacFileSystem
-
-from _s3 import CountingProxy, endpoint, gets, storage_options
 
 s3fs = pytest.importorskip("s3fs")
 pa = pytest.importorskip("pyarrow")
@@ -275,7 +274,7 @@ def test_files_stored_without_the_suffix_still_read() -> None:
 
 
 def test_suffix_survives_pickling_and_is_checked() -> None:
-    fs, raw, base = _memory()
+    _, raw, base = _memory()
     copy = pickle.loads(pickle.dumps(AesHmacFileSystem(fs=raw, password=PASSWORD, suffix=".enc")))
     copy.pipe_file(f"{base}/a", b"x")
     assert raw.ls(base, detail=False) == [f"{base}/a.enc"]

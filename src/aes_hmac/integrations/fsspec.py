@@ -79,15 +79,15 @@ except ImportError:  # pragma: no cover
 class AesHmacFileSystem(_Base):  # type: ignore[misc]
     """Files of ``fs`` (or of ``target_protocol`` with ``target_options``) as aes-hmac streams.
 
-    Give ``password`` (str, bytes, ``Key`` or ``PasswordKey``), ``key`` (32 bytes or ``Key``),
-    or ``password_env``, the name of an environment variable holding the password where the
-    filesystem is built or unpickled (so the password never travels with it); ``kdf`` and
-    ``chunk_size`` apply to files written (by default 1 MiB on local files, ``REMOTE_CHUNK_SIZE``
-elsewhere), ``limits`` to files read; ``suffix`` is added to the
-names of files written (module docstring). Derived slot keys are
-    cached per (salt, KDF) and process while a filesystem with that secret lives, so a folder
-    written by ``encrypt_tree`` costs one derivation per process; the files one filesystem (and
-    its pickled copies) writes share one salt, derived once.
+        Give ``password`` (str, bytes, ``Key`` or ``PasswordKey``), ``key`` (32 bytes or ``Key``),
+        or ``password_env``, the name of an environment variable holding the password where the
+        filesystem is built or unpickled (so the password never travels with it); ``kdf`` and
+        ``chunk_size`` apply to files written (default: 1 MiB on local files, ``REMOTE_CHUNK_SIZE``
+    elsewhere), ``limits`` to files read; ``suffix`` is added to the names of files written
+    (module docstring). Derived slot keys are
+        cached per (salt, KDF) and process while a filesystem with that secret lives, so a folder
+        written by ``encrypt_tree`` costs one derivation per process; the files one filesystem (and
+        its pickled copies) writes share one salt, derived once.
     """
 
     protocol: ClassVar[str] = "aeshmac"
@@ -202,7 +202,12 @@ names of files written (module docstring). Derived slot keys are
             return seekable_path(path, self._credential, self._limits, allocate)
         read_at = _RangeReads(self.fs, path).read_at
         return SeekableReader(
-            read_at, entry["size"], self._credential, self._limits, allocate=allocate
+            read_at,
+            entry["size"],
+            self._credential,
+            self._limits,
+            allocate=allocate,
+            piece_bytes=REMOTE_PIECE_BYTES,
         )
 
     def _check_secret(self) -> None:
@@ -240,10 +245,9 @@ names of files written (module docstring). Derived slot keys are
 
     def _existing(self, path: str) -> str:
         """The target's name of the existing file or folder ``path`` (stored name first)."""
-        stored = self._stored(path)
-        if stored != self._strip_protocol(path) and self.fs.isfile(stored):
-            return stored
-        return self._strip_protocol(path)
+        given: str = self._strip_protocol(path)
+        stored = self._stored(given)
+        return stored if stored != given and self.fs.isfile(stored) else given
 
     # --- listing: the target's entries with plaintext sizes ---------------------------------
 
@@ -291,6 +295,13 @@ names of files written (module docstring). Derived slot keys are
             return self._plain(entry)
         except FileNotFoundError:
             return None  # renamed or removed since the listing: not there any more
+
+    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+        """Names matching ``path``, as ``ls`` shows them; a pattern naming the stored suffix
+        (``*.csv.ahm``) matches the same files as without it (``*.csv``)."""
+        if self._suffix and path.endswith(self._suffix):
+            path = path[: -len(self._suffix)]
+        return super().glob(path, maxdepth=maxdepth, **kwargs)
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """The entry of ``path`` with its authenticated plaintext size; for an object store,
@@ -459,6 +470,10 @@ REMOTE_CHUNK_SIZE: Final = 64 << 10
 read fetches the whole chunks it touches, so a Parquet column read through small chunks fetches
 at most two chunks more than it needs (1 MiB chunks: up to 25% more for an 8 MiB column chunk,
 measured in tests/test_s3.py), while pieces of many chunks keep one request per MiB or more."""
+REMOTE_PIECE_BYTES: Final = 8 << 20
+"""Bytes a remote reader reading in order fetches per request, four requests ahead: a request to
+an object store costs a round trip whatever its size (benchmarks/bench_s3.py; 1 MiB pieces, as
+for local files, made a full read 3.6 times as long as plain s3fs's)."""
 _LIST_THREADS: Final = 16
 """Files of an object store opened at once by ``ls``: each opening waits on two round trips."""
 _PART_BYTES: Final = 8 << 20
