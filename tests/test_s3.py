@@ -8,8 +8,12 @@ import gc
 import io
 import os
 import pickle
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -283,3 +287,46 @@ def test_suffix_survives_pickling_and_is_checked() -> None:
             AesHmacFileSystem(fs=raw, password=PASSWORD, suffix=bad)
     with pytest.raises(TypeError, match="suffix"):
         AesHmacFileSystem(fs=raw, password=PASSWORD, suffix=io.BytesIO())
+
+
+KILLED_WRITER = """
+import sys, os
+sys.path.insert(0, sys.argv[3])
+from _s3 import storage_options
+import s3fs
+from aes_hmac import Scrypt
+from aes_hmac.integrations.fsspec import AesHmacFileSystem
+s3 = s3fs.S3FileSystem(**storage_options(sys.argv[1]))
+fs = AesHmacFileSystem(fs=s3, password="pw", kdf=Scrypt(log2_n=10, r=8, p=1))
+f = fs.open(sys.argv[2], "wb")
+f.write(os.urandom(20 << 20))
+f.flush()
+print("parts uploaded", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.slow
+def test_killed_writer_leaves_no_readable_object(
+    s3: Any, bucket: str, proxy: CountingProxy
+) -> None:
+    args = [proxy.url, f"{bucket}/killed.bin", str(Path(__file__).parent)]
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "parts uploaded\n"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert s3.ls(bucket, refresh=True) == []
+    # A killed process cannot abort its upload: it is listed (never readable as an object)
+    # until a lifecycle rule or this cleanup removes it (README, "Object storage").
+    uploads = _uploads(s3, bucket)
+    assert [u["Key"] for u in uploads] == ["killed.bin.ahm"]
+    for u in uploads:
+        s3.call_s3("abort_multipart_upload", Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])

@@ -182,6 +182,7 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         **kwargs: Any,
     ) -> io.IOBase:
         if mode == "rb":
+            self._check_secret()  # a missing secret is said first, whatever the file
             path = self._strip_protocol(path)
             with self._verified_lock:
                 verified, self._verified = self._verified, None
@@ -272,7 +273,6 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         ranged reads, its header and final chunk, or one when small, run on a few threads for
         object stores; one derivation per distinct salt), and files that vanish before they are
         opened (a concurrent writer) left out."""
-        path = self._strip_protocol(path)
         entries = [e for e in self.fs.ls(path, detail=True, **kwargs) if not _is_temp(e["name"])]
         # A file stored both with and without the suffix reads as the suffixed one: show that.
         names = {e["name"] for e in entries}
