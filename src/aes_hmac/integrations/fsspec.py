@@ -140,7 +140,8 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         # The reader ``info`` verified, handed to the next ``_open`` of the same name (pyarrow
         # asks for the info, then opens): one verified open instead of two.
         self._verified: tuple[str, SeekableReader] | None = None
-        self._verified_lock = threading.Lock()
+        self.after_fork_in_child()
+        reset_after_fork(self)
         self.fs: AbstractFileSystem = (
             fs
             if fs is not None
@@ -151,6 +152,11 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
             chunk_size = DEFAULT_CHUNK_SIZE if local else REMOTE_CHUNK_SIZE
         chunk_log2_of(chunk_size)
         self._chunk_size = chunk_size
+
+    def after_fork_in_child(self) -> None:
+        """A new lock, and no reader handed over (its source belongs to the parent)."""
+        self._verified_lock = threading.Lock()
+        self._verified = None
 
     def __reduce__(self) -> tuple[object, ...]:
         # fsspec would rebuild from storage_options, which hold no secret (stripped above).
