@@ -15,7 +15,7 @@ import json
 import struct
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
@@ -29,12 +29,19 @@ from test_sqlalchemy_binding import VECTOR_FILE, column_vectors  # noqa: E402
 from test_stream import seal_vector  # noqa: E402
 from test_token import IV, KDFS, MASTER, SALT, _encrypt_from_parts, _kdf_spec  # noqa: E402
 
-from aes_hmac._kdf import PBKDF2, Scrypt  # noqa: E402
+from aes_hmac._kdf import KDFS as KDF_REGISTRY  # noqa: E402
+from aes_hmac._kdf import PARAMS_SIZE, PBKDF2, Scrypt  # noqa: E402
 from aes_hmac._primitives import ChainedCbcHmac, pkcs7_pad, split_key  # noqa: E402
-from aes_hmac._token_codec import token_to_bytes, token_to_text  # noqa: E402
+from aes_hmac._token_codec import FORMATS, token_to_bytes, token_to_text  # noqa: E402
 from aes_hmac._token_v1 import KEY_LABEL, RAW_HEADER, header_for  # noqa: E402
 
 # --- tokens (tests/test_token.py) ----------------------------------------------------------------
+
+KDF_NAMES: Final = tuple(cls.name for cls in KDF_REGISTRY)
+"""One pair of valid vectors per registered KDF, with the cheap instance ``test_token.KDFS``
+gives it, in registry order."""
+UNUSED_KDF_ID: Final = max(PARAMS_SIZE) + 1
+"""The next KDF id no KDF uses: what a tampered raw token's KDF byte becomes."""
 
 
 def _valid_cases() -> list[dict[str, Any]]:
@@ -59,7 +66,10 @@ def _valid_cases() -> list[dict[str, Any]]:
         case["token_hex"] = token_to_bytes(token).hex()
         out.append(case)
 
-    for kdf_name in (None, "pbkdf2", "scrypt", "argon2id"):
+    missing = [name for name in KDF_NAMES if name not in KDFS]
+    if missing:
+        raise SystemExit(f"tests/test_token.py KDFS needs a cheap instance of {', '.join(missing)}")
+    for kdf_name in (None, *KDF_NAMES):
         label = kdf_name or "raw"
         add(f"{label}-text", kdf_name, "secret delicious message", None)
         add(f"{label}-bytes-ad", kdf_name, b"\x00\x01binary\xff", b"record 42")
@@ -93,7 +103,10 @@ def _invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     auth = "authentication failed"
     add("wrong-magic", pw, flip(pw_raw, 0, 0xA4), "wrong magic byte")
-    add("wrong-version", pw, flip(pw_raw, 1, 2), "unsupported token version 2")
+    unread = max(FORMATS) + 1  # the first version this library cannot read
+    add("wrong-version", pw, flip(pw_raw, 1, unread), f"unsupported token version {unread}")
+    if 9 in PARAMS_SIZE:
+        raise SystemExit("kdf id 9 is registered now: pick an unused id for 'unknown-kdf'")
     add("unknown-kdf", pw, flip(pw_raw, 2, 9), "unknown kdf id 9")
     add("tampered-kdf-params", pw, flip(pw_raw, 6), auth)
     add("tampered-salt", pw, flip(pw_raw, 7), auth)
@@ -162,7 +175,12 @@ def _invalid_cases(valid: list[dict[str, Any]]) -> list[dict[str, Any]]:
     add("raw-token-given-a-password", pw, rk_raw, "token needs a raw key, not a password")
     add("password-token-given-a-key", rk, pw_raw, "token needs a password, not a raw key")
     add("raw-wrong-key", rk, rk_raw, auth, key=bytes(32).hex())
-    add("raw-tampered-header", rk, flip(rk_raw, 2, 4), "unknown kdf id 4")
+    add(
+        "raw-tampered-header",
+        rk,
+        flip(rk_raw, 2, UNUSED_KDF_ID),
+        f"unknown kdf id {UNUSED_KDF_ID}",
+    )
     # Authentic tokens with impossible contents (only someone holding the key can make them).
     cbc = ChainedCbcHmac(*split_key(MASTER, KEY_LABEL))
     trailer = bytes(8)

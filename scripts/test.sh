@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Set up .venv if needed, then run every check: ruff, mypy (strict), the whole pytest suite
-# (with a local PostgreSQL from scripts/postgres.sh for the SQLAlchemy tests and a local S3 API
-# server from scripts/s3.sh for the object storage tests).
+# Set up .venv if needed, then run every check: ruff (lint, and format --check), mypy (strict),
+# the whole pytest suite (with a local PostgreSQL from scripts/postgres.sh for the SQLAlchemy tests
+# and a local S3 API server from scripts/s3.sh for the object storage tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/_venv.sh
 .venv/bin/ruff check src tests benchmarks fuzz
+.venv/bin/ruff format --check src tests benchmarks fuzz scripts
 .venv/bin/mypy
 stop=()
 trap 'for s in "${stop[@]}"; do bash "scripts/$s.sh" stop; done' EXIT

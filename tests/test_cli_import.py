@@ -233,3 +233,15 @@ def test_fifo_output(tmp_path: Path) -> None:
     out = io.BytesIO()
     aes_hmac.decrypt_stream(io.BytesIO(sink.read_bytes()), out, NEW)
     assert out.getvalue() == b"data"
+
+
+def test_aescrypt_binary_password_is_refused_before_the_new_one(tmp_path: Path) -> None:
+    """The source secret is checked once, up front: no new password is asked for in vain."""
+    password_file = tmp_path / "password"
+    password_file.write_bytes(b"\xff\xfe not utf-8\n")
+    source = tmp_path / "in.aes"
+    source.write_bytes(aescrypt_blob(b"data"))
+    result = run(["--from", "aescrypt", "--password-file", password_file, source, "-o", "-"])
+    assert result.returncode == 1
+    assert one_error_line(result) == "aes-hmac: error: the AES Crypt password must be UTF-8 text"
+    assert result.stdout == b""

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import tarfile
 import threading
 import zipfile
 from pathlib import Path
+from typing import BinaryIO, cast
 
 import pytest
 from hypothesis import given, settings
@@ -369,3 +371,44 @@ def test_an_unclosed_reader_is_freed_without_the_garbage_collector() -> None:
         assert ref() is None
     finally:
         gc.enable()
+
+
+NESTED_PLAIN = os.urandom(5 * (1 << 20) + 4321)
+"""A multi-MB inner stream: issue 16 saw ``StreamDamaged`` at byte ~1.6 MB."""
+
+
+@pytest.fixture(scope="module")
+def nested_source() -> bytes:
+    """``NESTED_PLAIN`` encrypted (the inner stream), encrypted again (the outer one)."""
+    return encrypted(encrypted(NESTED_PLAIN, chunk_size=1 << 16), chunk_size=1 << 20)
+
+
+def nested(outer_source: bytes) -> tuple[SeekableReader, SeekableReader]:
+    outer = open_seekable(io.BytesIO(outer_source), password="pw")
+    return outer, open_seekable(cast(BinaryIO, outer), password="pw")
+
+
+def test_a_stream_inside_a_stream_reads_through_two_readers(nested_source: bytes) -> None:
+    """Issue 16: both readers fetched into the same per-thread scratch buffer, so the outer
+    reader's fetch overwrote the inner one's ciphertext while it was being opened."""
+    outer, inner = nested(nested_source)
+    with outer, inner:
+        assert inner.size == len(NESTED_PLAIN)
+        assert inner.read() == NESTED_PLAIN
+        inner.seek(0)
+        parts = []
+        while part := inner.read(100_000):  # in order: the read-ahead path
+            parts.append(part)
+        assert b"".join(parts) == NESTED_PLAIN
+
+
+def test_random_reads_through_two_readers(nested_source: bytes) -> None:
+    rng = random.Random(16)
+    outer, inner = nested(nested_source)
+    with outer, inner:
+        for _ in range(60):
+            offset = rng.randrange(len(NESTED_PLAIN))
+            length = rng.choice([1, 1000, 1 << 16, 3 << 20])
+            assert inner.pread(offset, length) == NESTED_PLAIN[offset : offset + length]
+            inner.seek(offset)
+            assert inner.read(length) == NESTED_PLAIN[offset : offset + length]

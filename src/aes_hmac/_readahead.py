@@ -1,4 +1,4 @@
-"""Reading ahead for the seekable reader, and the threads and buffers every reader shares.
+"""Reading ahead for the seekable reader, the threads every reader shares, and scratch buffers.
 
 Once reads at a reader's position follow each other, the chunks after them are opened on the
 process's shared reader threads in pieces (one ``read_at`` per piece), before they are asked
@@ -16,8 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final
 
-from ._engine import resolve_workers
 from ._errors import StreamDamaged
+from ._parallel import resolve_workers
 from ._primitives import BLOCK_SIZE
 
 PIECE_BYTES: Final = 1 << 20
@@ -141,21 +141,38 @@ class ReadAhead:
         return buf, results
 
 
-_SCRATCH = threading.local()
-"""Per-thread buffers reused by every reader: encrypted input, a chunk's plaintext."""
+class _Scratch(threading.local):
+    """One thread's spare buffers, by kind: encrypted input, a chunk's plaintext."""
+
+    def __init__(self) -> None:
+        self.spare: dict[str, list[bytearray]] = {}
+
+
+_SCRATCH = _Scratch()
+_SCRATCH_SPARES: Final = 4
+"""Spare buffers a thread keeps of each kind: one per reader nested in another that it runs
+(a stream inside a stream needs two); more nesting than that allocates."""
 _POOL: ThreadPoolExecutor | None = None
 _POOL_PID = 0
 _POOL_WORKERS = 1
 _POOL_LOCK = threading.Lock()
 
 
-def scratch(name: str, n: int) -> memoryview:
-    """This thread's buffer ``name``, grown to at least ``n`` bytes; a view of its first ``n``."""
-    buf: bytearray | None = getattr(_SCRATCH, name, None)
-    if buf is None or len(buf) < n:
-        buf = bytearray(n)
-        setattr(_SCRATCH, name, buf)
-    return memoryview(buf)[:n]
+def take_scratch(kind: str, n: int) -> bytearray:
+    """A buffer of at least ``n`` bytes of this thread's ``kind``, reused from an earlier read
+    (fresh buffers cost page faults), to hand back with ``give_scratch``. Until then it is the
+    caller's alone: a reader whose source is another reader (a stream inside a stream) takes
+    another buffer on the same thread, so neither overwrites the other's bytes."""
+    spare = _SCRATCH.spare.get(kind)
+    buf = spare.pop() if spare else None
+    return buf if buf is not None and len(buf) >= n else bytearray(n)
+
+
+def give_scratch(kind: str, buf: bytearray) -> None:
+    """Hand back a buffer from ``take_scratch`` for this thread's next read to reuse."""
+    spare = _SCRATCH.spare.setdefault(kind, [])
+    if len(spare) < _SCRATCH_SPARES:
+        spare.append(buf)
 
 
 def shared_pool() -> tuple[ThreadPoolExecutor | None, int]:

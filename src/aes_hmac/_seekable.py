@@ -16,23 +16,28 @@ reader threads. Chunks a read covers only in part go through a small cache of ve
 
 from __future__ import annotations
 
+import atexit
 import builtins
+import gc
 import io
 import os
+import sys
 import threading
+import time
+import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO, Final, cast
 
 from ._credential import to_credential
 from ._errors import StreamDamaged
-from ._io import check_file, read_full
+from ._io import TextPath, check_file, read_full
 from ._kdf import DEFAULT_LIMITS, Credential, KdfLimits, check_limits_arg
 from ._primitives import BLOCK_SIZE
-from ._readahead import PIECE_BYTES, Piece, ReadAhead, scratch, shared_pool
+from ._readahead import PIECE_BYTES, Piece, ReadAhead, give_scratch, shared_pool, take_scratch
 from ._stream import CHUNK_OVERHEAD, open_codec, read_header
 
-StrPath = str | os.PathLike[str]
 Allocate = Callable[[int], memoryview]
 """allocate(n): a writable byte view of ``n`` bytes for ``read_buffer`` to fill and hand over
 (its previous contents never show: every byte is overwritten)."""
@@ -45,7 +50,12 @@ _HEADER_PROBE: Final = 2048
 _CACHE_BYTES: Final = 16 << 20
 """Plaintext kept in the verified-chunk cache, at least two chunks whatever the chunk size."""
 _PIECE_MAX: Final = 8 << 20
-"""Largest piece fetched at once (the per-thread input buffer), so memory stays bounded."""
+"""Largest piece fetched at once (an input scratch buffer), so memory stays bounded."""
+_EXIT_GRACE: Final = 1.0
+"""Longest wait at exit for other libraries' threads to let go of readers (``_let_go_at_exit``):
+they need milliseconds; a reader some C object keeps for good only delays the exit this long."""
+_EXIT_POLL: Final = 0.001
+"""How often the exit wait looks again (seconds), the GIL released in between."""
 
 
 def chunk_layout(header_size: int, chunk_size: int, stream_size: int) -> tuple[int, int]:
@@ -108,6 +118,7 @@ class SeekableReader(io.RawIOBase):
         # ahead and kept out of the cache (``pread`` never sees it), so that piece's buffer
         # can be reused once the position leaves it.
         self._current: tuple[int, memoryview, Piece | None] | None = None
+        _READERS.add(self)
 
     def __repr__(self) -> str:
         return f"<SeekableReader size={self._size} chunk_size={self._chunk_size}>"
@@ -214,13 +225,15 @@ class SeekableReader(io.RawIOBase):
         """
         last, offset = chunk_layout(self._header_size, self._chunk_size, size)
         try:
-            return last, self._codec.open_final(last, offset, self._fetch(offset, size - offset))
+            with self._fetched(offset, size - offset) as data:
+                return last, self._codec.open_final(last, offset, data)
         except StreamDamaged as exc:
             if str(exc).startswith("trailing data") or not last:
                 raise
             before = offset - self._full
             try:
-                self._codec.open_final(last - 1, before, self._fetch(before, self._full))
+                with self._fetched(before, self._full) as data:
+                    self._codec.open_final(last - 1, before, data)
             except StreamDamaged as spilled:
                 if str(spilled).startswith("trailing data"):
                     raise spilled from None
@@ -372,32 +385,99 @@ class SeekableReader(io.RawIOBase):
         buffer, since the bytes after it may belong to another thread's piece."""
         cs, full = self._chunk_size, self._full
         base = self._header_size + index * full
-        data = self._fetch(base, count * full)
-        for k in range(count):
-            offset = base + k * full
-            chunk = data[k * full : (k + 1) * full]
-            # Decrypting needs 15 spare bytes after a chunk's place: the next chunk's place,
-            # which this thread fills afterwards anyway.
-            if k < count - 1 or slack:
-                dest = out[k * cs : (k + 1) * cs + BLOCK_SIZE - 1]
-            else:
-                dest = scratch("plain", cs + BLOCK_SIZE - 1)
-            try:
-                # open_into only writes through a memoryview of ``dest``: any buffer will do.
-                self._codec.open_into(index + k, offset, chunk, cast(bytearray, dest))
-            except StreamDamaged as exc:
-                return k, exc
-            if dest.obj is not out.obj:
-                out[k * cs : (k + 1) * cs] = dest[:cs]
-        return count, None
+        data = take_scratch("input", count * full)
+        plain: bytearray | None = None
+        try:
+            fetched = self._fetch_into(base, memoryview(data)[: count * full])
+            for k in range(count):
+                offset = base + k * full
+                chunk = fetched[k * full : (k + 1) * full]
+                # Decrypting needs 15 spare bytes after a chunk's place: the next chunk's place,
+                # which this thread fills afterwards anyway.
+                if k < count - 1 or slack:
+                    dest = out[k * cs : (k + 1) * cs + BLOCK_SIZE - 1]
+                else:
+                    plain = take_scratch("plain", cs + BLOCK_SIZE - 1)
+                    dest = memoryview(plain)[: cs + BLOCK_SIZE - 1]
+                try:
+                    # open_into only writes through a memoryview of ``dest``: any buffer will do.
+                    self._codec.open_into(index + k, offset, chunk, cast(bytearray, dest))
+                except StreamDamaged as exc:
+                    return k, exc
+                if dest.obj is not out.obj:
+                    out[k * cs : (k + 1) * cs] = dest[:cs]
+            return count, None
+        finally:
+            give_scratch("input", data)
+            if plain is not None:
+                give_scratch("plain", plain)
 
-    def _fetch(self, offset: int, n: int) -> memoryview:
-        """``n`` encrypted bytes at ``offset`` in this thread's reused input buffer."""
-        view = scratch("input", n)
-        if self._read_at(offset, view) != n:
+    @contextmanager
+    def _fetched(self, offset: int, n: int) -> Iterator[memoryview]:
+        """``n`` encrypted bytes at ``offset``, in a scratch buffer of this thread's for the
+        ``with`` block."""
+        buf = take_scratch("input", n)
+        try:
+            yield self._fetch_into(offset, memoryview(buf)[:n])
+        finally:
+            give_scratch("input", buf)
+
+    def _fetch_into(self, offset: int, view: memoryview) -> memoryview:
+        """Fill ``view`` with the encrypted bytes at ``offset``; ``view`` itself."""
+        if self._read_at(offset, view) != len(view):
             # The source shrank after the final chunk was verified.
             raise StreamDamaged(f"data truncated at byte {offset}", offset)
         return view
+
+
+_READERS: weakref.WeakSet[SeekableReader] = weakref.WeakSet()
+"""Every reader alive, for ``_let_go_at_exit``."""
+
+
+def _hidden_references(obj: object) -> int:
+    """References to ``obj`` that no object the garbage collector tracks accounts for: those of
+    C++ objects, such as pyarrow's wrapper of a Python file (``PyReadableFile``). A pyarrow
+    ``PythonFile`` accounts for its wrapper's reference too (both go together)."""
+    visible = 0
+    for holder in gc.get_referrers(obj):
+        if isinstance(holder, dict):
+            visible += sum(1 for value in holder.values() if value is obj)
+        elif isinstance(holder, list | tuple):
+            visible += sum(1 for item in holder if item is obj)
+        elif type(holder).__module__ == "pyarrow.lib" and type(holder).__name__ == "PythonFile":
+            visible += 2
+        else:
+            visible += 1
+    # getrefcount's argument; this frame's own reference is the generator expressions' cell
+    # for ``obj``, a referrer counted above.
+    return sys.getrefcount(obj) - 1 - visible
+
+
+def _let_go_at_exit() -> None:
+    """Before the interpreter finalizes, wait (GIL released) until no C++ object holds a reader.
+
+    pyarrow's threads keep its wrapper of a Python file object a little after a read returns,
+    and the wrapper's destructor takes the GIL to drop its reference. Once finalization has
+    begun, a thread that takes the GIL is ended by ``pthread_exit``, which unwinds through that
+    ``noexcept`` destructor: ``std::terminate``, "terminate called without an active
+    exception", exit status 134 (apache/arrow#39162). ``atexit`` functions run after every
+    non-daemon thread is joined and before finalization, so the wrapper goes while it still
+    can. Only a process that loaded pyarrow waits, at most ``_EXIT_GRACE``.
+    """
+    if "pyarrow" not in sys.modules:
+        return
+    deadline = time.monotonic() + _EXIT_GRACE
+    readers = list(_READERS)
+    # Each check scans the collector's objects: many readers alive at exit cost time too.
+    while readers and time.monotonic() < deadline:
+        # Passed straight from the list: a name of ours for a reader would count as hidden.
+        if _hidden_references(readers[-1]) <= 0:
+            readers.pop()
+        else:
+            time.sleep(_EXIT_POLL)
+
+
+atexit.register(_let_go_at_exit)
 
 
 def _new_buffer(n: int) -> memoryview:
@@ -446,7 +526,7 @@ def is_seekable(fileobj: object) -> bool:
 
 
 def open_seekable(
-    file: StrPath | BinaryIO,
+    file: TextPath | BinaryIO,
     *,
     password: object = None,
     key: object = None,
@@ -466,7 +546,7 @@ def open_seekable(
 
 
 def seekable_path(
-    path: StrPath, credential: Credential, limits: KdfLimits, allocate: Allocate | None = None
+    path: TextPath, credential: Credential, limits: KdfLimits, allocate: Allocate | None = None
 ) -> SeekableReader:
     """``open_seekable`` on a path with a credential already built (the file is closed with
     the reader)."""

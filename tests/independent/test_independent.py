@@ -16,22 +16,32 @@ import pytest
 from _vectors import cases, unhex
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from test_kdf import INSTANCES
 
 import aes_hmac
 from aes_hmac import PBKDF2, Argon2id, KdfLimits, ManifestError, Scrypt, _manifest
+from aes_hmac._kdf import KDFS, PARAMS_SIZE
 
 from .decoder import (
+    FORMAT_MD,
+    KDF_TABLE,
     MANIFEST_NAME,
+    PARAM_SIZES,
+    PBKDF2_FAMILY,
     FormatError,
     Limits,
+    _kdf_table,
     check_folder,
     decode_manifest,
     decode_stream,
     decode_token,
+    derive,
+    parse_kdf,
     parse_manifest,
 )
 
-CHEAP_KDFS = [PBKDF2(iterations=1000), Scrypt(log2_n=4, r=1, p=1), Argon2id(1, 8, 1)]
+CHEAP_KDFS = [cheapest for _, cheapest in INSTANCES.values()]
+"""Every registered KDF at its cheapest valid parameters (``test_kdf`` keeps one per KDF)."""
 CHUNK = 4096
 KEY = bytes(range(32))
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -220,7 +230,14 @@ def test_chunk_cut_reordered_and_spliced_streams() -> None:
         assert verdict == _library_error(bad, key=KEY), name
 
 
+def _any_block(kdf_id: int) -> st.SearchStrategy[tuple[int, bytes]]:
+    size = PARAM_SIZES[kdf_id]
+    return st.tuples(st.just(kdf_id), st.binary(min_size=size, max_size=size))
+
+
 KDF_BLOCKS = st.one_of(
+    # Any bytes under every password KDF id of FORMAT.md's table (a new KDF is covered at once).
+    st.sampled_from(sorted(set(PARAM_SIZES) - {0})).flatmap(_any_block),
     st.tuples(st.just(1), st.integers(0, 2**32 - 1).map(lambda v: struct.pack(">I", v))),
     st.tuples(
         st.just(2),
@@ -241,6 +258,36 @@ KDF_BLOCKS = st.one_of(
         ),
     ),
 )
+
+
+def test_format_table_is_the_registry() -> None:
+    """FORMAT.md 1.1's table, as the decoder reads it, has every registered KDF's id and size,
+    and the decoder's own code derives what the library's class derives."""
+    assert PARAM_SIZES == PARAMS_SIZE
+    salt = bytes(range(16))
+    for kdf in CHEAP_KDFS:
+        spec = parse_kdf(kdf.kdf_id, kdf.encode())
+        assert derive(spec, b"pw", salt) == kdf.derive(b"pw", salt), kdf
+    assert {type(kdf) for kdf in CHEAP_KDFS} == set(KDFS)
+
+
+def test_decoder_reads_its_kdf_table_from_the_spec() -> None:
+    """A PBKDF2 row with another hash needs no decoder code; a KDF of an unknown family, or a
+    size column that disagrees with the fields, stops the decoder at import."""
+    text = FORMAT_MD.read_text(encoding="utf-8")
+    row = "| 0x03 | Argon2id v1.3 (RFC 9106) |"
+    extra = "| 0x7e | PBKDF2-HMAC-SHA512 | iterations u32 | 4 |\n"
+    table = _kdf_table(text.replace(row, extra + row))
+    assert table[0x7E].family == PBKDF2_FAMILY and table[0x7E].hash_name == "SHA512"
+
+    def rows(table: dict[int, Any]) -> dict[int, tuple[str, str, str]]:
+        return {k: (r.family, r.hash_name, r.layout.format) for k, r in table.items() if k != 0x7E}
+
+    assert rows(table) == rows(KDF_TABLE)
+    with pytest.raises(RuntimeError, match="no code here for KDF 'bcrypt'"):
+        _kdf_table(text.replace(row, "| 0x7e | bcrypt | cost u8 | 1 |\n" + row))
+    with pytest.raises(RuntimeError, match="is not 5 bytes"):
+        _kdf_table(text.replace(row, "| 0x7e | PBKDF2-HMAC-SHA512 | iterations u32 | 5 |\n" + row))
 
 
 @settings(max_examples=300, deadline=None)

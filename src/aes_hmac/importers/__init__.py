@@ -1,9 +1,11 @@
 """Importers: data from other tools and formats into this library's tokens and streams.
 
 Each source is one module: ``fernet`` (Fernet tokens), ``aescrypt`` (AES Crypt v2 files),
-``legacy`` (tuples of the original script). Every importer verifies its source's MAC before it
-releases anything, and takes the new credential the way the rest of the library does: a
-password (``str`` or ``bytes``), a ``Key`` or a ``PasswordKey``, or ``key=`` 32 bytes.
+``legacy`` (tuples of the original script). Each importer's docstring says whether it verifies
+its source before releasing anything (these three check their format's MAC first; a format
+without a MAC cannot), and the CLI's ``--from`` help says the same. Every importer takes the new
+credential the way the rest of the library does: a password (``str`` or ``bytes``), a ``Key``
+or a ``PasswordKey``, or ``key=`` 32 bytes.
 """
 
 from .aescrypt import import_aescrypt, import_aescrypt_file

@@ -273,13 +273,17 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
             shown["size"] = None  # not an aes-hmac stream (or not ours): size unknown
         return shown
 
+    # Paths may arrive with this filesystem's own protocol still on them (DuckDB hands over
+    # "aeshmac:///x" as written in SQL): every method below strips it before the target sees it.
+
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         """The target's entries under ``path`` under their logical names, without this
         tool's temp files; with ``detail``, authenticated plaintext sizes (a file costs two
         ranged reads, its header and final chunk, or one when small, run on a few threads for
         object stores; one derivation per distinct salt), and files that vanish before they are
         opened (a concurrent writer) left out."""
-        entries = [e for e in self.fs.ls(path, detail=True, **kwargs) if not _is_temp(e["name"])]
+        listing = self.fs.ls(self._strip_protocol(path), detail=True, **kwargs)
+        entries = [e for e in listing if not _is_temp(e["name"])]
         # A file stored both with and without the suffix reads as the suffixed one: show that.
         names = {e["name"] for e in entries}
         entries = [
@@ -331,20 +335,21 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
     # --- everything else is the target's own operation, on the stored names -------------------
 
     def exists(self, path: str, **kwargs: Any) -> bool:
-        stored = self._stored(path)
-        return bool(self.fs.exists(stored, **kwargs) or self.fs.exists(path, **kwargs))
+        given = self._strip_protocol(path)
+        stored = self._stored(given)
+        return bool(self.fs.exists(stored, **kwargs) or self.fs.exists(given, **kwargs))
 
     def isdir(self, path: str) -> bool:
-        return bool(self.fs.isdir(path))
+        return bool(self.fs.isdir(self._strip_protocol(path)))
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
-        self.fs.mkdir(path, create_parents=create_parents, **kwargs)
+        self.fs.mkdir(self._strip_protocol(path), create_parents=create_parents, **kwargs)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
-        self.fs.makedirs(path, exist_ok=exist_ok)
+        self.fs.makedirs(self._strip_protocol(path), exist_ok=exist_ok)
 
     def rmdir(self, path: str) -> None:
-        self.fs.rmdir(path)
+        self.fs.rmdir(self._strip_protocol(path))
 
     def rm_file(self, path: str) -> None:
         self.fs.rm_file(self._existing(path))

@@ -1,7 +1,8 @@
-"""``aes-hmac import --from SOURCE``: convert another tool's data; nothing is written unverified.
+"""``aes-hmac import --from SOURCE``: convert another tool's data.
 
-The sources and their conversions are the table in ``import_sources``; this module reads and
-checks what every source shares (paths, the source secret, the new password, the KDF).
+The sources, their guarantees (verified before output or not), their own options and their
+conversions are the table in ``import_sources``; this module reads and checks what every source
+shares (paths, the source secret, the new password, the KDF) and each source's own flags.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 
 from .. import options
 from ..common import EXIT_OK, Command, UsageError
-from ..import_sources import SOURCES, ImportJob
+from ..import_sources import SOURCES, ImportJob, ImportSource, SourceOption, epilog, title
 from ..io_policy import check_paths, path_arg
 from ..messages import new_slot
 from ..passwords import read_new_password, read_old_password
@@ -18,6 +19,10 @@ from ..passwords import read_new_password, read_old_password
 PASSWORD = options.PasswordOptions(what="source ")
 NEW_PASSWORD = options.PasswordOptions("new-", "new ")
 KDF = options.KdfOptions()
+
+
+def _dest(source: ImportSource, option: SourceOption) -> str:
+    return f"from_{source.name}_{option.field}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +34,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     PASSWORD.add(parser)
     NEW_PASSWORD.add(parser)
     KDF.add(parser)
+    for source in SOURCES.values():
+        if not source.options:
+            continue
+        group = parser.add_argument_group(f"--from {source.name}")
+        for option in source.options:
+            group.add_argument(
+                option.flag,
+                dest=_dest(source, option),
+                type=option.parse,
+                metavar=option.metavar,
+                help=f"{option.help} (default {option.default})",
+            )
+
+
+def read_source_options(source: ImportSource, args: argparse.Namespace) -> dict[str, int]:
+    """``source``'s options by field, defaults filled in; another source's flag is refused."""
+    values = {option.field: option.default for option in source.options}
+    for other in SOURCES.values():
+        for option in other.options:
+            value = getattr(args, _dest(other, option))
+            if value is None:
+                continue
+            if other is not source:
+                raise UsageError(f"{option.flag} needs --from {other.name}")
+            values[option.field] = value
+    return values
 
 
 def run(args: argparse.Namespace) -> int:
     source = SOURCES[args.source]
+    source_options = read_source_options(source, args)
     src, dst = path_arg(args.input), path_arg(args.output)
     secret_source = PASSWORD.read(args)
     options.refuse_stdin_password(secret_source, src)
@@ -49,17 +81,14 @@ def run(args: argparse.Namespace) -> int:
     if source.new_password:
         new = read_new_password(new_source, quiet=args.quiet, what="New password")
     with new_slot(kdf):
-        source.run(ImportJob(src, dst, paths, args.force, secret, new, kdf))
+        source.run(ImportJob(src, dst, paths, args.force, secret, new, kdf, source_options))
     return EXIT_OK
 
 
 COMMAND = Command(
     name="import",
-    help="Convert data made by other tools: "
-    + ", ".join(source.title for source in SOURCES.values())
-    + ".",
-    epilog="".join(f"--from {source.name}: {source.help}\n" for source in SOURCES.values())
-    + "Everything is verified before output is written; a failed import leaves no output file.",
+    help=title(SOURCES.values()),
+    epilog=epilog(SOURCES.values()),
     add_arguments=add_arguments,
     run=run,
 )
