@@ -219,7 +219,7 @@ def test_ls_with_concurrent_writers_skips_vanished_and_temp_files(tmp_path: Path
                 failures.append(exc)
                 continue
             seen.extend(e["name"] for e in entries)
-            kept = [e for e in entries if e["name"].endswith("kept.ahm")]
+            kept = [e for e in entries if e["name"].endswith("/kept")]  # listed without .ahm
             assert kept and kept[0]["size"] == 4
 
     for w in writers:
