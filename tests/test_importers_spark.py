@@ -19,6 +19,7 @@ from aes_hmac.importers import spark as sp
 CHEAP = aes_hmac.PBKDF2(iterations=1000)
 KEYS = {16: "0123456789abcdef", 24: "0123456789abcdef01234567", 32: "k" * 32}
 MESSAGES = ["", "x", "exactly sixteen!", "pässword-free plaintext " * 5]
+SLOW = pytest.mark.slow  # drives a real Spark (a JVM subprocess)
 
 
 @pytest.fixture(scope="module")
@@ -26,34 +27,43 @@ def spark() -> Iterator[Any]:
     yield from spark_session("test_importers_spark")
 
 
-def spark_values(spark: Any, key: str, mode_args: str) -> list[bytes]:
-    """``aes_encrypt(message, key{mode_args})`` of every message, computed by Spark itself."""
+MODES = [
+    ("GCM", ""),  # Spark's default mode and padding
+    ("GCM", ", 'GCM'"),
+    ("GCM", ", 'GCM', 'NONE'"),
+    ("GCM", ", 'GCM', 'DEFAULT'"),
+    ("CBC", ", 'CBC'"),
+    ("CBC", ", 'CBC', 'PKCS'"),
+    ("CBC", ", 'CBC', 'DEFAULT'"),
+]
+
+
+@pytest.fixture(scope="module")
+def made(spark: Any) -> dict[tuple[int, str], list[bytes]]:
+    """``aes_encrypt(message, key, ...)`` for every key size, mode and message: one Spark query."""
     rows = spark.createDataFrame([(m,) for m in MESSAGES], "m string")
     rows.createOrReplaceTempView("messages")
-    out = spark.sql(f"SELECT aes_encrypt(m, '{key}'{mode_args}) AS v FROM messages").collect()
-    return [bytes(row.v) for row in out]
+    cases = [(size, args) for size in sorted(KEYS) for _, args in MODES]
+    columns = ", ".join(
+        f"aes_encrypt(m, '{KEYS[size]}'{args}) AS c{i}" for i, (size, args) in enumerate(cases)
+    )
+    out = spark.sql(f"SELECT {columns} FROM messages").collect()
+    return {case: [bytes(row[i]) for row in out] for i, case in enumerate(cases)}
 
 
+@SLOW
 @pytest.mark.parametrize("size", sorted(KEYS))
-@pytest.mark.parametrize(
-    ("mode", "mode_args"),
-    [
-        ("GCM", ""),  # Spark's default mode and padding
-        ("GCM", ", 'GCM'"),
-        ("GCM", ", 'GCM', 'NONE'"),
-        ("GCM", ", 'GCM', 'DEFAULT'"),
-        ("CBC", ", 'CBC'"),
-        ("CBC", ", 'CBC', 'PKCS'"),
-        ("CBC", ", 'CBC', 'DEFAULT'"),
-    ],
-)
-def test_values_spark_made_convert(spark: Any, size: int, mode: str, mode_args: str) -> None:
+@pytest.mark.parametrize(("mode", "mode_args"), MODES)
+def test_values_spark_made_convert(
+    made: dict[tuple[int, str], list[bytes]], size: int, mode: str, mode_args: str
+) -> None:
     key = KEYS[size]
-    for message, value in zip(MESSAGES, spark_values(spark, key, mode_args), strict=True):
+    for message, value in zip(MESSAGES, made[size, mode_args], strict=True):
         token = sp.import_spark(value, key, mode=mode, password="new", kdf=CHEAP)
         assert aes_hmac.decrypt(token, "new") == message.encode()
 
 
+@SLOW
 def test_gcm_with_aad_spark_made(spark: Any) -> None:
     key = KEYS[32]
     sql = f"SELECT aes_encrypt('secret row', '{key}', 'GCM', 'DEFAULT', unhex(''), 'row 7') AS v"
@@ -63,17 +73,20 @@ def test_gcm_with_aad_spark_made(spark: Any) -> None:
         sp.spark_decrypt(value, key, aad=b"row 8")
 
 
-def test_our_decryption_is_sparks(spark: Any) -> None:
-    """Spark's own ``aes_decrypt`` agrees on a value made outside Spark with the same layout."""
+@SLOW
+def test_our_decryption_is_sparks(spark: Any, made: dict[tuple[int, str], list[bytes]]) -> None:
+    """What ``spark_decrypt`` returns for a value is what Spark's own ``aes_decrypt`` returns."""
     key = KEYS[16]
-    value = spark_values(spark, key, "")[3]
-    sql = f"SELECT cast(aes_decrypt(unbase64('{base64.b64encode(value).decode()}'), '{key}') AS string) AS p"
+    value = made[16, ""][3]
+    text = base64.b64encode(value).decode()
+    sql = f"SELECT cast(aes_decrypt(unbase64('{text}'), '{key}') AS string) AS p"
     assert spark.sql(sql).collect()[0].p == sp.spark_decrypt(value, key).decode()
 
 
-def test_gcm_tampering_and_wrong_key_refused(spark: Any) -> None:
+@SLOW
+def test_gcm_tampering_and_wrong_key_refused(made: dict[tuple[int, str], list[bytes]]) -> None:
     key = KEYS[16]
-    value = spark_values(spark, key, "")[1]
+    value = made[16, ""][1]
     flipped = bytearray(value)
     flipped[sp.GCM_IV_SIZE] ^= 1
     with pytest.raises(aes_hmac.InvalidToken, match="tampered"):
@@ -84,9 +97,10 @@ def test_gcm_tampering_and_wrong_key_refused(spark: Any) -> None:
         sp.spark_decrypt(value[:27], key)
 
 
-def test_cbc_checks_only_length_and_padding(spark: Any) -> None:
+@SLOW
+def test_cbc_checks_only_length_and_padding(made: dict[tuple[int, str], list[bytes]]) -> None:
     key = KEYS[24]
-    value = spark_values(spark, key, ", 'CBC'")[2]
+    value = made[24, ", 'CBC'"][2]
     assert len(value) == sp.CBC_IV_SIZE + 32  # 16 bytes of text: a full block of padding
     with pytest.raises(aes_hmac.InvalidToken, match="wrong length"):
         sp.spark_decrypt(value[:-1], key, mode="CBC")
@@ -115,20 +129,36 @@ def test_bad_key_size_names_length_not_key() -> None:
     assert "secret1234" not in str(info.value)
 
 
-@pytest.mark.slow
-def test_cli_import_from_spark(spark: Any, tmp_path: Path) -> None:
+@SLOW
+def test_cli_import_from_spark(made: dict[tuple[int, str], list[bytes]], tmp_path: Path) -> None:
     """``aes-hmac import --from spark`` and ``--from spark-cbc`` on ``base64(aes_encrypt(..))``."""
     key = KEYS[32]
     script = Path(sys.executable).parent / "aes-hmac"
     env = {**os.environ, "OLD_SECRET": key, "NEW_SECRET": "new password"}
     for source, mode_args in (("spark", ""), ("spark-cbc", ", 'CBC'")):
-        lines = b"".join(base64.b64encode(v) + b"\n" for v in spark_values(spark, key, mode_args))
+        lines = b"".join(base64.b64encode(v) + b"\n" for v in made[32, mode_args])
         (tmp_path / "values").write_bytes(lines)
         result = subprocess.run(
-            [script, "import", "--from", source, str(tmp_path / "values"),
-             "-o", str(tmp_path / source), "--password-env", "OLD_SECRET",
-             "--new-password-env", "NEW_SECRET", "--iterations", "1000", "-q"],
-            capture_output=True, env=env, timeout=60, check=False,
+            [
+                script,
+                "import",
+                "--from",
+                source,
+                str(tmp_path / "values"),
+                "-o",
+                str(tmp_path / source),
+                "--password-env",
+                "OLD_SECRET",
+                "--new-password-env",
+                "NEW_SECRET",
+                "--iterations",
+                "1000",
+                "-q",
+            ],
+            capture_output=True,
+            env=env,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 0, result.stderr
         tokens = (tmp_path / source).read_text().split()

@@ -18,6 +18,7 @@ from _spark import SPARK_PASSWORD, SPARK_PASSWORD_ENV, spark_session
 import aes_hmac
 
 CHEAP = aes_hmac.PBKDF2(iterations=1000)
+pytestmark = pytest.mark.slow  # drives a real Spark (a JVM and its Python workers)
 TABLE = pa.table({"id": list(range(100)), "name": [f"n{i}" for i in range(100)]})
 
 
@@ -82,10 +83,14 @@ def test_tampered_file_fails_the_read(spark: Any, tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[200] ^= 1  # inside the first chunk's ciphertext
     path.write_bytes(bytes(data))
-    df = spark.read.format("aeshmac").schema("id long, name string").option(
-        "format", "csv"
-    ).option("password_env", SPARK_PASSWORD_ENV).load(str(path))
-    with pytest.raises(Exception, match="StreamDamaged|authentic|damaged|InvalidToken") as info:
+    df = (
+        spark.read.format("aeshmac")
+        .schema("id long, name string")
+        .option("format", "csv")
+        .option("password_env", SPARK_PASSWORD_ENV)
+        .load(str(path))
+    )
+    with pytest.raises(Exception, match=r"StreamDamaged|authentic|damaged|InvalidToken") as info:
         df.collect()
     assert "n0" not in str(info.value)
 
@@ -140,9 +145,13 @@ def test_worker_without_its_secret_fails_its_task_clearly(spark: Any, tmp_path: 
     pa_csv.write_csv(TABLE, buf)
     encrypt_bytes(tmp_path / "x.csv.ahm", buf.getvalue())
     assert "AESHMAC_SPARK_TEST_MISSING" not in os.environ
-    df = spark.read.format("aeshmac").schema("id long, name string").option(
-        "format", "csv"
-    ).option("password_env", "AESHMAC_SPARK_TEST_MISSING").load(str(tmp_path))
+    df = (
+        spark.read.format("aeshmac")
+        .schema("id long, name string")
+        .option("format", "csv")
+        .option("password_env", "AESHMAC_SPARK_TEST_MISSING")
+        .load(str(tmp_path))
+    )
     with pytest.raises(Exception, match="AESHMAC_SPARK_TEST_MISSING is not set") as info:
         df.collect()
     assert SPARK_PASSWORD not in str(info.value)

@@ -44,7 +44,10 @@ SPARK_KEY_SIZES: Final = (16, 24, 32)
 GCM_IV_SIZE: Final = 12
 GCM_TAG_SIZE: Final = 16
 CBC_IV_SIZE: Final = BLOCK_SIZE
-_PADDINGS: Final[dict[str, tuple[str, str]]] = {"GCM": ("NONE", "DEFAULT"), "CBC": ("PKCS", "DEFAULT")}
+_PADDINGS: Final[dict[str, tuple[str, str]]] = {
+    "GCM": ("NONE", "DEFAULT"),
+    "CBC": ("PKCS", "DEFAULT"),
+}
 """The paddings Spark accepts per mode (``DEFAULT`` is the first)."""
 
 
@@ -145,7 +148,7 @@ def import_spark_base64(
     key: RawKey | None = None,
     kdf: Kdf = DEFAULT_KDF,
 ) -> str:
-    """``import_spark`` of one standard-base64 value, as Spark SQL's ``base64(aes_encrypt(...))``."""
+    """``import_spark`` of one standard-base64 value: Spark SQL's ``base64(aes_encrypt(...))``."""
     try:
         value = base64.b64decode(line.strip(), validate=True)
     except (binascii.Error, ValueError):

@@ -134,7 +134,7 @@ def _read_schema(afs: AesHmacFileSystem, path: str, fmt: str) -> pa.Schema:
     return pa_json.read_json(io.BytesIO(sample)).schema
 
 
-class _FilePart(InputPartition):  # type: ignore[misc]
+class _FilePart(InputPartition):
     """One file, or one row group of a Parquet file."""
 
     def __init__(self, path: str, row_group: int | None) -> None:
@@ -143,7 +143,7 @@ class _FilePart(InputPartition):  # type: ignore[misc]
         self.row_group = row_group
 
 
-class _Reader(DataSourceReader):  # type: ignore[misc]
+class _Reader(DataSourceReader):
     """Plans partitions on the driver; reads each on a worker, yielding Arrow batches."""
 
     def __init__(self, options: _Options, schema: StructType) -> None:
@@ -155,27 +155,26 @@ class _Reader(DataSourceReader):  # type: ignore[misc]
         paths = _files(afs, root)
         if self.options.format != "parquet":
             return [_FilePart(p, None) for p in paths]
-        parts = []
+        parts: list[_FilePart] = []
         for path in paths:
             with afs.open(path, "rb") as f:
                 groups = pq.ParquetFile(f).num_row_groups
             parts.extend(_FilePart(path, i) for i in range(groups))
         return parts
 
-    def read(self, partition: _FilePart) -> Iterator[pa.RecordBatch]:
+    def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
+        if not isinstance(partition, _FilePart):
+            raise TypeError(f"not a partition of this source: {type(partition).__name__}")
         afs, _ = self.options.filesystem()  # a worker without the variable fails here
         schema = self.arrow_schema
         with afs.open(partition.path, "rb") as f:
             if self.options.format == "parquet":
-                table = pq.ParquetFile(f).read_row_group(
-                    partition.row_group, columns=schema.names
-                )
+                table = pq.ParquetFile(f).read_row_group(partition.row_group, columns=schema.names)
                 yield from table.cast(schema).to_batches()
             elif self.options.format == "csv":
                 types = {field.name: field.type for field in schema}
                 convert = pa_csv.ConvertOptions(column_types=types, include_columns=schema.names)
-                for batch in pa_csv.open_csv(f, convert_options=convert):
-                    yield batch
+                yield from pa_csv.open_csv(f, convert_options=convert)
             else:
                 parse = pa_json.ParseOptions(explicit_schema=schema)
                 table = pa_json.read_json(f, parse_options=parse)
@@ -183,14 +182,14 @@ class _Reader(DataSourceReader):  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
-class _Staged(WriterCommitMessage):  # type: ignore[misc]
+class _Staged(WriterCommitMessage):
     """One task's file: written whole under its staging name, renamed at commit."""
 
     staged: str
     final: str
 
 
-class _Writer(DataSourceArrowWriter):  # type: ignore[misc]
+class _Writer(DataSourceArrowWriter):
     """Each task writes one file under a staging name; the driver renames them all at commit."""
 
     def __init__(self, options: _Options) -> None:
@@ -227,16 +226,16 @@ class _Writer(DataSourceArrowWriter):  # type: ignore[misc]
                 for row in batch.to_pylist():
                     out.write(_json_line(row))
 
-    def commit(self, messages: list[_Staged | None]) -> None:
+    def commit(self, messages: list[WriterCommitMessage | None]) -> None:
         afs, _ = self.options.filesystem()
         for message in messages:
-            if message is not None:
+            if isinstance(message, _Staged):
                 afs.fs.mv(message.staged, message.final)
 
-    def abort(self, messages: list[_Staged | None]) -> None:
+    def abort(self, messages: list[WriterCommitMessage | None]) -> None:
         afs, _ = self.options.filesystem()
         for message in messages:
-            if message is not None and afs.fs.exists(message.staged):
+            if isinstance(message, _Staged) and afs.fs.exists(message.staged):
                 afs.fs.rm_file(message.staged)
 
 
@@ -245,7 +244,7 @@ def _json_line(row: dict[str, Any]) -> bytes:
     return (json.dumps(row, default=str, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-class AesHmacDataSource(DataSource):  # type: ignore[misc]
+class AesHmacDataSource(DataSource):
     """``spark.read.format("aeshmac")`` and ``df.write.format("aeshmac")``: see the module."""
 
     @classmethod
@@ -271,4 +270,3 @@ class AesHmacDataSource(DataSource):  # type: ignore[misc]
                 "delete files before the new ones are committed)"
             )
         return _Writer(self._options())
-
