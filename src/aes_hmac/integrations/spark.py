@@ -185,8 +185,9 @@ class _Reader(DataSourceReader):
 class _Staged(WriterCommitMessage):
     """One task's file: written whole under its staging name, renamed at commit."""
 
-    staged: str
-    final: str
+    staged: str | None
+    """None for a task that had no rows (it writes no file, which would be unreadable Parquet)."""
+    final: str | None
 
 
 class _Writer(DataSourceArrowWriter):
@@ -198,13 +199,14 @@ class _Writer(DataSourceArrowWriter):
     def write(self, iterator: Iterator[pa.RecordBatch]) -> _Staged:
         afs, root = self.options.filesystem()
         afs.makedirs(root, exist_ok=True)
+        first = next(iterator, None)
+        if first is None:
+            return _Staged(None, None)
         name = f"part-{uuid.uuid4().hex}.{self.options.format}{SUFFIX}"
         staged = f"{root.rstrip('/')}/{STAGING_PREFIX}{name}"
-        first = next(iterator, None)
         # The encrypted file appears under its staging name only on a clean close.
         with afs.open(staged, "wb") as out:
-            if first is not None:
-                self._write_batches(out, first, iterator)
+            self._write_batches(out, first, iterator)
         return _Staged(staged, f"{root.rstrip('/')}/{name}")
 
     def _write_batches(
@@ -229,13 +231,13 @@ class _Writer(DataSourceArrowWriter):
     def commit(self, messages: list[WriterCommitMessage | None]) -> None:
         afs, _ = self.options.filesystem()
         for message in messages:
-            if isinstance(message, _Staged):
+            if isinstance(message, _Staged) and message.staged and message.final:
                 afs.fs.mv(message.staged, message.final)
 
     def abort(self, messages: list[WriterCommitMessage | None]) -> None:
         afs, _ = self.options.filesystem()
         for message in messages:
-            if isinstance(message, _Staged) and afs.fs.exists(message.staged):
+            if isinstance(message, _Staged) and message.staged and afs.fs.exists(message.staged):
                 afs.fs.rm_file(message.staged)
 
 
