@@ -83,6 +83,17 @@ def test_csv_and_json_lines_one_partition_per_file(spark: Any, tmp_path: Path) -
         assert rows == [(i, f"n{i}") for i in range(100)]
 
 
+def test_folder_made_by_encrypt_tree(spark: Any, tmp_path: Path) -> None:
+    """A folder ``encrypt_tree`` made (one salt, a hidden manifest the source skips)."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for i, part in enumerate((TABLE.slice(0, 30), TABLE.slice(30))):
+        pq.write_table(part, plain / f"{i}.parquet")
+    aes_hmac.encrypt_tree(plain, tmp_path / "vault", SPARK_PASSWORD, kdf=CHEAP)
+    assert any(p.name.startswith(".") for p in (tmp_path / "vault").iterdir())
+    assert load(spark, tmp_path / "vault", "parquet").count() == 100
+
+
 def test_tampered_file_fails_the_read(spark: Any, tmp_path: Path) -> None:
     path = tmp_path / "t.csv.ahm"
     buf = io.BytesIO()

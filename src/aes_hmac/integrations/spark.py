@@ -44,6 +44,7 @@ from pyspark.sql.datasource import (
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import StructType
 
+from .._walk import SUFFIX
 from .fsspec import AesHmacFileSystem
 
 if TYPE_CHECKING:
@@ -57,7 +58,6 @@ FORMATS: Final = ("parquet", "csv", "json")
 SECRET_OPTIONS: Final = ("password", "key")
 """Options refused: their values would show in plans and logs."""
 STAGING_PREFIX: Final = ".aeshmac-staging-"
-SUFFIX: Final = ".ahm"
 SCHEMA_SAMPLE_BYTES: Final = 1 << 20
 """Bytes of the first JSON-lines file read to infer a schema (whole lines only)."""
 
