@@ -25,6 +25,7 @@ def spark_session(name: str) -> Iterator[Any]:
         .appName(name)
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.executorEnv." + SPARK_PASSWORD_ENV, SPARK_PASSWORD)
         .getOrCreate()
     )
