@@ -152,7 +152,8 @@ def test_failed_write_leaves_nothing_visible(spark: Any, tmp_path: Path) -> None
         df.write.format("aeshmac").option("format", "parquet").option(
             "password_env", SPARK_PASSWORD_ENV
         ).mode("append").save(str(target))
-    assert target.is_dir()  # tasks ran and made the folder; the 3 that succeeded were staged
+    # Tasks that succeeded staged their files (some may still run when the job aborts).
+    assert target.is_dir()
     assert sorted(p.name for p in target.iterdir()) == []
 
 
@@ -196,3 +197,13 @@ def test_missing_password_env_and_bad_format_named(spark: Any, tmp_path: Path) -
         spark.range(3).write.format("aeshmac").option("password_env", SPARK_PASSWORD_ENV).mode(
             "overwrite"
         ).save(str(tmp_path / "o"))
+
+
+def test_staging_folders_and_hidden_files_are_not_data() -> None:
+    """A staged file sits in a hidden folder under a ``part-`` name: the reader must skip it."""
+    pytest.importorskip("pyspark")
+    from aes_hmac.integrations.spark import _visible
+
+    assert _visible("part-1.parquet.ahm") and _visible("year=2024/part-1.csv.ahm")
+    assert not _visible(".aeshmac-staging-0a1b/part-1.parquet.ahm")
+    assert not _visible("/.aes-hmac-manifest") and not _visible("_SUCCESS")

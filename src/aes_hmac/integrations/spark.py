@@ -14,10 +14,11 @@ Spark: options show in plans (``explain()``), the UI and logs, so the source tak
 own environment (``spark.executorEnv.NAME`` on a cluster); ``password`` and ``key`` options are
 refused. A worker without the variable fails its task with an error naming the variable.
 
-Writes follow the writer rule (``_lifecycle``): each task writes its file under a hidden staging
-name (``.aeshmac-staging-*``, which readers skip); the file exists only after a clean close.
-The driver's ``commit`` renames every staged file to its final ``part-*.<format>.ahm`` name;
-``abort`` removes them. A failed job leaves no visible file.
+Writes follow the writer rule (``_lifecycle``): each task writes its file into the job's hidden
+staging folder (``.aeshmac-staging-<job>``, which readers skip; made by the driver before any
+task), where it exists only after a clean close. The driver's ``commit`` moves every staged file
+to its final ``part-*.<format>.ahm`` name; ``abort`` removes the folder, so a task still running
+then cannot link its file in. A failed job leaves no file.
 """
 
 from __future__ import annotations
@@ -104,10 +105,10 @@ class _Options:
         return AesHmacFileSystem(fs=target, password_env=self.password_env), root
 
 
-def _visible(name: str) -> bool:
-    """Data files: not hidden or underscore names (staging files, ``_SUCCESS`` and the like)."""
-    base = name.rstrip("/").rsplit("/", 1)[-1]
-    return not base.startswith((".", "_"))
+def _visible(relative: str) -> bool:
+    """Data files: no hidden or underscore name on the way (staging folders, ``_SUCCESS``,
+    the manifest of ``encrypt_tree``)."""
+    return not any(part.startswith((".", "_")) for part in relative.split("/") if part)
 
 
 def _files(afs: AesHmacFileSystem, root: str) -> list[str]:
@@ -191,23 +192,29 @@ class _Staged(WriterCommitMessage):
 
 
 class _Writer(DataSourceArrowWriter):
-    """Each task writes one file under a staging name; the driver renames them all at commit."""
+    """Each task writes one file into the job's hidden staging folder; the driver's commit
+    moves them all out, its abort removes the folder."""
 
     def __init__(self, options: _Options) -> None:
         self.options = options
+        afs, root = options.filesystem()
+        self.root = root.rstrip("/")
+        self.staging = f"{self.root}/{STAGING_PREFIX}{uuid.uuid4().hex}"
+        # Made here, on the driver, before any task: a task never makes it, so a task still
+        # running after an abort removed it fails instead of leaving a file behind.
+        afs.makedirs(self.staging, exist_ok=False)
 
     def write(self, iterator: Iterator[pa.RecordBatch]) -> _Staged:
-        afs, root = self.options.filesystem()
-        afs.makedirs(root, exist_ok=True)
+        afs, _ = self.options.filesystem()  # a worker without the variable fails here
         first = next(iterator, None)
         if first is None:
             return _Staged(None, None)
         name = f"part-{uuid.uuid4().hex}.{self.options.format}{SUFFIX}"
-        staged = f"{root.rstrip('/')}/{STAGING_PREFIX}{name}"
+        staged = f"{self.staging}/{name}"
         # The encrypted file appears under its staging name only on a clean close.
         with afs.open(staged, "wb") as out:
             self._write_batches(out, first, iterator)
-        return _Staged(staged, f"{root.rstrip('/')}/{name}")
+        return _Staged(staged, f"{self.root}/{name}")
 
     def _write_batches(
         self, out: Any, first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]
@@ -233,12 +240,12 @@ class _Writer(DataSourceArrowWriter):
         for message in messages:
             if isinstance(message, _Staged) and message.staged and message.final:
                 afs.fs.mv(message.staged, message.final)
+        afs.fs.rm(self.staging, recursive=True)
 
     def abort(self, messages: list[WriterCommitMessage | None]) -> None:
         afs, _ = self.options.filesystem()
-        for message in messages:
-            if isinstance(message, _Staged) and message.staged and afs.fs.exists(message.staged):
-                afs.fs.rm_file(message.staged)
+        if afs.fs.exists(self.staging):
+            afs.fs.rm(self.staging, recursive=True)
 
 
 def _json_line(row: dict[str, Any]) -> bytes:
