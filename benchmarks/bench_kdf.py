@@ -24,7 +24,7 @@ from aes_hmac import PBKDF2, Argon2id, DecryptionError, Keyring, Scrypt
 from aes_hmac._kdf import Kdf
 
 BUDGET = aes_hmac.KdfLimits().max_kdf_work
-DEFAULTS: dict[str, Kdf] = {"pbkdf2": PBKDF2(), "scrypt": Scrypt(), "argon2id": Argon2id()}
+DEFAULTS: dict[str, Kdf] = {cls.name: cls() for cls in aes_hmac.KDFS}
 WORST: dict[str, Kdf] = {
     "pbkdf2 13M iterations": PBKDF2(BUDGET),
     "scrypt 512 MiB": Scrypt(19, 8, 1),

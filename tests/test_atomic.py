@@ -11,6 +11,7 @@ import io
 import os
 import subprocess
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 import aes_hmac
-from aes_hmac import PBKDF2, DecryptionError, _atomic, atomic_output
+from aes_hmac import PBKDF2, DecryptionError, WriterDiscardedWarning, _atomic, atomic_output
 
 PASSWORD = "lifecycle"
 CHEAP = PBKDF2(iterations=1000)
@@ -216,8 +217,116 @@ def test_close_inside_except_discards(tmp_path: Path) -> None:
     try:
         raise RuntimeError("failed half way")
     except RuntimeError:
-        writer.close()  # cleanup code, as fsspec and pandas run it
+        with pytest.warns(WriterDiscardedWarning):
+            writer.close()  # cleanup code, as fsspec and pandas run it
     assert names(tmp_path) == []  # was a complete stream holding "first half"
+
+
+def test_close_inside_unrelated_except_warns_naming_path_and_exception(tmp_path: Path) -> None:
+    """Regression (review of issue 16, finding 3a): an explicit close() inside an unrelated
+    ``except`` block dropped the file silently; the discard now says so, without data."""
+    dst = tmp_path / "x.ahm"
+    writer = aes_hmac.open(dst, "wb", password=PASSWORD, kdf=CHEAP)
+    writer.write(b"all the data")
+    with pytest.warns(WriterDiscardedWarning) as caught:
+        try:
+            raise KeyError("optional column missing")
+        except KeyError:
+            writer.close()
+    assert names(tmp_path) == []
+    [warning] = caught
+    message = str(warning.message)
+    assert str(dst) in message and "KeyError" in message
+    assert "all the data" not in message and PASSWORD not in message
+    assert "optional column" not in message  # the exception's text may carry data
+    assert warning.filename == __file__  # points at the close() call, not into the library
+
+
+def test_warning_made_an_error_still_discards(tmp_path: Path) -> None:
+    """The warning is emitted after the discard: ``-W error`` cannot leave a file behind."""
+    writer = aes_hmac.open(tmp_path / "x.ahm", "wb", password=PASSWORD, kdf=CHEAP)
+    writer.write(b"first half")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WriterDiscardedWarning)
+        with pytest.raises(WriterDiscardedWarning):
+            try:
+                raise RuntimeError
+            except RuntimeError:
+                writer.close()
+    assert writer.closed
+    assert names(tmp_path) == []
+
+
+def test_explicit_failure_paths_do_not_warn(tmp_path: Path) -> None:
+    """Only a discard inferred from an exception in flight warns: ``abort()`` and a ``with``
+    block left by an exception are the caller's own decision."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", WriterDiscardedWarning)
+        writer = aes_hmac.open(tmp_path / "a.ahm", "wb", password=PASSWORD, kdf=CHEAP)
+        writer.abort()
+        with pytest.raises(RuntimeError):
+            with aes_hmac.open(tmp_path / "b.ahm", "wb", password=PASSWORD, kdf=CHEAP) as w:
+                w.write(b"half")
+                raise RuntimeError
+    assert names(tmp_path) == []
+
+
+def test_writer_opened_in_except_left_by_reraise_discards(tmp_path: Path) -> None:
+    """Regression (review of issue 16, finding 3b): the exception handled when the writer
+    opened was exempt even when raised again, so a close() in ``finally`` committed partial
+    data. Raised again, it has a new traceback: in flight."""
+    dst = tmp_path / "report.ahm"
+    with pytest.raises(ConnectionError), pytest.warns(WriterDiscardedWarning):
+        try:
+            raise ConnectionError("upstream down")
+        except ConnectionError as exc:
+            writer = aes_hmac.open(dst, "wb", password=PASSWORD, kdf=CHEAP)
+            writer.write(b"PARTIAL")
+            try:
+                raise exc
+            finally:
+                writer.close()
+    assert names(tmp_path) == []
+
+
+def test_writer_opened_in_except_left_by_reraise_from_a_callee_discards(tmp_path: Path) -> None:
+    """A bare ``raise`` of the handled exception in a helper: it reaches the caller's frame
+    with a new traceback, so the close() on its way out discards."""
+
+    def reraise() -> None:
+        raise  # called only inside the except block below: re-raises its exception
+
+    dst = tmp_path / "report.ahm"
+    with pytest.raises(ConnectionError), pytest.warns(WriterDiscardedWarning):
+        try:
+            raise ConnectionError("upstream down")
+        except ConnectionError:
+            writer = aes_hmac.open(dst, "wb", password=PASSWORD, kdf=CHEAP)
+            try:
+                writer.write(b"PARTIAL")
+                reraise()
+            finally:
+                writer.close()
+    assert names(tmp_path) == []
+
+
+def test_writer_opened_in_except_commits_despite_nested_handled_exception(
+    tmp_path: Path,
+) -> None:
+    """The exemption is the handling at open: an inner exception handled and finished in
+    between does not count at the close."""
+    dst = tmp_path / "report.ahm"
+    try:
+        raise ValueError("outer")
+    except ValueError:
+        writer = aes_hmac.open(dst, "wb", password=PASSWORD, kdf=CHEAP)
+        writer.write(b"report")
+        try:
+            int("x")
+        except ValueError:
+            pass
+        writer.close()
+    assert plain(dst) == b"report"
 
 
 def test_close_in_finally_while_propagating_discards(tmp_path: Path) -> None:
@@ -261,14 +370,15 @@ def test_caller_file_object_close_inside_except_reads_truncated(tmp_path: Path) 
         try:
             raise RuntimeError
         except RuntimeError:
-            writer.close()
+            with pytest.warns(WriterDiscardedWarning, match="BufferedWriter"):
+                writer.close()
     with pytest.raises(DecryptionError):
         plain(dst)
 
 
 def test_text_wrapper_closed_during_an_exception_discards(tmp_path: Path) -> None:
     dst = tmp_path / "x.ahm"
-    with pytest.raises(ValueError, match="row 3"):
+    with pytest.raises(ValueError, match="row 3"), pytest.warns(WriterDiscardedWarning):
         with io.TextIOWrapper(aes_hmac.open(dst, "wb", password=PASSWORD, kdf=CHEAP)) as text:
             for row in range(5):
                 if row == 3:

@@ -125,15 +125,18 @@ def test_kdf_options_come_from_the_registry(kdf: type[options.Kdf]) -> None:
     """Every registered KDF gets its --kdf choice and cost flags; others' flags are refused."""
     parser = cli.build_parser()
     default = kdf()
-    argv = ["encrypt", "--kdf", kdf.name]
-    for option in kdf.options:
-        argv += [option.flag, str(getattr(default, option.field))]
-    assert encrypt.KDF.read(parser.parse_args(argv)) == default
+    for spelling in (0, -1):  # the flag help shows (a former name if any), the derived one
+        argv = ["encrypt", "--kdf", kdf.name]
+        for option in kdf.options:
+            flag = options.kdf_flags(kdf, option)[spelling]
+            argv += [flag, str(getattr(default, option.field))]
+        assert encrypt.KDF.read(parser.parse_args(argv)) == default
     for other in aes_hmac.KDFS:
         for option in other.options if other is not kdf else ():
-            args = parser.parse_args(["encrypt", "--kdf", kdf.name, option.flag, "1"])
-            with pytest.raises(common.UsageError, match=f"needs --kdf {other.name}"):
-                encrypt.KDF.read(args)
+            for flag in options.kdf_flags(other, option):
+                args = parser.parse_args(["encrypt", "--kdf", kdf.name, flag, "1"])
+                with pytest.raises(common.UsageError, match=f"needs --kdf {other.name}"):
+                    encrypt.KDF.read(args)
 
 
 def test_import_sources_are_the_from_choices() -> None:

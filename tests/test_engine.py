@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import aes_hmac
 from aes_hmac import PBKDF2, HeaderError, StreamDamaged, decrypt_stream, encrypt_stream
+from aes_hmac._kdf import KDF_CLASS_NAMES
 from aes_hmac._stream import CHUNK_OVERHEAD, read_header
 
 CHEAP = PBKDF2(iterations=1000)
@@ -407,7 +408,7 @@ def _sealed_stream() -> bytes:
         ),
         (
             lambda: aes_hmac.encrypt_stream(io.BytesIO(b"x"), io.BytesIO(), "pw", kdf="x"),
-            "kdf must be PBKDF2, Scrypt or Argon2id, not str",
+            f"kdf must be {KDF_CLASS_NAMES}, not str",
         ),
         (
             lambda: aes_hmac.decrypt_stream(None, io.BytesIO(), key=bytes(32)),
@@ -419,7 +420,7 @@ def _sealed_stream() -> bytes:
         ),
         (
             lambda: aes_hmac.open(io.BytesIO(), "wb", password="pw", kdf="x"),
-            "kdf must be PBKDF2, Scrypt or Argon2id, not str",
+            f"kdf must be {KDF_CLASS_NAMES}, not str",
         ),
         (
             lambda: aes_hmac.open(12345, password="pw"),
@@ -712,3 +713,43 @@ def test_text_mode_files_are_refused_by_name(tmp_path: Path) -> None:
     with (tmp_path / "out").open("r") as text:
         with pytest.raises(TypeError, match=r"^src must be a binary file object, not a text one"):
             decrypt_stream(text, io.BytesIO(), key=KEY)  # type: ignore[arg-type]
+
+
+# --- the header read once: read_stream_header, then decrypt_stream(header=) ---
+
+
+def test_read_stream_header_reads_exactly_the_header_and_decrypt_goes_on_from_it() -> None:
+    """A pipe cannot be read twice: the header that was read is handed on, not read again."""
+    data = os.urandom(3 * CHUNK + 5)
+    stream = seal(data)
+    r, w = os.pipe()
+    os.write(w, stream)  # well under a pipe's buffer
+    os.close(w)
+    with open(r, "rb", buffering=0) as src:
+        header = aes_hmac.read_stream_header(src)
+        assert header.info == aes_hmac.inspect_stream(io.BytesIO(stream))
+        assert "slot(s)" in repr(header)
+        out = io.BytesIO()
+        assert decrypt_stream(src, out, "pw", header=header, workers=2) == len(data)
+    assert out.getvalue() == data
+
+
+def test_a_header_of_another_stream_opens_nothing() -> None:
+    """The header handed on is authenticated all the same, and chunks are bound to its stream
+    id: another stream's header (same password) fails at the first chunk, writing nothing."""
+    first, second = seal(b"a" * CHUNK), seal(b"b" * CHUNK)
+    header = aes_hmac.read_stream_header(io.BytesIO(first))
+    src = io.BytesIO(second)
+    aes_hmac.read_stream_header(src)
+    out = io.BytesIO()
+    with pytest.raises(StreamDamaged, match="data damaged at byte"):
+        decrypt_stream(src, out, "pw", header=header, workers=1)
+    assert out.getvalue() == b""
+
+
+def test_header_must_be_a_stream_header() -> None:
+    stream = seal(b"x")
+    with pytest.raises(TypeError, match="header must be a StreamHeader from read_stream_header"):
+        decrypt_stream(io.BytesIO(stream), io.BytesIO(), "pw", header=stream)  # type: ignore[arg-type]
+    with pytest.raises(HeaderError, match="this is an aes-hmac token, not a stream"):
+        aes_hmac.read_stream_header(io.BytesIO(aes_hmac.encrypt(b"x", "pw", kdf=CHEAP).encode()))

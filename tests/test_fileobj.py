@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import shutil
 import tarfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +240,71 @@ def test_wrapped_writer_aborted_on_failure_reads_truncated() -> None:
             raise
     with pytest.raises(StreamDamaged, match="truncated"):
         decrypt_stream(io.BytesIO(buf.getvalue()), io.BytesIO(), "pw")
+
+
+ROWS = 5_000
+FAIL_AT = 3_000  # rows past the first chunk: a truncated file would hold whole chunks
+
+
+def export_rows(wrap: Callable[[StreamWriter], io.IOBase], dst: object) -> None:
+    """Write rows through ``wrap(writer)`` and fail part way, leaving the wrapper to the
+    garbage collector, as an export that logs the failure and carries on does."""
+    out = wrap(open_writer(dst))
+    for i in range(ROWS):
+        if i == FAIL_AT:
+            raise RuntimeError(f"source failed at row {i}")
+        out.write(f"{i},{i * i}\n" if isinstance(out, io.TextIOBase) else f"{i}\n".encode())
+    out.close()
+
+
+WRAPPERS: dict[str, Callable[[StreamWriter], io.IOBase]] = {
+    "TextIOWrapper": lambda w: io.TextIOWrapper(w, encoding="utf-8"),
+    "BufferedWriter": lambda w: io.BufferedWriter(w),  # type: ignore[arg-type]
+    "TextIOWrapper(BufferedWriter)": lambda w: io.TextIOWrapper(
+        io.BufferedWriter(w),  # type: ignore[arg-type]
+        encoding="utf-8",
+    ),
+}
+
+
+@pytest.mark.parametrize("wrap", WRAPPERS.values(), ids=WRAPPERS.keys())
+def test_abandoned_wrapper_collected_leaves_no_file(
+    tmp_path: Path, wrap: Callable[[StreamWriter], io.IOBase]
+) -> None:
+    """Regression (review of issue 16, finding 2): the wrapper's finalizer closed the writer
+    with no exception in flight, committing the rows before the failure as a complete file.
+    Its ``_dealloc_warn`` call, just before that close, now marks the writer abandoned."""
+    dst = tmp_path / "x.csv.ahm"
+    with pytest.raises(RuntimeError, match="row 3000"):
+        export_rows(wrap, dst)
+    gc.collect()
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("wrap", WRAPPERS.values(), ids=WRAPPERS.keys())
+def test_abandoned_wrapper_on_caller_file_object_reads_truncated(
+    wrap: Callable[[StreamWriter], io.IOBase],
+) -> None:
+    buf = io.BytesIO()
+    with pytest.raises(RuntimeError, match="row 3000"):
+        export_rows(wrap, buf)
+    gc.collect()
+    assert len(buf.getvalue()) > 2 * FULL  # whole chunks were written before the failure
+    with pytest.raises(StreamDamaged, match="truncated"):
+        decrypt_stream(io.BytesIO(buf.getvalue()), io.BytesIO(), "pw")
+
+
+@pytest.mark.parametrize("wrap", WRAPPERS.values(), ids=WRAPPERS.keys())
+def test_wrapper_closed_explicitly_commits(
+    tmp_path: Path, wrap: Callable[[StreamWriter], io.IOBase]
+) -> None:
+    """The finalizer hook changes only garbage collection: a clean close still commits."""
+    dst = tmp_path / "x.ahm"
+    out = wrap(open_writer(dst))
+    out.write("text" if isinstance(out, io.TextIOBase) else b"text")  # type: ignore[attr-defined]
+    out.close()
+    with aes_hmac.open(dst, "rb", password="pw") as f:
+        assert f.read() == b"text"
 
 
 def test_writer_refuses_writes_after_close() -> None:

@@ -30,6 +30,7 @@ from aes_hmac import (
     inspect_stream,
     remove_password,
 )
+from aes_hmac._kdf import KDF_CLASS_NAMES
 from aes_hmac._stream import CHUNK_OVERHEAD
 
 CHEAP = PBKDF2(iterations=1000)
@@ -279,9 +280,9 @@ def test_inspect_stream_rejects_non_streams(tmp_path: Path) -> None:
 
 def test_slot_edits_check_kdf_and_limits_before_any_kdf(cipher: Path) -> None:
     """Review: a bad kdf only failed after the old password's KDF had run; limits not checked."""
-    with pytest.raises(TypeError, match="kdf must be PBKDF2, Scrypt or Argon2id, not str"):
+    with pytest.raises(TypeError, match=f"kdf must be {KDF_CLASS_NAMES}, not str"):
         change_password(cipher, "pw", "new", kdf="x")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="kdf must be PBKDF2, Scrypt or Argon2id, not str"):
+    with pytest.raises(TypeError, match=f"kdf must be {KDF_CLASS_NAMES}, not str"):
         add_password(cipher, "pw", "new", kdf="x")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="limits must be KdfLimits, not str"):
         remove_password(cipher, "pw", limits="x")  # type: ignore[arg-type]
@@ -522,16 +523,14 @@ def test_slot_edit_secrets_are_checked_by_name(cipher: Path) -> None:
     assert digest(cipher) == before
 
 
-def test_old_keyword_names_still_work_with_a_warning(cipher: Path, plain: Path) -> None:
-    changed = r"change_password: deprecated keyword old_password= \(now old=\), new_password="
-    with pytest.warns(DeprecationWarning, match=changed):
+def test_keyword_names_that_never_shipped_are_refused(cipher: Path) -> None:
+    """The package was never released: no alias for keyword names of an earlier draft."""
+    before = digest(cipher)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'old_password'"):
         change_password(cipher, old_password="pw", new_password="two", kdf=CHEAP)  # type: ignore[call-arg]
-    added = r"add_password: deprecated keyword password= \(now existing=\)"
-    with pytest.warns(DeprecationWarning, match=added):
-        add_password(cipher, password="two", new_password="three", kdf=CHEAP)  # type: ignore[call-arg]
-    assert plaintext_of(cipher, "three") == plain.read_bytes()
-    with pytest.raises(TypeError, match="give new, not both new and new_password"):
-        add_password(cipher, "two", new="x", new_password="y")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'password'"):
+        add_password(cipher, password="pw", new="three", kdf=CHEAP)  # type: ignore[call-arg]
+    assert digest(cipher) == before
 
 
 # --- issue 10: concurrent edits, duplicate slots, interrupts; issue 12: paths and messages ---

@@ -21,7 +21,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 from fsspec.implementations.dirfs import DirFileSystem  # noqa: E402
 from fsspec.implementations.local import LocalFileSystem  # noqa: E402
 
-from aes_hmac import PBKDF2  # noqa: E402
+from aes_hmac import PBKDF2, WriterDiscardedWarning  # noqa: E402
 from aes_hmac.integrations.fsspec import AesHmacFileSystem  # noqa: E402
 
 SECRET = {"password": "pw", "kdf": PBKDF2(iterations=1000), "chunk_size": 4096}
@@ -94,7 +94,68 @@ def test_close_inside_except_discards(base: str) -> None:
     try:
         raise ValueError("the caller's failure")
     except ValueError:
-        f.close()
+        with pytest.warns(WriterDiscardedWarning, match=r"x\.ahm.*ValueError"):
+            f.close()
+    assert entries(base) == []
+
+
+def export_rows(url: str, mode: str, **kw: object) -> None:
+    """Write rows through ``fsspec.open(url, mode).open()`` and fail part way, leaving the file
+    to the garbage collector, as an export that logs the failure and carries on does."""
+    f = fsspec.open(url, mode, **OPTIONS, **kw).open()
+    for i in range(ROWS):
+        if i == FAIL_AT:
+            raise RuntimeError(f"source failed at row {i}")
+        f.write(f"{i},{i * i}\n" if "t" in mode else f"{i}\n".encode())
+    f.close()
+
+
+def test_abandoned_text_writer_collected_leaves_nothing(base: str) -> None:
+    """Regression (review of issue 16, finding 2): ``fsspec.open(..., "wt")`` wraps the writer
+    in a ``TextIOWrapper`` whose finalizer closed it with no exception in flight, committing
+    30000 of 50000 rows as a complete file."""
+    with pytest.raises(RuntimeError, match="row 30000"):
+        export_rows(f"aeshmac::{base}/x.csv.ahm", "wt")
+    gc.collect()
+    assert entries(base) == []
+
+
+@pytest.mark.parametrize("mode", ["wt", "wb"])
+def test_abandoned_compressed_writer_collected_leaves_nothing(base: str, mode: str) -> None:
+    """``compression="gzip"`` puts a ``GzipFile`` (no ``_dealloc_warn``) between the wrapper and
+    the writer; it never closes a file object it was given, so at collection the writer is
+    still unclosed and its own finalizer discards (the gzip trailer written meanwhile does not
+    make the stream complete)."""
+    with pytest.raises(RuntimeError, match="row 30000"):
+        export_rows(f"aeshmac::{base}/x.csv.gz.ahm", mode, compression="gzip")
+    gc.collect()
+    assert entries(base) == []
+
+
+def test_text_and_compressed_writers_closed_cleanly_round_trip(base: str) -> None:
+    """The finalizer hook changes only garbage collection: clean closes still commit (with
+    compression, fsspec closes the writer only through the ``OpenFile``)."""
+    text = fsspec.open(f"aeshmac::{base}/t.csv.ahm", "wt", **OPTIONS).open()
+    text.write("a,b\n1,2\n")
+    text.close()
+    with fsspec.open(f"aeshmac::{base}/g.csv.gz.ahm", "wt", compression="gzip", **OPTIONS) as f:
+        f.write("a,b\n1,2\n")
+    for name, kw in [("t.csv.ahm", {}), ("g.csv.gz.ahm", {"compression": "gzip"})]:
+        with fsspec.open(f"aeshmac::{base}/{name}", "rt", **OPTIONS, **kw) as f:
+            assert f.read() == "a,b\n1,2\n"
+
+
+def test_writer_opened_in_except_left_by_reraise_discards(base: str) -> None:
+    """Regression (review of issue 16, finding 3b): a writer opened inside an ``except``
+    block and left by raising that exception again committed its partial data (fsspec's
+    ``OpenFile.__exit__`` calls plain ``close()``)."""
+    with pytest.raises(ConnectionError), pytest.warns(WriterDiscardedWarning):
+        try:
+            raise ConnectionError("upstream down")
+        except ConnectionError as exc:
+            with fsspec.open(f"aeshmac::{base}/report.ahm", "wb", **OPTIONS) as f:
+                f.write(b"PARTIAL: first half of the report")
+                raise exc
     assert entries(base) == []
 
 

@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet
 
 import aes_hmac
 from aes_hmac import PBKDF2, DecryptionError, HeaderError, Key, PasswordKey, StreamDamaged
+from aes_hmac._kdf import KDF_CLASS_NAMES
 from aes_hmac._primitives import BLOCK_SIZE
 from aes_hmac.importers import import_aescrypt, import_aescrypt_file, import_fernet
 from aes_hmac.importers.aescrypt import _open_verified_aescrypt, aescrypt_stretch
@@ -296,9 +297,9 @@ def test_aescrypt_argument_errors() -> None:
     with pytest.raises(TypeError, match="give password or key"):
         import_aescrypt(blob, io.BytesIO(), "pw")
     for bad_kdf in ("x", None, 1000):
-        with pytest.raises(TypeError, match=r"^kdf must be PBKDF2, Scrypt or Argon2id, not "):
+        with pytest.raises(TypeError, match=rf"^kdf must be {KDF_CLASS_NAMES}, not "):
             import_aescrypt(blob, io.BytesIO(), "pw", "new", kdf=bad_kdf)  # type: ignore[arg-type]
-        with pytest.raises(TypeError, match=r"^kdf must be PBKDF2, Scrypt or Argon2id, not "):
+        with pytest.raises(TypeError, match=rf"^kdf must be {KDF_CLASS_NAMES}, not "):
             import_fernet(b"t", Fernet.generate_key(), key=KEY, kdf=bad_kdf)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="password must be"):
         import_aescrypt(blob, io.BytesIO(), "pw", 5)  # type: ignore[arg-type]

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import unicodedata
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from _vectors import cases, unhex
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id as ReferenceArgon2id
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 
 import aes_hmac
+from aes_hmac import cli
 from aes_hmac._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
+    KDF_CLASS_NAMES,
     KDF_RAW,
     KDFS,
     NO_LIMITS,
@@ -37,6 +42,10 @@ from aes_hmac._kdf import (
     kdf_by_name,
 )
 from aes_hmac._primitives import aes_cbc_decrypt_raw, pkcs7_unpad
+from aes_hmac.cli import options
+
+UNUSED_KDF_ID = max(PARAMS_SIZE) + 1
+"""A KDF id no registered KDF uses (the next free one)."""
 
 SLOW = os.environ.get("AES_HMAC_SLOW_TESTS") == "1"
 
@@ -122,18 +131,19 @@ def test_every_kdf_has_test_instances() -> None:
 def test_registry_ids_names_and_lookup() -> None:
     assert [cls.kdf_id for cls in KDFS] == sorted({cls.kdf_id for cls in KDFS})
     assert KDF_RAW not in {cls.kdf_id for cls in KDFS}
-    assert [cls.name for cls in KDFS] == ["pbkdf2", "scrypt", "argon2id"]
+    assert len({cls.name for cls in KDFS}) == len(KDFS)
     assert aes_hmac.KDFS is KDFS and aes_hmac.KdfOption is not None
+    for cls in KDFS:  # every KDF is public API under its class name
+        assert getattr(aes_hmac, cls.__name__) is cls and cls.__name__ in aes_hmac.__all__
     for cls in KDFS:
         assert kdf_by_name(cls.name) is cls
         assert kdf_by_id(cls.kdf_id) is cls
         assert PARAMS_SIZE[cls.kdf_id] == cls.params_size
     assert PARAMS_SIZE[KDF_RAW] == 0
-    with pytest.raises(
-        ValueError, match="unknown kdf 'bcrypt' \\(choose pbkdf2, scrypt, argon2id\\)"
-    ):
+    names = ", ".join(cls.name for cls in KDFS)
+    with pytest.raises(ValueError, match=re.escape(f"unknown kdf 'bcrypt' (choose {names})")):
         kdf_by_name("bcrypt")
-    for bad_id in (KDF_RAW, 4, 255):
+    for bad_id in (KDF_RAW, UNUSED_KDF_ID, 255):
         with pytest.raises(ValueError, match=f"unknown kdf id {bad_id}"):
             kdf_by_id(bad_id)
         with pytest.raises(ValueError, match=f"unknown kdf id {bad_id}"):
@@ -145,7 +155,7 @@ def test_options_name_real_fields(cls: type[Kdf]) -> None:
     """Each CLI option sets a distinct dataclass field, and every field has an option."""
     names = {f.name for f in dataclasses.fields(cls)}
     assert sorted(o.field for o in cls.options) == sorted(names)
-    assert all(o.flag.startswith("--") and o.metavar and o.help for o in cls.options)
+    assert all(o.metavar and o.help for o in cls.options)
     made = cls(**{o.field: getattr(INSTANCES[cls][1], o.field) for o in cls.options})
     assert made == INSTANCES[cls][1]
 
@@ -182,8 +192,60 @@ def test_no_limits_admit_everything(kdf: Kdf) -> None:
 
 
 def test_check_kdf_names_the_registered_classes() -> None:
-    with pytest.raises(TypeError, match="kdf must be PBKDF2, Scrypt or Argon2id, not str"):
+    with pytest.raises(TypeError, match=f"kdf must be {KDF_CLASS_NAMES}, not str"):
         check_kdf("pbkdf2")
+    # Every class, in registry order, the last one after "or".
+    listed = KDF_CLASS_NAMES.replace(" or ", ", ").split(", ")
+    assert listed == [cls.__name__ for cls in KDFS]
+    assert KDF_CLASS_NAMES.endswith(f" or {KDFS[-1].__name__}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _PBKDF2SHA512(PBKDF2):
+    """A PBKDF2 variant as the class docstring describes it, not registered (id unused)."""
+
+    iterations: int = 210_000
+
+    name: ClassVar[str] = "pbkdf2-sha512-test"
+    kdf_id: ClassVar[int] = UNUSED_KDF_ID
+    hash_algorithm: ClassVar[type[hashes.HashAlgorithm]] = hashes.SHA512
+    work_per_iteration: ClassVar[int] = 2
+
+
+def test_pbkdf2_variant_is_a_few_lines() -> None:
+    """Setting the hash on a subclass changes the derivation, the text and the work; the block
+    layout, checks and rotation rule are PBKDF2's."""
+    kdf = _PBKDF2SHA512(1000)
+    reference = PBKDF2HMAC(hashes.SHA512(), 32, b"s" * 16, 1000).derive(b"pw")
+    assert kdf.derive(b"pw", b"s" * 16) == reference != PBKDF2(1000).derive(b"pw", b"s" * 16)
+    assert kdf.describe() == "pbkdf2-hmac-sha512 iterations=1000"
+    assert kdf.work() == 2000 and PBKDF2(1000).work() == 1000
+    assert _PBKDF2SHA512.decode(kdf.encode()) == kdf and kdf.encode() == PBKDF2(1000).encode()
+    assert kdf.weaker_than(PBKDF2(1000)) and PBKDF2(1000).weaker_than(kdf)
+    assert _PBKDF2SHA512().iterations == 210_000
+    with pytest.raises(ValueError, match="iterations must be between 1 and 2147483647"):
+        _PBKDF2SHA512(0)
+
+
+def test_cli_kdf_flags_are_unique_and_keep_their_former_names() -> None:
+    """Flags derive from registry names, so no two KDFs share one (argparse would refuse the
+    parser); every former flag still names a real field of a registered KDF."""
+    flags = [f for kdf in KDFS for o in kdf.options for f in options.kdf_flags(kdf, o)]
+    assert len(flags) == len(set(flags))
+    assert all(flag.startswith("--") for flag in flags)
+    for kdf in KDFS:
+        for option in kdf.options:
+            assert f"--{kdf.name}-{option.field.replace('_', '-')}" in options.kdf_flags(
+                kdf, option
+            )
+    fields_ = {(kdf.name, o.field) for kdf in KDFS for o in kdf.options}
+    assert set(options.FORMER_KDF_FLAGS) <= fields_
+    assert set(options.FORMER_KDF_FLAGS.values()) <= set(flags)
+    cli.build_parser()
+
+
+def test_cli_default_kdf_name_is_the_library_default() -> None:
+    assert options.kdf_class(options.DEFAULT_KDF_NAME)() == DEFAULT_KDF
 
 
 def test_defaults() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +23,7 @@ from aes_hmac import (
     PasswordKey,
     Scrypt,
 )
-from aes_hmac._token_codec import VERSION, parse, token_to_bytes, token_to_text
+from aes_hmac._token_codec import DEFAULT_VERSION, parse, token_to_bytes, token_to_text
 
 CHEAP = PBKDF2(iterations=1000)
 CHEAPER = PBKDF2(iterations=500)
@@ -189,7 +190,7 @@ def test_needs_rotation_by_key() -> None:
 def test_needs_rotation_refuses_a_version_it_cannot_read() -> None:
     """Version 1 is the first: a "version 0" token is malformed, not one to rotate (review)."""
     raw = bytearray(token_to_bytes(Key(KEY_A).encrypt(b"d")))
-    raw[1] = VERSION - 1
+    raw[1] = DEFAULT_VERSION - 1
     with pytest.raises(InvalidToken, match="unsupported token version 0"):
         Keyring(Key(KEY_A)).needs_rotation(token_to_text(bytes(raw)))
 
@@ -231,11 +232,8 @@ def test_repr_hides_secrets() -> None:
 
 
 def test_bad_entries_and_arguments() -> None:
-    with (
-        pytest.warns(DeprecationWarning),
-        pytest.raises(ValueError, match="entry 1: bytes are a raw key and must be 32 bytes, got 5"),
-    ):
-        Keyring("pw", b"short")
+    with pytest.raises(ValueError, match="password must not be empty"):
+        Keyring("pw", b"")
     with pytest.raises(TypeError, match="entry 0 must be str, bytes, Key or PasswordKey, not int"):
         Keyring(5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="kdf must be"):
@@ -289,16 +287,19 @@ def test_hypothesis_junk_raises_only_invalid_token(junk: bytes | str) -> None:
         Keyring(Key(KEY_A), "pw", kdf=CHEAP).decrypt(junk)
 
 
-@pytest.mark.parametrize("raw", [KEY_A, bytearray(KEY_A), memoryview(KEY_A)])
-def test_bytes_entries_are_deprecated_raw_keys(raw: bytes) -> None:
-    """Bytes mean a password everywhere else; in a Keyring they stay a raw key for one release."""
-    with pytest.warns(
-        DeprecationWarning, match=r"wrap raw keys in Key\(\.\.\.\); bytes will mean a"
-    ):
-        ring = Keyring("pw", raw, kdf=CHEAP)
-    assert ring.decrypt(Key(KEY_A).encrypt(b"d")) == b"d"
-    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="must be 32 bytes"):
-        Keyring(b"short")
+@pytest.mark.parametrize(
+    "raw", [KEY_A, bytearray(KEY_A), memoryview(KEY_A)], ids=["bytes", "bytearray", "memoryview"]
+)
+def test_bytes_entries_are_passwords_as_everywhere_else(raw: bytes) -> None:
+    """The package was never released: no draft rule (bytes as a raw key) is kept for it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ring = Keyring(raw, Key(KEY_B), kdf=CHEAP)
+    assert ring.primary_kdf == CHEAP
+    assert ring.decrypt(aes_hmac.encrypt(b"d", bytes(KEY_A), kdf=CHEAP)) == b"d"
+    with pytest.raises(InvalidToken):
+        ring.decrypt(Key(KEY_A).encrypt(b"d"))  # 32 bytes are no raw key here
+    assert aes_hmac.decrypt(ring.encrypt(b"e"), bytes(KEY_A)) == b"e"
 
 
 @pytest.mark.parametrize(
@@ -329,3 +330,33 @@ def test_outcome_does_not_tell_how_many_entries_a_keyring_has(iterations: int) -
         outcomes.add((type(caught.value), str(caught.value)))
     assert len(outcomes) == 1
     assert outcomes.pop()[0] is (InvalidToken if iterations <= 2500 else KdfLimitError)
+
+
+def test_password_entries_open_the_token_the_keyring_parsed_once() -> None:
+    import sys
+
+    from aes_hmac import _token_v1
+
+    ring = Keyring("one", "two", "three", kdf=CHEAP)
+    token = aes_hmac.encrypt(b"data", "three", kdf=CHEAP)
+    assert ring.decrypt(token) == b"data"  # derives; the count below is all cache hits
+    parses = 0
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        nonlocal parses
+        if event == "call" and frame.f_code is _token_v1.parse.__code__:
+            parses += 1
+
+    sys.setprofile(profile)  # a real count of the real parser's runs, nothing replaced
+    try:
+        assert ring.decrypt(token) == b"data"
+    finally:
+        sys.setprofile(None)
+    assert parses == 1  # not once more per entry tried
+
+
+def test_rotate_writes_and_needs_rotation_compares_the_version_asked_for() -> None:
+    ring = Keyring("pw", kdf=CHEAP)
+    token = ring.rotate(ring.encrypt(b"data"), version=DEFAULT_VERSION)
+    assert token_to_bytes(token)[1] == DEFAULT_VERSION
+    assert not ring.needs_rotation(token, version=DEFAULT_VERSION)

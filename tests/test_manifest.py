@@ -26,6 +26,7 @@ import aes_hmac
 from aes_hmac import PBKDF2, HeaderError, KdfLimits, ManifestError, StreamDamaged
 from aes_hmac import _manifest as manifest
 from aes_hmac._credential import to_credential
+from aes_hmac._primitives import TAG_SIZE
 from aes_hmac._stream import read_header
 from aes_hmac._tree import BatchCredential, decrypt_one, decrypt_tree, encrypt_tree
 from aes_hmac._walk import Place, prepare_dirs
@@ -160,20 +161,42 @@ def entries_of(v: dict[str, Any]) -> dict[bytes, bytes]:
 
 
 def manifest_vector(v: dict[str, Any]) -> dict[str, Any]:
-    """Complete a vector's inputs: the plaintext, fixed stream id, file key and chunk IVs,
-    and the sealed manifest stream (through the stream vectors' private hook)."""
-    plain = manifest.encode(entries_of(v))
+    """Complete a vector's inputs: fixed stream id, file key and chunk IVs, the manifest tag,
+    the plaintext (body || tag) and the sealed manifest stream (through the stream vectors'
+    private hook)."""
+    stream_id, file_key = _id(v["name"] + " stream id"), _id(v["name"] + " file key")
+    plain = manifest.seal(entries_of(v), file_key, stream_id)
     chunks = len(plain) // v["chunk_size"] + 1
     out = {
         **v,
-        "stream_id": _id(v["name"] + " stream id").hex(),
-        "file_key": _id(v["name"] + " file key").hex(),
+        "stream_id": stream_id.hex(),
+        "file_key": file_key.hex(),
         "chunk_ivs": [_id(f"{v['name']} chunk iv {i}")[:16].hex() for i in range(chunks)],
+        "tag": plain[-TAG_SIZE:].hex(),
         "plaintext": plain.hex(),
     }
     out["stream"] = seal_vector(out).hex()
     return out
 
+
+FORGED_KEY, FORGED_ID = _id("forged file key"), _id("forged stream id")
+_GOOD_BODY = manifest.encode({b"x.ahm": bytes(32)})
+FORGED_PLAINTEXTS: list[tuple[str, bytes, str]] = [
+    ("shorter than a tag", bytes(31), "truncated"),
+    ("body without its tag", _GOOD_BODY, "tag does not verify (not a manifest a batch wrote)"),
+    (
+        "tag of another stream id",
+        _GOOD_BODY + manifest.tag(FORGED_KEY, bytes(32), _GOOD_BODY),
+        "tag does not verify (not a manifest a batch wrote)",
+    ),
+    (
+        "a valid tag over a body too short",
+        b"junk" + manifest.tag(FORGED_KEY, FORGED_ID, b"junk"),
+        "truncated",
+    ),
+]
+"""Plaintexts of the stream FORGED_ID under file key FORGED_KEY, with the exact error: the tag
+is checked first (the last case has a valid tag over a body too short to parse)."""
 
 INVALID_PLAINTEXTS: list[tuple[str, bytes, str]] = [
     ("truncated head", manifest.MAGIC + b"\x01\x00\x00", "truncated"),
@@ -245,15 +268,40 @@ def test_vector_opens_to_its_entries(v: dict[str, Any]) -> None:
     with aes_hmac.open(
         io.BytesIO(stream), key=secret.get("key"), password=secret.get("password")
     ) as f:
-        assert manifest.decode(f.read()) == entries_of(v)
+        plain = f.read()
+    ids = (bytes.fromhex(v["file_key"]), bytes.fromhex(v["stream_id"]))
+    assert manifest.unseal(plain, *ids) == entries_of(v)
+    assert manifest.decode(plain[:-TAG_SIZE]) == entries_of(v)
     assert len(v["chunk_ivs"]) == (2 if len(v["entries"]) > 3 else 1)
 
 
 @pytest.mark.parametrize("case", VECTORS["invalid"], ids=lambda c: c["name"])
 def test_invalid_vectors_fail_with_their_message(case: dict[str, str]) -> None:
     with pytest.raises(ManifestError) as caught:
-        manifest.decode(bytes.fromhex(case["plaintext"]))
+        manifest.decode(bytes.fromhex(case["body"]))
     assert str(caught.value) == case["error"]
+
+
+@pytest.mark.parametrize("case", VECTORS["forged"], ids=lambda c: c["name"])
+def test_forged_vectors_fail_with_their_message(case: dict[str, str]) -> None:
+    with pytest.raises(ManifestError) as caught:
+        manifest.unseal(
+            bytes.fromhex(case["plaintext"]),
+            bytes.fromhex(case["file_key"]),
+            bytes.fromhex(case["stream_id"]),
+        )
+    assert str(caught.value) == case["error"]
+
+
+@given(ENTRIES, st.data())
+def test_any_changed_byte_of_a_sealed_plaintext_fails_the_tag(
+    entries: dict[bytes, bytes], data: st.DataObject
+) -> None:
+    plain = bytearray(manifest.seal(entries, FORGED_KEY, FORGED_ID))
+    assert manifest.unseal(bytes(plain), FORGED_KEY, FORGED_ID) == entries
+    plain[data.draw(st.integers(0, len(plain) - 1))] ^= data.draw(st.integers(1, 255))
+    with pytest.raises(ManifestError, match="tag does not verify"):
+        manifest.unseal(bytes(plain), FORGED_KEY, FORGED_ID)
 
 
 # --- folders: what decrypt_tree refuses ----------------------------------------------------------
@@ -335,6 +383,51 @@ def other_manifest(enc: Path, base: Path) -> dict[str, str]:
     return {f"{rel}.ahm": SWAPPED for rel in FILES}
 
 
+FORGED = "bad manifest: tag does not verify"
+
+
+def stream_id_of(path: Path) -> bytes:
+    """The public stream id in the header of the stream at ``path``."""
+    with path.open("rb") as f:
+        return read_header(f.read).stream_id
+
+
+def forged_body(enc: Path) -> bytes:
+    """What an attacker who sees ``enc`` (stream ids are public) wants listed: deny.txt's
+    stream at allow.txt's path, and nothing else (the other files can then be dropped)."""
+    return manifest.encode({b"etc/allow.txt.ahm": stream_id_of(enc / "etc/deny.txt.ahm")})
+
+
+def plant(enc: Path, old_deny: bytes) -> None:
+    """The old deny.txt put at allow.txt's path, every other data file dropped."""
+    for found in enc.rglob("*.ahm"):
+        found.unlink()
+    (enc / "etc/allow.txt.ahm").write_bytes(old_deny)
+
+
+def data_file_of_the_batch_as_manifest(enc: Path, base: Path) -> dict[str, str]:
+    """Review finding 1: the attacker's file, encrypted in the victim's batch, renamed to the
+    manifest; its plaintext is the manifest body the attacker wants."""
+    old_deny, body = (enc / "etc/deny.txt.ahm").read_bytes(), forged_body(enc)
+    (base / "enc-src/invoice.pdf").write_bytes(body)
+    again = encrypt_tree(base / "enc-src", enc, PW, kdf=CHEAP, existing="overwrite")
+    assert again.ok
+    forged = (enc / "invoice.pdf.ahm").read_bytes()
+    plant(enc, old_deny)
+    (enc / manifest.NAME).write_bytes(forged)
+    return {manifest.NAME: FORGED}
+
+
+def encrypted_file_as_manifest(enc: Path, base: Path) -> dict[str, str]:
+    """Review finding 1: one ``encrypt_file`` of attacker-chosen bytes under the password."""
+    old_deny, body = (enc / "etc/deny.txt.ahm").read_bytes(), forged_body(enc)
+    (base / "chosen.bin").write_bytes(body)
+    plant(enc, old_deny)
+    (enc / manifest.NAME).unlink()
+    aes_hmac.encrypt_file(base / "chosen.bin", enc / manifest.NAME, PW, kdf=CHEAP)
+    return {manifest.NAME: FORGED}
+
+
 ATTACKS: dict[str, Callable[[Path, Path], dict[str, str]]] = {
     "swapped pair": swap,
     "moved file": move,
@@ -345,7 +438,32 @@ ATTACKS: dict[str, Callable[[Path, Path], dict[str, str]]] = {
     "manifest deleted": delete_manifest,
     "manifest damaged": damage_manifest,
     "manifest of another batch": other_manifest,
+    "data file of the batch as manifest": data_file_of_the_batch_as_manifest,
+    "encrypted file as manifest": encrypted_file_as_manifest,
 }
+
+
+def test_skip_run_does_not_carry_a_planted_manifest(tmp_path: Path) -> None:
+    """Review finding 1 at encrypt time: a forged manifest planted in the output folder (an
+    ``encrypt_file`` of chosen bytes) is not carried into the next ``existing="skip"`` run's
+    genuine manifest, so the file planted with it stays unlisted and is refused."""
+    run1 = batch(tmp_path, "run1")
+    (tmp_path / "chosen.bin").write_bytes(forged_body(run1))
+    enc = tmp_path / "enc"
+    (enc / "etc").mkdir(parents=True)
+    shutil.copyfile(run1 / "etc/deny.txt.ahm", enc / "etc/allow.txt.ahm")
+    aes_hmac.encrypt_file(tmp_path / "chosen.bin", enc / manifest.NAME, PW, kdf=CHEAP)
+    result = encrypt_tree(tmp_path / "run1-src", enc, PW, kdf=CHEAP, existing="skip")
+    assert not result.ok
+    got = failures_by_rel(enc, result.failures)
+    assert list(got) == [manifest.NAME] and FORGED in got[manifest.NAME], got
+    assert "earlier manifest does not open" in got[manifest.NAME]
+    assert result.skipped == 1  # the planted allow.txt.ahm: kept, but no longer listed
+    opened = decrypt_tree(enc, tmp_path / "out", PW)
+    failed = failures_by_rel(enc, opened.failures)
+    assert list(failed) == ["etc/allow.txt.ahm"] and UNLISTED in failed["etc/allow.txt.ahm"]
+    assert not (tmp_path / "out/etc/allow.txt").exists()
+    assert (tmp_path / "out/etc/deny.txt").read_bytes() == FILES["etc/deny.txt"]
 
 
 def failures_by_rel(enc: Path, failures: list[tuple[str, BaseException]]) -> dict[str, str]:

@@ -218,6 +218,22 @@ def test_version_dispatch_is_one_registry() -> None:
     assert seen == [data]
 
 
+def test_a_header_reports_the_version_it_was_read_as() -> None:
+    """``info().version`` is the header's own version byte, not the one this library writes."""
+    from aes_hmac import _stream
+
+    prefix = encode_prefix(12, STREAM_ID)
+    slot = seal_slot(prefix, Credential(bytes(32), None), FILE_KEY, b"", bytes(16))
+    data = bytearray(seal_header(12, STREAM_ID, FILE_KEY, [slot]))
+    assert read_header(io.BytesIO(bytes(data)).read).info().version == 1
+    data[len(MAGIC)] = 2  # a later version that kept v1's layout
+    _stream.FORMATS[2] = _stream.parse_header_v1
+    try:
+        assert read_header(io.BytesIO(bytes(data)).read).info().version == 2
+    finally:
+        del _stream.FORMATS[2]
+
+
 def test_max_slots_is_enforced_on_write_and_read() -> None:
     prefix = encode_prefix(12, STREAM_ID)
     slot = seal_slot(prefix, Credential(bytes(32), None), FILE_KEY, b"", bytes(16))

@@ -26,8 +26,16 @@ from aes_hmac import (
     encrypt,
     token_to_bytes,
 )
+from aes_hmac._kdf import (
+    KDF_CLASS_NAMES,
+    PBKDF2,
+    Argon2id,
+    Kdf,
+    Scrypt,
+    encode_password,
+    kdf_by_name,
+)
 from aes_hmac._kdf import KDFS as KDF_REGISTRY
-from aes_hmac._kdf import PBKDF2, Argon2id, Kdf, Scrypt, encode_password, kdf_by_name
 from aes_hmac._primitives import split_key
 from aes_hmac._token_codec import open_parts, parse, seal, token_to_text
 from aes_hmac._token_v1 import KEY_LABEL, RAW_HEADER, header_for, seal_fixed
@@ -134,8 +142,8 @@ def test_layout_of_a_pbkdf2_token() -> None:
     assert raw[7:23] == SALT and raw[23:39] == IV
     assert len(raw) == 23 + 16 + 16 + 32
     parts = parse(token)
-    assert (parts.kdf, parts.salt, parts.iv, parts.tag) == (CHEAP, SALT, IV, raw[-32:])
-    assert parts.header == raw[:23] and parts.ciphertext == raw[39:-32]
+    assert (parts.kdf, parts.salt, parts.header, parts.raw) == (CHEAP, SALT, raw[:23], raw)
+    assert (parts.version, parts.format.nonce_size, parts.format.overhead) == (1, 16, 48)
     assert "=" not in token and token == base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -269,7 +277,7 @@ def test_caller_mistakes_are_type_and_value_errors() -> None:
         KEY.decrypt(5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="password must not be empty"):
         encrypt(b"x", "", kdf=CHEAP)
-    with pytest.raises(TypeError, match="kdf must be PBKDF2, Scrypt or Argon2id, not str"):
+    with pytest.raises(TypeError, match=f"kdf must be {KDF_CLASS_NAMES}, not str"):
         encrypt(b"x", "pw", kdf="pbkdf2")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="salt must be 16 bytes, got 3"):
         header_for(CHEAP, b"abc")
@@ -351,3 +359,94 @@ def test_invalid_utf8_text_error_carries_no_plaintext() -> None:
     with pytest.raises(InvalidToken, match="invalid utf-8 text") as info:
         key.decrypt(case["token"])
     assert info.value.__context__ is None
+
+
+def _calls_of(fn: Any, target: Any) -> int:
+    """How many times ``target`` (a Python function) runs during ``fn()``: a real count through
+    ``sys.setprofile``, nothing replaced."""
+    import sys
+
+    code = target.__code__
+    count = 0
+
+    def profile(frame: Any, event: str, arg: object) -> None:
+        nonlocal count
+        if event == "call" and frame.f_code is code:
+            count += 1
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return count
+
+
+def test_decrypt_with_a_password_key_parses_and_checks_limits_once() -> None:
+    from aes_hmac import _token_codec, _token_v1
+
+    pk = PasswordKey("pw", kdf=CHEAP)
+    token = encrypt(b"data", "pw", kdf=CHEAP)  # another salt: the slow path of the key
+    assert decrypt(token, pk) == b"data"  # derives once; the count below is a cache hit
+    assert _calls_of(lambda: decrypt(token, pk), _token_v1.parse) == 1
+    assert _calls_of(lambda: decrypt(token, pk), _token_codec.check_limits) == 1
+    assert _calls_of(lambda: decrypt(token, pk), _token_codec.token_to_bytes) == 1
+
+
+def test_decrypt_with_a_password_key_applies_the_keys_own_limits_too() -> None:
+    pk = PasswordKey("pw", kdf=CHEAP, limits=KdfLimits(max_pbkdf2_iterations=999))
+    with pytest.raises(InvalidToken, match="iterations 1000 exceed the limit 999"):
+        decrypt(encrypt(b"data", "pw", kdf=CHEAP), pk)
+
+
+def test_every_encrypt_takes_the_version_to_write() -> None:
+    key, pk = Key.generate(), PasswordKey("pw", kdf=CHEAP)
+    tokens = [
+        encrypt(b"a", "pw", kdf=CHEAP, version=1),
+        encrypt(b"a", key, version=1),
+        encrypt(b"a", pk, version=1),
+        key.encrypt(b"a", version=1),
+        pk.encrypt(b"a", version=1),
+        Keyring(key).encrypt(b"a", version=1),
+    ]
+    assert [token_to_bytes(t)[1] for t in tokens] == [1] * len(tokens)
+    assert decrypt(tokens[0], "pw") == decrypt(tokens[1], key) == pk.decrypt(tokens[2]) == b"a"
+
+
+@pytest.mark.parametrize(
+    ("version", "error", "message"),
+    [
+        (2, ValueError, "version must be one of 1, got 2"),
+        (0, ValueError, "version must be one of 1, got 0"),
+        (True, TypeError, "version must be an int, not bool"),
+        ("1", TypeError, "version must be an int, not str"),
+    ],
+)
+def test_a_version_no_format_has_is_refused_by_every_writer(
+    version: object, error: type[Exception], message: str
+) -> None:
+    key, pk = Key.generate(), PasswordKey("pw", kdf=CHEAP)
+    ring = Keyring(key)
+    token = ring.encrypt(b"a")
+    writers: list[Any] = [
+        lambda: encrypt(b"a", "pw", kdf=CHEAP, version=version),
+        lambda: encrypt(b"a", key, version=version),
+        lambda: key.encrypt(b"a", version=version),
+        lambda: pk.encrypt(b"a", version=version),
+        lambda: ring.encrypt(b"a", version=version),
+        lambda: ring.rotate(token, version=version),
+        lambda: ring.needs_rotation(token, version=version),
+    ]
+    for write in writers:
+        with pytest.raises(error, match=message):
+            write()
+
+
+def test_the_format_says_its_sizes_and_raw_header() -> None:
+    from aes_hmac._token_codec import DEFAULT_FORMAT, FORMATS
+
+    assert FORMATS == {1: DEFAULT_FORMAT}
+    assert DEFAULT_FORMAT.raw_header == RAW_HEADER == b"\xa5\x01\x00"
+    raw = token_to_bytes(Key(bytes(32)).encrypt(b""))
+    assert len(raw) == len(RAW_HEADER) + DEFAULT_FORMAT.overhead + 16  # one padded block
+    assert DEFAULT_FORMAT.nonce_size == 16

@@ -1,13 +1,10 @@
 """aes-hmac: password-based authenticated encryption, AES-256-CBC + HMAC-SHA256 (encrypt-then-MAC).
 
-This module only re-exports the everyday API; see README.md and docs/FORMAT.md. The design
-note's tuple API is ``aes_hmac.compat`` (``aes_encrypt``/``aes_decrypt`` also here), importers
-are ``aes_hmac.importers``, the armor text form is ``aes_hmac.armor``.
+This module only re-exports the everyday API (``dir()`` shows nothing else); see README.md and
+docs/FORMAT.md. The design note's tuple API is ``aes_hmac.compat`` (``aes_encrypt`` and
+``aes_decrypt`` also here), importers are ``aes_hmac.importers``, the armor text form is
+``aes_hmac.armor``.
 """
-
-import importlib
-import warnings
-from typing import Any
 
 from ._errors import (
     AesHmacError,
@@ -31,7 +28,7 @@ from .compat import aes_decrypt, aes_encrypt
 # isort: split
 # --- streams, files, random access, folders (issues 3, 11) ---
 from ._atomic import atomic_output, check_output_link
-from ._engine import decrypt_stream, encrypt_stream
+from ._engine import StreamHeader, decrypt_stream, encrypt_stream, read_stream_header
 from ._fileobj import StreamReader, StreamWriter, open
 from ._files import (
     add_password,
@@ -41,8 +38,9 @@ from ._files import (
     inspect_stream,
     remove_password,
 )
+from ._lifecycle import WriterDiscardedWarning
 from ._seekable import SeekableReader, open_seekable
-from ._stream import DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo, check_chunk_size
+from ._stream import CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo, check_chunk_size
 from ._tree import TreeResult, decrypt_tree, encrypt_tree
 
 # isort: split
@@ -52,6 +50,7 @@ from ._keyring import Keyring
 __version__ = "0.1.0"
 
 __all__ = [
+    "CHUNK_OVERHEAD",
     "DEFAULT_CHUNK_SIZE",
     "KDFS",
     "PBKDF2",
@@ -73,10 +72,12 @@ __all__ = [
     "SeekableReader",
     "SlotInfo",
     "StreamDamaged",
+    "StreamHeader",
     "StreamInfo",
     "StreamReader",
     "StreamWriter",
     "TreeResult",
+    "WriterDiscardedWarning",
     "__version__",
     "add_password",
     "aes_decrypt",
@@ -97,27 +98,17 @@ __all__ = [
     "inspect_stream",
     "open",
     "open_seekable",
+    "read_stream_header",
     "remove_password",
     "token_to_bytes",
 ]
 
-# Names that moved in 0.2: still importable from here for one release, with a warning.
-_MOVED = {
-    "convert_legacy": "aes_hmac.compat",
-    "decrypt_legacy_insecure": "aes_hmac.compat",
-    "import_aescrypt": "aes_hmac.importers",
-    "import_aescrypt_file": "aes_hmac.importers",
-    "import_fernet": "aes_hmac.importers",
-}
+_SUBMODULES = frozenset({"armor", "cli", "compat", "importers", "integrations"})
+"""The public submodules: attributes once imported, never in ``__all__``."""
 
 
-def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module 'aes_hmac' has no attribute {name!r}")
-    warnings.warn(
-        f"aes_hmac.{name} is deprecated; use {module}.{name} (removed in the next release)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(importlib.import_module(module), name)
+def __dir__() -> list[str]:
+    """Only the API: ``__all__``, the public submodules imported so far and the dunders; not
+    the private modules (``_kdf`` ...) that the import system sets on the package."""
+    names = globals()
+    return sorted({*__all__, *(n for n in names if n in _SUBMODULES or n.startswith("__"))})

@@ -17,11 +17,10 @@ stream order. Each worker owns one input and one output buffer, so memory stays 
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import BinaryIO, Final
+from typing import BinaryIO
 
 from ._credential import RawKey, Secret, to_credential
 from ._errors import StreamDamaged
@@ -37,6 +36,7 @@ from ._parallel import (
     Progress,
     Source,
     choose_sink,
+    resolve_workers,
     run_parallel,
     workers_for,
 )
@@ -46,6 +46,8 @@ from ._stream import (
     DEFAULT_CHUNK_SIZE,
     STREAM_ID_SIZE,
     ChunkCodec,
+    Header,
+    StreamInfo,
     chunk_log2_of,
     encode_prefix,
     open_codec,
@@ -53,19 +55,6 @@ from ._stream import (
     seal_header,
     seal_slot,
 )
-
-_MAX_WORKERS: Final = 8
-
-
-def resolve_workers(workers: int | None) -> int:
-    """``None`` means one per CPU (capped); 1 means no threads at all."""
-    if workers is None:
-        return max(1, min(os.cpu_count() or 1, _MAX_WORKERS))
-    if isinstance(workers, bool) or not isinstance(workers, int):
-        raise TypeError(f"workers must be an int or None, not {type(workers).__name__}")
-    if not 1 <= workers <= 64:
-        raise ValueError(f"workers must be between 1 and 64, got {workers}")
-    return workers
 
 
 def random_iv() -> bytes:
@@ -293,6 +282,47 @@ def seal_chunks(
     return counter.done
 
 
+class StreamHeader:
+    """A stream's header as ``read_stream_header`` read and parsed it; not yet authenticated.
+
+    ``info`` says what it holds (as ``inspect_stream`` does) before any secret is asked for, and
+    ``decrypt_stream(src, ..., header=it)`` goes on from where the read stopped: the header is
+    read and parsed once, by whoever looks at it first (the CLI, to refuse an input early).
+    """
+
+    __slots__ = ("_parsed", "info")
+
+    def __init__(self, parsed: Header) -> None:
+        self._parsed = parsed
+        self.info: StreamInfo = parsed.info()
+
+    def __repr__(self) -> str:
+        info = self.info
+        return (
+            f"<aes_hmac.StreamHeader version {info.version}, {info.header_size} bytes, "
+            f"{len(info.slots)} slot(s)>"
+        )
+
+
+def read_stream_header(src: BinaryIO) -> StreamHeader:
+    """Read and parse the stream header at ``src``'s position, reading exactly its bytes (pipes
+    included), so ``src`` is left at the first chunk for ``decrypt_stream(..., header=)``.
+
+    ``HeaderError`` when it is not a stream header or is malformed. Nothing is authenticated
+    yet: that needs the secret, in ``decrypt_stream``.
+    """
+    check_file(src, "src", "read")
+    return StreamHeader(read_header(partial(read_full_bytes, src)))
+
+
+def _given_header(header: object) -> Header:
+    if not isinstance(header, StreamHeader):
+        raise TypeError(
+            f"header must be a StreamHeader from read_stream_header, not {type(header).__name__}"
+        )
+    return header._parsed
+
+
 def decrypt_stream(
     src: BinaryIO,
     dst: BinaryIO,
@@ -303,6 +333,7 @@ def decrypt_stream(
     workers: int | None = None,
     progress: Progress | None = None,
     total: int | None = None,
+    header: StreamHeader | None = None,
 ) -> int:
     """Decrypt a stream from ``src`` into ``dst``; returns plaintext bytes written.
 
@@ -310,19 +341,24 @@ def decrypt_stream(
     header). ``StreamDamaged(offset)`` at the first chunk that fails; every byte written before it
     belongs to chunks that verified, at their places. Plaintext of a chunk is written only after
     its tag and every earlier chunk's tag verified. ``progress`` gets (bytes of ``src`` consumed
-    so far, ``total``), from one thread at a time.
+    so far, the header's included, ``total``), from one thread at a time. ``header``: what
+    ``read_stream_header(src)`` returned, ``src`` still where it left it; the header is then
+    not read again (it is authenticated here all the same).
     """
     credential = to_credential(password, key)
     n_workers = resolve_workers(workers)
     check_limits_arg(limits)
     check_file(src, "src", "read")
     check_file(dst, "dst", "write")
-    header = read_header(partial(read_full_bytes, src))
-    codec = open_codec(header, credential, limits)
+    if header is None:
+        parsed = read_header(partial(read_full_bytes, src))
+    else:
+        parsed = _given_header(header)
+    codec = open_codec(parsed, credential, limits)
     counter = Counter(progress, total)
-    counter.add(header.size)
+    counter.add(parsed.size)
     if n_workers == 1:
-        return _open_serial(src, dst, codec, header.size, counter)
+        return _open_serial(src, dst, codec, parsed.size, counter)
     size = codec.chunk_size
     full = size + CHUNK_OVERHEAD
     written = 0
@@ -330,7 +366,7 @@ def decrypt_stream(
 
     def open_chunk(index: int, data: memoryview, n: int, last: bool, out: bytearray) -> memoryview:
         nonlocal written
-        offset = header.size + index * full
+        offset = parsed.size + index * full
         if not last:
             plain = memoryview(out)[: codec.open_into(index, offset, data, out)]
         elif n == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import builtins
 import io
+import os
 import threading
 from functools import partial
 from types import TracebackType
@@ -16,7 +17,7 @@ from ._engine import ChunkSealer, iter_plain, new_stream
 from ._errors import AesHmacError, StreamDamaged
 from ._io import TextPath, path_or_file, read_full_bytes, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
-from ._lifecycle import Lifecycle, Output
+from ._lifecycle import Lifecycle, Output, warn_discarded
 from ._seekable import SeekableReader, file_read_at, is_seekable
 from ._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of, open_codec, read_header
 
@@ -28,9 +29,11 @@ class StreamWriter(io.BufferedIOBase):
     normally) seals the final chunk (last-chunk flag) and, given ``output``, makes the file
     appear under its name. Leaving a ``with`` block by an exception, ``close()`` while an
     exception raised since the writer opened is propagating or being handled (also through a
-    wrapper such as ``io.TextIOWrapper``), ``abort()`` and garbage collection of an unclosed
-    writer do not finalize: ``output`` is discarded, and a caller's file object is left without
-    its final chunk, so it reads as truncated instead of as a complete stream.
+    wrapper such as ``io.TextIOWrapper``; it warns ``WriterDiscardedWarning``), ``abort()`` and
+    garbage collection of an unclosed writer or of a wrapper around it (``io.TextIOWrapper``,
+    ``io.BufferedWriter``: their finalizer calls ``_dealloc_warn`` first) do not finalize:
+    ``output`` is discarded, and a caller's file object is left without its final chunk, so it
+    reads as truncated instead of as a complete stream. ``shown`` names the output in warnings.
     """
 
     def __init__(
@@ -40,8 +43,10 @@ class StreamWriter(io.BufferedIOBase):
         chunk_size: int,
         close_dst: bool,
         output: Output | None = None,
+        shown: str | None = None,
     ) -> None:
         super().__init__()
+        self._shown = f"stream to a {type(dst).__name__}" if shown is None else shown
         # Until the header is out, a close (also from __del__) must not write a final chunk.
         self._aborted = True
         self._output = output
@@ -65,6 +70,13 @@ class StreamWriter(io.BufferedIOBase):
         if not self.closed:
             self._aborted = True
         super().__del__()
+
+    def _dealloc_warn(self, source: object) -> None:
+        """Called by the finalizer of a C ``io.TextIOWrapper`` or ``io.BufferedWriter`` around
+        this writer just before it closes it: that close is garbage collection of an abandoned
+        writer, never the end of the data, so it must discard."""
+        if not self.closed:
+            self._aborted = True
 
     def writable(self) -> bool:
         return True
@@ -99,10 +111,13 @@ class StreamWriter(io.BufferedIOBase):
 
     def close(self) -> None:
         """Seal the final chunk and commit the output, unless this close is cleanup after a
-        failure (see the class): then discard."""
+        failure (see the class): then discard, and warn when the failure was inferred from an
+        exception in flight (``close()`` while an exception is being handled discards; to
+        commit inside an ``except`` block, open the writer there)."""
         if self.closed:
             return
-        if self._lifecycle.failing():
+        in_flight = None if self._aborted else self._lifecycle.in_flight()
+        if in_flight is not None:
             self._aborted = True
         self._lifecycle.forget()
         sealed = False
@@ -120,6 +135,8 @@ class StreamWriter(io.BufferedIOBase):
                 raise
             finally:
                 self._release(sealed)
+        if in_flight is not None:  # after the discard: a warning turned error cannot undo it
+            warn_discarded(self._shown, in_flight)
 
     def _release(self, sealed: bool) -> None:
         """Hand the output over: committed when the stream was sealed, else discarded."""
@@ -271,7 +288,7 @@ def open(
             return StreamWriter(file, credential, chunk_size, False)  # type: ignore[arg-type]
         output = PendingFile(path, overwrite=True, name="file")
         try:
-            return StreamWriter(output.file, credential, chunk_size, False, output)
+            return StreamWriter(output.file, credential, chunk_size, False, output, os.fspath(path))
         except BaseException:
             output.discard()
             raise

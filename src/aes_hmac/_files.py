@@ -7,14 +7,12 @@ partial output (and no unauthenticated plaintext) ever appears under the destina
 from __future__ import annotations
 
 import builtins
-import functools
 import os
 import shutil
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, BinaryIO, Final, TypeVar
+from typing import BinaryIO, Final
 
 # ``as``: re-exported for integrations/fsspec.py, which imports it from here.
 from . import armor
@@ -165,32 +163,6 @@ def decrypt_file(
 
 # --- key-slot edits: the payload is copied unchanged, only the header is rewritten ---
 
-_F = TypeVar("_F", bound=Callable[..., None])
-
-
-def _renamed(old_to_new: dict[str, str]) -> Callable[[_F], _F]:
-    """Accept the keyword names of the previous release for one more, with a warning."""
-
-    def wrap(fn: _F) -> _F:
-        @functools.wraps(fn)
-        def call(*args: Any, **kwargs: Any) -> None:
-            used = [old for old in old_to_new if old in kwargs]
-            for old in used:
-                new = old_to_new[old]
-                if new in kwargs:
-                    raise TypeError(f"give {new}, not both {new} and {old}")
-                kwargs[new] = kwargs.pop(old)
-            if used:
-                names = ", ".join(f"{old}= (now {old_to_new[old]}=)" for old in used)
-                warnings.warn(
-                    f"{fn.__name__}: deprecated keyword {names}", DeprecationWarning, stacklevel=2
-                )
-            fn(*args, **kwargs)
-
-        return call  # type: ignore[return-value]
-
-    return wrap
-
 
 class FileChangedError(RuntimeError):
     """The file a key-slot edit read was replaced by something that does not take the edit
@@ -316,7 +288,6 @@ def _new_slot(header: Header, credential: Credential, file_key: bytes) -> bytes:
     )
 
 
-@_renamed({"old_password": "old", "new_password": "new"})
 def change_password(
     path: StrPath,
     old: Secret,
@@ -341,7 +312,6 @@ def change_password(
     _rewrite_slots(path, opener, limits, edit, every_slot=True)
 
 
-@_renamed({"password": "existing", "new_password": "new"})
 def add_password(
     path: StrPath,
     existing: Secret,

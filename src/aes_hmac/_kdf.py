@@ -46,12 +46,13 @@ ARGON2_WORK_PER_KIB: Final = 8
 
 
 class KdfOption(NamedTuple):
-    """One CLI flag that sets one field of a KDF class (the CLI builds its options from these)."""
+    """One cost field of a KDF class as the CLI offers it: the CLI names the flag after the KDF's
+    registry name and the field (``--scrypt-log2-n``), so two KDFs never share a flag."""
 
-    flag: str
     field: str
     metavar: str
     help: str
+    """What the field sets, after the KDF's name (the CLI prints ``"scrypt log2(N)"``)."""
 
 
 class LimitedCost(NamedTuple):
@@ -94,17 +95,23 @@ def _any_cost_lower(kdf: Kdf, target: Kdf) -> bool:
 
 @dataclass(frozen=True)
 class PBKDF2:
-    """PBKDF2-HMAC-SHA256. 600,000 iterations is OWASP's 2023 recommendation."""
+    """PBKDF2-HMAC-SHA256. 600,000 iterations is OWASP's 2023 recommendation.
+
+    A PBKDF2 with another hash is a subclass that sets ``name``, ``kdf_id``, ``hash_algorithm`` and
+    ``work_per_iteration`` (and its default iterations): encoding, limits, rotation and the CLI
+    come from here and from the registry.
+    """
 
     iterations: int = 600_000
 
     name: ClassVar[str] = "pbkdf2"
     kdf_id: ClassVar[int] = 0x01
+    hash_algorithm: ClassVar[type[hashes.HashAlgorithm]] = hashes.SHA256
+    work_per_iteration: ClassVar[int] = 1
+    """Work units per iteration: the iteration's time over one PBKDF2-HMAC-SHA256 iteration's."""
     _layout: ClassVar[struct.Struct] = struct.Struct(">I")
     params_size: ClassVar[int] = _layout.size
-    options: ClassVar[tuple[KdfOption, ...]] = (
-        KdfOption("--iterations", "iterations", "N", "pbkdf2 iterations"),
-    )
+    options: ClassVar[tuple[KdfOption, ...]] = (KdfOption("iterations", "N", "iterations"),)
 
     def __post_init__(self) -> None:
         check_int("iterations", self.iterations, 1, _PBKDF2_MAX_ITERATIONS)
@@ -118,7 +125,7 @@ class PBKDF2:
         return cls(*_unpack(cls._layout, params))
 
     def describe(self) -> str:
-        return f"pbkdf2-hmac-sha256 iterations={self.iterations}"
+        return f"pbkdf2-hmac-{self.hash_algorithm.name} iterations={self.iterations}"
 
     def weaker_than(self, target: Kdf) -> bool:
         return _any_cost_lower(self, target)
@@ -128,9 +135,10 @@ class PBKDF2:
 
     def work(self) -> int:
         """Cost in work units (one unit is one PBKDF2-HMAC-SHA256 iteration)."""
-        return self.iterations
+        return self.iterations * self.work_per_iteration
 
     def limited_costs(self) -> tuple[LimitedCost, ...]:
+        # One iteration limit for every PBKDF2 hash: ``max_kdf_work`` weighs the hashes.
         return (
             LimitedCost("pbkdf2 iterations {} exceed", self.iterations, "max_pbkdf2_iterations"),
             LimitedCost("kdf memory {} bytes exceeds", self.memory_bytes(), "max_memory_bytes"),
@@ -138,7 +146,7 @@ class PBKDF2:
         )
 
     def derive(self, password: bytes, salt: bytes) -> bytes:
-        return PBKDF2HMAC(hashes.SHA256(), KEY_SIZE, salt, self.iterations).derive(password)
+        return PBKDF2HMAC(self.hash_algorithm(), KEY_SIZE, salt, self.iterations).derive(password)
 
 
 @dataclass(frozen=True)
@@ -154,9 +162,9 @@ class Scrypt:
     _layout: ClassVar[struct.Struct] = struct.Struct(">BII")
     params_size: ClassVar[int] = _layout.size
     options: ClassVar[tuple[KdfOption, ...]] = (
-        KdfOption("--scrypt-log2n", "log2_n", "N", "scrypt log2(N)"),
-        KdfOption("--scrypt-r", "r", "R", "scrypt block size r"),
-        KdfOption("--scrypt-p", "p", "P", "scrypt parallelism p"),
+        KdfOption("log2_n", "N", "log2(N)"),
+        KdfOption("r", "R", "block size r"),
+        KdfOption("p", "P", "parallelism p"),
     )
 
     def __post_init__(self) -> None:
@@ -224,9 +232,9 @@ class Argon2id:
     _layout: ClassVar[struct.Struct] = struct.Struct(">III")
     params_size: ClassVar[int] = _layout.size
     options: ClassVar[tuple[KdfOption, ...]] = (
-        KdfOption("--argon2-memory-kib", "memory_kib", "KIB", "argon2id memory"),
-        KdfOption("--argon2-iterations", "iterations", "T", "argon2id iterations (passes)"),
-        KdfOption("--argon2-lanes", "lanes", "P", "argon2id lanes"),
+        KdfOption("memory_kib", "KIB", "memory"),
+        KdfOption("iterations", "T", "iterations (passes)"),
+        KdfOption("lanes", "P", "lanes"),
     )
 
     def __post_init__(self) -> None:
@@ -291,6 +299,12 @@ _BY_ID: Final[dict[int, type[Kdf]]] = {cls.kdf_id: cls for cls in KDFS}
 _BY_NAME: Final[dict[str, type[Kdf]]] = {cls.name: cls for cls in KDFS}
 
 DEFAULT_KDF: Final[Kdf] = PBKDF2()
+
+KDF_CLASS_NAMES: Final = " or ".join(
+    filter(None, (", ".join(cls.__name__ for cls in KDFS[:-1]), KDFS[-1].__name__))
+)
+"""The registered classes as ``check_kdf``'s message lists them (``"PBKDF2, Scrypt or Argon2id"``);
+tests build their expected text from it."""
 
 PARAMS_SIZE: Final[dict[int, int]] = {KDF_RAW: 0, **{cls.kdf_id: cls.params_size for cls in KDFS}}
 """Size in bytes of the parameter block that follows each KDF id (raw keys included)."""
@@ -376,10 +390,7 @@ NO_LIMITS: Final = KdfLimits(**{f.name: 1 << 64 for f in fields(KdfLimits)})
 def check_kdf(kdf: object) -> Kdf:
     """``kdf`` itself, or ``TypeError`` naming the argument when it is not a KDF object."""
     if not isinstance(kdf, KDFS):
-        names = [cls.__name__ for cls in KDFS]
-        raise TypeError(
-            f"kdf must be {', '.join(names[:-1])} or {names[-1]}, not {type(kdf).__name__}"
-        )
+        raise TypeError(f"kdf must be {KDF_CLASS_NAMES}, not {type(kdf).__name__}")
     return kdf
 
 

@@ -8,7 +8,6 @@ per (salt, KDF) and repeated decrypts do not repeat KDFs.
 
 from __future__ import annotations
 
-import warnings
 from typing import Final
 
 from ._errors import InvalidToken, KdfLimitError
@@ -23,8 +22,16 @@ from ._kdf import (
     check_limits_arg,
 )
 from ._keys import DEFAULT_CACHE_SIZE, Key, PasswordKey, decrypt_within
-from ._primitives import KEY_SIZE, BytesLike
-from ._token_codec import RAW_HEADER, VERSION, check_limits, parse, token_to_bytes
+from ._primitives import BytesLike
+from ._token_codec import (
+    DEFAULT_FORMAT,
+    DEFAULT_VERSION,
+    check_limits,
+    parse,
+    token_format,
+    token_to_bytes,
+)
+from ._token_format import TokenParts
 
 __all__ = ["Keyring"]
 
@@ -34,31 +41,19 @@ _NO_ENTRY: Final = (
     "the limits' max_kdf_work are not tried)"
 )
 
-Entry = str | PasswordKey | Key | bytes
-"""A keyring entry: a password (``str``, or a ``PasswordKey`` for byte passwords or its own KDF),
-or a raw key (``Key``; 32 ``bytes`` still mean a raw key, deprecated)."""
+Entry = str | bytes | PasswordKey | Key
+"""A keyring entry: a password (``str`` or ``bytes``, or a ``PasswordKey`` with its own KDF), or
+a raw key (``Key``): the rule every API here follows."""
 
 
 def _entry(value: object, index: int, kdf: Kdf, cache_size: int) -> PasswordKey | Key:
     if isinstance(value, PasswordKey | Key):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str | bytes | bytearray | memoryview):
         # The keyring checks the caller's limits itself before any entry derives, so the limits
         # built into its own PasswordKey entries must never be the stricter ones.
-        return PasswordKey(value, kdf=kdf, limits=NO_LIMITS, cache_size=cache_size)
-    if isinstance(value, bytes | bytearray | memoryview):
-        # Everywhere else bytes are a password; here they were a raw key. Kept for one release.
-        warnings.warn(
-            f"Keyring entry {index}: wrap raw keys in Key(...); bytes will mean a password",
-            DeprecationWarning,
-            stacklevel=4,
-        )
-        if len(value) != KEY_SIZE:
-            raise ValueError(
-                f"entry {index}: bytes are a raw key and must be {KEY_SIZE} bytes, "
-                f"got {len(value)} (wrap a byte password in PasswordKey)"
-            )
-        return Key(value)
+        password = value if isinstance(value, str) else bytes(value)
+        return PasswordKey(password, kdf=kdf, limits=NO_LIMITS, cache_size=cache_size)
     raise TypeError(
         f"entry {index} must be str, bytes, Key or PasswordKey, not {type(value).__name__}"
     )
@@ -67,12 +62,12 @@ def _entry(value: object, index: int, kdf: Kdf, cache_size: int) -> PasswordKey 
 class Keyring:
     """Several passwords and raw keys; decrypts with whichever opens a token, encrypts with one.
 
-    ``Keyring(primary, *others, kdf=...)``: ``str`` entries are passwords (``kdf`` is what the
-    primary encrypts with), ``PasswordKey`` entries bring their own KDF and keep their own decrypt
-    limits on top of the ``limits`` given to each call, ``Key`` entries are raw keys (32 ``bytes``
-    too, deprecated: they will mean a password, as everywhere else). A password primary derives
-    its key once per keyring (one salt for all its tokens, like ``PasswordKey``). Thread-safe;
-    ``repr`` shows only counts.
+    ``Keyring(primary, *others, kdf=...)``: ``str`` and ``bytes`` entries are passwords
+    (``kdf`` is what the primary encrypts with), ``PasswordKey`` entries bring their own KDF and
+    keep their own decrypt limits on top of the ``limits`` given to each call, and ``Key``
+    entries are raw keys (as everywhere else). A password primary derives its key once per
+    keyring (one salt for all its tokens, like ``PasswordKey``). Thread-safe; ``repr`` shows
+    only counts.
     """
 
     __slots__ = ("_keys", "_passwords", "_primary")
@@ -102,18 +97,27 @@ class Keyring:
         """The KDF new tokens use; None when the primary entry is a raw key."""
         return self._primary.kdf if isinstance(self._primary, PasswordKey) else None
 
-    def encrypt(self, data: bytes | str, *, associated_data: BytesLike | None = None) -> str:
-        """Text token of ``data`` under the primary entry (``str`` in, ``str`` out on decrypt)."""
-        return self._primary.encrypt(data, associated_data=associated_data)
+    def encrypt(
+        self,
+        data: bytes | str,
+        *,
+        associated_data: BytesLike | None = None,
+        version: int = DEFAULT_VERSION,
+    ) -> str:
+        """Text token of ``data`` in format ``version`` under the primary entry (``str`` in,
+        ``str`` out on decrypt)."""
+        return self._primary.encrypt(data, associated_data=associated_data, version=version)
 
     def _open(
         self,
         raw: bytes,
+        parts: TokenParts | None,
         candidates: tuple[PasswordKey | Key, ...],
         associated_data: BytesLike | None,
         limits: KdfLimits,
     ) -> bytes | str:
-        """The first candidate that opens ``raw``. Derivations for it share one ``WorkBudget``
+        """The first candidate that opens ``raw`` (password entries open ``parts``, its parsed
+        form, which they then need not parse again). Derivations share one ``WorkBudget``
         (cached keys cost nothing), so more entries never cost more than ``limits`` allow.
 
         When the budget runs out part way, the entries left are not tried and the error is the
@@ -125,7 +129,9 @@ class Keyring:
         for entry in candidates:
             try:
                 if isinstance(entry, PasswordKey):
-                    return decrypt_within(entry, raw, associated_data, budget)
+                    if parts is None:
+                        parts = parse(raw)
+                    return decrypt_within(entry, parts, associated_data, budget)
                 return entry.decrypt(raw, associated_data=associated_data)
             except KdfLimitError as exc:
                 if exc.field != _WORK_FIELD:
@@ -152,13 +158,13 @@ class Keyring:
         """
         check_limits_arg(limits)
         raw = token_to_bytes(token)
-        # Raw-key tokens of the current version skip ``parse``: ``Key.decrypt`` checks the layout.
-        if not raw.startswith(RAW_HEADER):
-            kdf = parse(raw).kdf
-            if kdf is not None:
-                check_limits(kdf, limits)  # one derivation alone too costly: for any count
-                return self._open(raw, self._passwords, associated_data, limits)
-        return self._open(raw, self._keys, associated_data, limits)
+        # Raw-key tokens of the default version skip ``parse``: ``Key.decrypt`` checks the layout.
+        if not raw.startswith(DEFAULT_FORMAT.raw_header):
+            parts = parse(raw)
+            if parts.kdf is not None:
+                check_limits(parts.kdf, limits)  # one derivation alone too costly: for any count
+                return self._open(raw, parts, self._passwords, associated_data, limits)
+        return self._open(raw, None, self._keys, associated_data, limits)
 
     def rotate(
         self,
@@ -166,14 +172,16 @@ class Keyring:
         *,
         associated_data: BytesLike | None = None,
         limits: KdfLimits = DEFAULT_LIMITS,
+        version: int = DEFAULT_VERSION,
     ) -> str:
-        """Re-encrypt ``token`` under the primary entry, same data type and associated data.
+        """Re-encrypt ``token`` under the primary entry in format ``version``, same data type and
+        associated data.
 
         The new token uses the primary's KDF (by default the current default parameters), so
         rotating also upgrades tokens made with weaker KDF settings.
         """
         data = self.decrypt(token, associated_data=associated_data, limits=limits)
-        return self.encrypt(data, associated_data=associated_data)
+        return self.encrypt(data, associated_data=associated_data, version=version)
 
     def needs_rotation(
         self,
@@ -181,8 +189,10 @@ class Keyring:
         *,
         associated_data: BytesLike | None = None,
         limits: KdfLimits = DEFAULT_LIMITS,
+        version: int = DEFAULT_VERSION,
     ) -> bool:
-        """True when ``token`` has an older format version, a weaker KDF, or another key.
+        """True when ``token`` has a format version older than ``version`` (what ``rotate``
+        writes), a weaker KDF, or another key.
 
         Version and KDF come from the header alone. Whether the primary entry made the token is
         decided by checking the tag with the primary (tokens carry no key id): free for a raw
@@ -190,9 +200,10 @@ class Keyring:
         ``associated_data`` therefore reads as "needs rotation". Malformed -> ``InvalidToken``.
         """
         check_limits_arg(limits)
+        target = token_format(version).version
         raw = token_to_bytes(token)
         parts = parse(raw)  # malformed, or a version this library cannot read: InvalidToken
-        if parts.version < VERSION:  # an older version still readable (none before v1 yet)
+        if parts.version < target:  # an older version still readable
             return True
         primary_kdf = self.primary_kdf
         if (parts.kdf is None) != (primary_kdf is None):
@@ -202,7 +213,7 @@ class Keyring:
                 return True
             check_limits(parts.kdf, limits)
         try:
-            self._open(raw, (self._primary,), associated_data, limits)
+            self._open(raw, parts, (self._primary,), associated_data, limits)
         except InvalidToken:
             return True
         return False

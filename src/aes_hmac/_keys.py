@@ -26,11 +26,8 @@ from ._kdf import (
     encode_password,
 )
 from ._primitives import (
-    BLOCK_SIZE,
-    IV_SIZE,
     KEY_SIZE,
     SALT_SIZE,
-    TAG_SIZE,
     BytesLike,
     constant_time_equal,
     hkdf_sha256,
@@ -38,20 +35,17 @@ from ._primitives import (
     reset_after_fork,
 )
 from ._token_codec import (
-    FORMATS,
-    RAW_HEADER,
-    WRITER,
+    DEFAULT_FORMAT,
+    DEFAULT_VERSION,
     charge,
     check_limits,
-    open_parts,
     parse,
+    token_format,
     token_to_bytes,
     token_to_text,
 )
-from ._token_format import TokenCipher, TokenFormat
+from ._token_format import TokenCipher, TokenFormat, TokenParts
 
-_RAW_HEADER_LEN: Final = len(RAW_HEADER)
-_RAW_OVERHEAD: Final = _RAW_HEADER_LEN + IV_SIZE + TAG_SIZE
 _KEY_ID_LABEL: Final = b"aes-hmac key id"
 DEFAULT_CACHE_SIZE: Final = 16
 DASK_TOKEN_SIZE: Final = 16
@@ -77,7 +71,7 @@ class Key:
     equal when their keys are equal (compared in constant time); the hash is of a derived key id.
     """
 
-    __slots__ = ("__weakref__", "_dask_token", "_header", "_key", "_key_id", "_keys")
+    __slots__ = ("__weakref__", "_ciphers", "_dask_token", "_header", "_key", "_key_id", "_keys")
 
     def __init__(self, key: BytesLike) -> None:
         if not isinstance(key, bytes | bytearray | memoryview):
@@ -86,7 +80,10 @@ class Key:
         if len(key) != KEY_SIZE:
             raise ValueError(f"key must be {KEY_SIZE} bytes, got {len(key)}")
         self._key = key
-        self._keys = WRITER.cipher(key)
+        # The default version's ciphers and header: the fast path of both directions.
+        self._keys = DEFAULT_FORMAT.cipher(key)
+        self._header = DEFAULT_FORMAT.raw_header
+        self._ciphers: dict[int, TokenCipher] = {DEFAULT_VERSION: self._keys}
         self._key_id = hkdf_sha256(key, _KEY_ID_LABEL, 8)
         self._dask_token = random_bytes(DASK_TOKEN_SIZE).hex()
 
@@ -157,23 +154,40 @@ class Key:
             raise ValueError("key text is not canonical base64url (unused low bits are set)")
         return cls(key)
 
-    def encrypt(self, data: bytes | str, *, associated_data: BytesLike | None = None) -> str:
-        """Text token of ``data``; ``str`` comes back as ``str``, ``bytes`` as ``bytes``."""
-        return token_to_text(self._keys.seal(RAW_HEADER, data, associated_data))
+    def _cipher(self, fmt: TokenFormat) -> TokenCipher:
+        """This key's ciphers for ``fmt``, built on first use (a race builds two; one is kept)."""
+        cipher = self._ciphers.get(fmt.version)
+        if cipher is None:
+            cipher = self._ciphers.setdefault(fmt.version, fmt.cipher(self._key))
+        return cipher
+
+    def encrypt(
+        self,
+        data: bytes | str,
+        *,
+        associated_data: BytesLike | None = None,
+        version: int = DEFAULT_VERSION,
+    ) -> str:
+        """Text token of ``data`` in format ``version``; ``str`` comes back as ``str``, ``bytes``
+        as ``bytes``."""
+        if version is DEFAULT_VERSION:  # the fast path; any other value is checked below
+            return token_to_text(self._keys.seal(self._header, data, associated_data))
+        fmt = token_format(version)
+        return token_to_text(self._cipher(fmt).seal(fmt.raw_header, data, associated_data))
 
     def decrypt(
         self, token: str | BytesLike, *, associated_data: BytesLike | None = None
     ) -> bytes | str:
         """Verify and decrypt a raw-key token (either form); ``InvalidToken`` on any failure."""
         raw = token_to_bytes(token)
-        body = len(raw) - _RAW_OVERHEAD
-        if raw[:_RAW_HEADER_LEN] != RAW_HEADER or body < BLOCK_SIZE or body % BLOCK_SIZE:
-            # Slow path: name the failure precisely, or open an older format version.
+        plain = self._keys.open_own(raw, self._header, associated_data)
+        if plain is None:
+            # Slow path: name the failure precisely, or open another format version.
             parts = parse(raw)
             if parts.kdf is not None:
                 raise InvalidToken("token needs a password, not a raw key")
-            return open_parts(parts, self._key, associated_data)
-        return self._keys.open(raw, _RAW_HEADER_LEN, associated_data)
+            return self._cipher(parts.format).open(raw, len(parts.header), associated_data)
+        return plain
 
 
 class AbsentPassword:
@@ -242,7 +256,9 @@ class PasswordKey:
         self._cache_size = cache_size
         self._salt = random_bytes(SALT_SIZE)
         self._dask_token = random_bytes(DASK_TOKEN_SIZE).hex()
-        self._own: tuple[bytes, TokenCipher] | None = None
+        # (version, header, cipher) per version this object wrote in: its own tokens' fast path.
+        # Replaced, never mutated, so readers iterate it without a lock.
+        self._own: tuple[tuple[int, bytes, TokenCipher], ...] = ()
         self._cache: OrderedDict[tuple[int, bytes, Kdf], TokenCipher] = OrderedDict()
         self.after_fork_in_child()
         reset_after_fork(self)
@@ -299,40 +315,77 @@ class PasswordKey:
                         self._cache.popitem(last=False)
         return keys
 
-    def encrypt(self, data: bytes | str, *, associated_data: BytesLike | None = None) -> str:
-        """Text token of ``data`` under the password; derives the key on the first call only."""
+    def _own_for(self, fmt: TokenFormat) -> tuple[bytes, TokenCipher]:
+        """Header and ciphers of this object's tokens in ``fmt``; derives on first use."""
+        for version, header, cipher in self._own:
+            if version == fmt.version:
+                return header, cipher
+        cipher = self._keys_for(fmt, self._salt, self._kdf)
+        header = fmt.header_for(self._kdf, self._salt)
+        with self._cache_lock:
+            if all(version != fmt.version for version, _, _ in self._own):
+                self._own = (*self._own, (fmt.version, header, cipher))
+        return header, cipher
+
+    def encrypt(
+        self,
+        data: bytes | str,
+        *,
+        associated_data: BytesLike | None = None,
+        version: int = DEFAULT_VERSION,
+    ) -> str:
+        """Text token of ``data`` in format ``version`` under the password; derives the key on
+        the first call (per version) only."""
         own = self._own
-        if own is None:
-            keys = self._keys_for(WRITER, self._salt, self._kdf)
-            own = self._own = (WRITER.header_for(self._kdf, self._salt), keys)
-        return token_to_text(own[1].seal(own[0], data, associated_data))
+        if own and own[0][0] is version:  # the fast path; any other value is checked below
+            _, header, cipher = own[0]
+        else:
+            header, cipher = self._own_for(token_format(version))
+        return token_to_text(cipher.seal(header, data, associated_data))
 
     def decrypt(
         self, token: str | BytesLike, *, associated_data: BytesLike | None = None
     ) -> bytes | str:
         """Verify and decrypt a password token; one KDF per new (salt, KDF), then cached."""
-        return self._decrypt(token_to_bytes(token), associated_data, None)
+        raw = token_to_bytes(token)
+        for _, header, cipher in self._own:
+            plain = cipher.open_own(raw, header, associated_data)
+            if plain is not None:
+                return plain
+        return self._open_parts(parse(raw), associated_data, None, None)
 
-    def _decrypt(
-        self, raw: bytes, associated_data: BytesLike | None, budget: WorkBudget | None
+    def _open_parts(
+        self,
+        parts: TokenParts,
+        associated_data: BytesLike | None,
+        budget: WorkBudget | None,
+        checked: KdfLimits | None,
     ) -> bytes | str:
-        own = self._own
-        if own is not None and raw.startswith(own[0]):
-            # Fast path: a token from this object; the layout check mirrors ``parse``.
-            body = len(raw) - len(own[0]) - IV_SIZE - TAG_SIZE
-            if body >= BLOCK_SIZE and body % BLOCK_SIZE == 0:
-                return own[1].open(raw, len(own[0]), associated_data)
-        parts = parse(raw)
+        """Open a parsed token: this object's own ciphers, else the cache or one derivation
+        (charged to ``budget`` when given) after this object's limits (unless they are the
+        ``checked`` ones the caller already applied)."""
+        for _, header, cipher in self._own:
+            if parts.header == header:
+                return cipher.open(parts.raw, len(header), associated_data)
         if parts.kdf is None:
             raise InvalidToken("token needs a raw key, not a password")
-        check_limits(parts.kdf, self._limits)
-        keys = self._keys_for(FORMATS[parts.version], parts.salt, parts.kdf, budget)
-        return keys.open(raw, len(parts.header), associated_data)
+        if self._limits is not checked:
+            check_limits(parts.kdf, self._limits)
+        keys = self._keys_for(parts.format, parts.salt, parts.kdf, budget)
+        return keys.open(parts.raw, len(parts.header), associated_data)
+
+
+def decrypt_parts(
+    key: PasswordKey, parts: TokenParts, associated_data: BytesLike | None, checked: KdfLimits
+) -> bytes | str:
+    """``key.decrypt`` of a token its caller already parsed and checked against ``checked``
+    (the key applies its own limits too, unless they are the same object)."""
+    return key._open_parts(parts, associated_data, None, checked)
 
 
 def decrypt_within(
-    key: PasswordKey, raw: bytes, associated_data: BytesLike | None, budget: WorkBudget
+    key: PasswordKey, parts: TokenParts, associated_data: BytesLike | None, budget: WorkBudget
 ) -> bytes | str:
-    """``key.decrypt(raw)`` whose derivation, if it needs one (a cache miss), is charged to
+    """``decrypt_parts`` whose derivation, if it needs one (a cache miss), is charged to
     ``budget`` first: how a ``Keyring`` bounds the work of one token over all its entries."""
-    return key._decrypt(raw, associated_data, budget)
+    return key._open_parts(parts, associated_data, budget, None)

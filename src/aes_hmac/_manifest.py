@@ -3,8 +3,11 @@
 ``encrypt_tree`` seals this list as an ordinary stream (FORMAT.md section 4) so that
 ``decrypt_tree`` can tell a swapped, moved, foreign, dropped, added or replayed file from the
 one the batch wrote: each file's 32-byte stream id is authenticated by its header and every
-chunk tag, so it names exactly one stream. This module encodes and decodes the plaintext and
-words the per-file verdicts; opening files and streams is ``_tree_manifest``'s job.
+chunk tag, so it names exactly one stream. The plaintext ends with a tag under a key derived
+from the manifest stream's own file key with a label no data stream uses, so no data file's
+plaintext (whatever bytes an attacker got encrypted) passes as a manifest. This module encodes,
+tags, verifies and decodes the plaintext and words the per-file verdicts; opening files and
+streams is ``_tree_manifest``'s job.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from ._errors import ManifestError
+from ._primitives import TAG_SIZE, constant_time_equal, hkdf_sha256, hmac_sha256
 from ._stream import STREAM_ID_SIZE
 
 NAME: Final = ".aes-hmac-manifest"
@@ -27,6 +31,8 @@ SUFFIX: Final = b".ahm"
 _HEAD: Final = struct.Struct(">16sBI")  # magic, version, entry count
 _LENGTH: Final = struct.Struct(">H")
 _PREFIX: Final = "bad manifest: "
+TAG_LABEL: Final = b"aes-hmac manifest v1"
+"""HKDF info of the manifest tag key; no other key of the format is derived with it."""
 
 
 def path_problem(path: bytes) -> str | None:
@@ -45,7 +51,7 @@ def path_problem(path: bytes) -> str | None:
 
 
 def encode(entries: Mapping[bytes, bytes]) -> bytes:
-    """The canonical plaintext of a manifest listing ``entries`` (path -> stream id)."""
+    """The canonical body of a manifest listing ``entries`` (path -> stream id), untagged."""
     out = [_HEAD.pack(MAGIC, VERSION, len(entries))]
     for path in sorted(entries):
         problem = path_problem(path)
@@ -58,9 +64,35 @@ def encode(entries: Mapping[bytes, bytes]) -> bytes:
     return b"".join(out)
 
 
+def tag(file_key: bytes, stream_id: bytes, body: bytes) -> bytes:
+    """The manifest tag: HMAC-SHA256(HKDF-SHA256(file key, ``TAG_LABEL``), stream id || body).
+
+    The file key is the manifest stream's own (random, known only to the key holders), and only
+    a manifest is ever tagged under a key derived with this label: a data stream's plaintext
+    cannot carry a valid tag, so chosen plaintext encrypted as a file does not pass as one."""
+    return hmac_sha256(hkdf_sha256(file_key, TAG_LABEL), stream_id, body)
+
+
+def seal(entries: Mapping[bytes, bytes], file_key: bytes, stream_id: bytes) -> bytes:
+    """The plaintext of the manifest stream ``stream_id`` (file key ``file_key``): body || tag."""
+    body = encode(entries)
+    return body + tag(file_key, stream_id, body)
+
+
+def unseal(plain: bytes, file_key: bytes, stream_id: bytes) -> dict[bytes, bytes]:
+    """The entries of a manifest stream's plaintext (FORMAT.md 4.2): the tag verified in
+    constant time before any byte of the body is parsed."""
+    if len(plain) < TAG_SIZE:
+        raise ManifestError(f"{_PREFIX}truncated")
+    body, found = plain[:-TAG_SIZE], plain[-TAG_SIZE:]
+    if not constant_time_equal(found, tag(file_key, stream_id, body)):
+        raise ManifestError(f"{_PREFIX}tag does not verify (not a manifest a batch wrote)")
+    return decode(body)
+
+
 def decode(data: bytes) -> dict[bytes, bytes]:
-    """Parse a manifest's plaintext (FORMAT.md 4.2, checks in its order); ``ManifestError``
-    ``bad manifest: <what>`` on anything but the one canonical encoding."""
+    """Parse a manifest's body, its tag already verified (FORMAT.md 4.2, checks in its order);
+    ``ManifestError`` ``bad manifest: <what>`` on anything but the one canonical encoding."""
     if len(data) < _HEAD.size:
         raise ManifestError(f"{_PREFIX}truncated")
     magic, version, count = _HEAD.unpack_from(data)

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final
 
-from ._engine import resolve_workers
 from ._errors import StreamDamaged
+from ._parallel import resolve_workers
 from ._primitives import BLOCK_SIZE
 
 PIECE_BYTES: Final = 1 << 20

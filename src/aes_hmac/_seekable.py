@@ -32,13 +32,12 @@ from typing import BinaryIO, Final, cast
 
 from ._credential import to_credential
 from ._errors import StreamDamaged
-from ._io import check_file, read_full
+from ._io import TextPath, check_file, read_full
 from ._kdf import DEFAULT_LIMITS, Credential, KdfLimits, check_limits_arg
 from ._primitives import BLOCK_SIZE
 from ._readahead import PIECE_BYTES, Piece, ReadAhead, give_scratch, shared_pool, take_scratch
 from ._stream import CHUNK_OVERHEAD, open_codec, read_header
 
-StrPath = str | os.PathLike[str]
 Allocate = Callable[[int], memoryview]
 """allocate(n): a writable byte view of ``n`` bytes for ``read_buffer`` to fill and hand over
 (its previous contents never show: every byte is overwritten)."""
@@ -525,7 +524,7 @@ def is_seekable(fileobj: object) -> bool:
 
 
 def open_seekable(
-    file: StrPath | BinaryIO,
+    file: TextPath | BinaryIO,
     *,
     password: object = None,
     key: object = None,
@@ -545,7 +544,7 @@ def open_seekable(
 
 
 def seekable_path(
-    path: StrPath, credential: Credential, limits: KdfLimits, allocate: Allocate | None = None
+    path: TextPath, credential: Credential, limits: KdfLimits, allocate: Allocate | None = None
 ) -> SeekableReader:
     """``open_seekable`` on a path with a credential already built (the file is closed with
     the reader)."""

@@ -131,9 +131,14 @@ class Header:
     def prefix(self) -> bytes:
         return self.signed[:PREFIX_SIZE]
 
+    @property
+    def version(self) -> int:
+        """The version byte after the magic (every version starts so: ``read_header``)."""
+        return self.signed[len(MAGIC)]
+
     def info(self) -> StreamInfo:
         return StreamInfo(
-            VERSION, self.chunk_size, self.size, tuple(SlotInfo(s.kdf) for s in self.slots)
+            self.version, self.chunk_size, self.size, tuple(SlotInfo(s.kdf) for s in self.slots)
         )
 
 

@@ -1,7 +1,7 @@
 """``encrypt`` / ``decrypt``: one token per message under a password, ``Key`` or ``PasswordKey``.
 
 The secret rule is ``_credential``'s; the wire format, its versions and the text form are
-``_token_codec``'s.
+``_token_codec``'s (the rules every version shares, ``_token_format``'s).
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 from ._credential import Secret, secret_credential
 from ._errors import InvalidToken
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Kdf, KdfLimits, check_limits_arg
-from ._keys import Key, PasswordKey
+from ._keys import Key, PasswordKey, decrypt_parts
 from ._primitives import SALT_SIZE, BytesLike, random_bytes
-from ._token_codec import WRITER, check_limits, open_parts, parse, seal
+from ._token_codec import DEFAULT_VERSION, check_limits, open_parts, parse, seal, token_format
+from ._token_format import check_input
 
 
 def encrypt(
@@ -20,6 +21,7 @@ def encrypt(
     *,
     kdf: Kdf = DEFAULT_KDF,
     associated_data: BytesLike | None = None,
+    version: int = DEFAULT_VERSION,
 ) -> str:
     """Encrypt ``data`` under a password (or a ``Key``/``PasswordKey``); returns a text token.
 
@@ -27,14 +29,16 @@ def encrypt(
     ``PasswordKey`` derives once for all its tokens, a ``Key`` runs no KDF (``kdf`` applies to
     plain passwords only). ``str`` data comes back from ``decrypt`` as ``str``, ``bytes`` as
     ``bytes``. ``associated_data`` is authenticated but not stored: ``decrypt`` needs the same.
+    ``version`` is the token format version to write (every readable version can be written).
     """
     credential = secret_credential(password, "password", kdf)
-    WRITER.check_input(data, associated_data)  # type and encoding errors before the KDF
+    fmt = token_format(version)
+    check_input(data, associated_data)  # type and encoding errors before the KDF
     if isinstance(password, Key | PasswordKey):
-        return password.encrypt(data, associated_data=associated_data)
+        return password.encrypt(data, associated_data=associated_data, version=version)
     password_kdf = credential.kdf if credential.kdf is not None else DEFAULT_KDF
     salt = random_bytes(SALT_SIZE)
-    return seal(data, credential.master(salt), password_kdf, salt, associated_data)
+    return seal(data, credential.master(salt), password_kdf, salt, associated_data, fmt)
 
 
 def decrypt(
@@ -50,7 +54,7 @@ def decrypt(
     ``limits`` before any derivation (a ``PasswordKey`` also applies its own limits).
     """
     credential = secret_credential(password, "password")
-    WRITER.check_input(b"", associated_data)
+    check_input(b"", associated_data)
     check_limits_arg(limits)
     if isinstance(password, Key):
         return password.decrypt(token, associated_data=associated_data)
@@ -59,6 +63,6 @@ def decrypt(
         raise InvalidToken("token needs a raw key, not a password")
     check_limits(parts.kdf, limits)
     if isinstance(password, PasswordKey):
-        return password.decrypt(parts.raw, associated_data=associated_data)
+        return decrypt_parts(password, parts, associated_data, limits)  # parsed once
     master = credential.with_kdf(parts.kdf).master(parts.salt)
     return open_parts(parts, master, associated_data)

@@ -1,8 +1,9 @@
 """Tokens on the wire: the text form, version dispatch, and sealing under the current version.
 
 A token is ``A5 version ...`` (docs/FORMAT.md, "token format"); its text form is URL-safe base64
-without padding. ``FORMATS`` maps each readable version to its module's ``TokenFormat`` and
-``WRITER`` is the one new tokens use: a version 2 is one new module and one entry here. Every
+without padding. ``FORMATS`` maps each readable version to its module's ``TokenFormat``: a
+version 2 is one new module and one entry here. Which version writes is the caller's ``version``
+argument (``token_format`` checks it), ``DEFAULT_VERSION`` unless asked. Every
 failure of any kind is ``InvalidToken``; checks run in a fixed order, the KDF only after the
 header parsed and its parameters passed the limits, decryption only after the tag verified.
 """
@@ -20,12 +21,10 @@ from ._primitives import BytesLike
 from ._token_format import MAGIC, TokenFormat, TokenParts
 
 FORMATS: Final[dict[int, TokenFormat]] = {fmt.version: fmt for fmt in (_token_v1.FORMAT,)}
-"""Every token format version this library reads, by version byte."""
-WRITER: Final = _token_v1.FORMAT
-"""The format new tokens are written in."""
-VERSION: Final = WRITER.version
-RAW_HEADER: Final = WRITER.header_for(None, b"")
-"""Header of every raw-key token the writer makes (the keyring's fast path tests for it)."""
+"""Every token format version this library reads and writes, by version byte."""
+DEFAULT_VERSION: Final = 1
+"""The version new tokens are written in unless the caller asks for another (``version=``)."""
+DEFAULT_FORMAT: Final = FORMATS[DEFAULT_VERSION]
 
 _MIN_SIZE: Final = 3
 """Every version has its magic, its version and at least one more byte."""
@@ -80,6 +79,17 @@ def _b64decode(text: bytes) -> bytes:
         raise InvalidToken("token is not valid base64") from None
 
 
+def token_format(version: object) -> TokenFormat:
+    """The format of a ``version`` argument; ``TypeError``/``ValueError`` naming the choices."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise TypeError(f"version must be an int, not {type(version).__name__}")
+    fmt = FORMATS.get(version)
+    if fmt is None:
+        choices = ", ".join(str(v) for v in sorted(FORMATS))
+        raise ValueError(f"version must be one of {choices}, got {version}")
+    return fmt
+
+
 def parse(token: str | BytesLike) -> TokenParts:
     """Decode a token and check its layout with its version's parser: magic, version, KDF id and
     parameters, lengths. Authenticates nothing and runs no KDF; ``InvalidToken`` with a reason."""
@@ -112,7 +122,7 @@ def charge(budget: WorkBudget, kdf: Kdf) -> None:
 
 def open_parts(parts: TokenParts, master: bytes, associated_data: BytesLike | None) -> bytes | str:
     """Verify ``parts`` under a 32-byte master key (raw key or KDF output), then decrypt."""
-    cipher = FORMATS[parts.version].cipher(master)
+    cipher = parts.format.cipher(master)
     return cipher.open(parts.raw, len(parts.header), associated_data)
 
 
@@ -122,10 +132,9 @@ def seal(
     kdf: Kdf | None,
     salt: bytes,
     associated_data: BytesLike | None,
+    fmt: TokenFormat = DEFAULT_FORMAT,
 ) -> str:
-    """Text token of ``data`` under a master key; ``kdf``/``salt`` are what the header records.
-
-    The caller derived ``master`` from ``kdf`` and ``salt`` (or holds a raw key, kdf None).
-    """
-    header = WRITER.header_for(kdf, salt)
-    return token_to_text(WRITER.cipher(master).seal(header, data, associated_data))
+    """Text token of ``data`` in ``fmt`` under a master key; ``kdf``/``salt`` are what the header
+    records. The caller derived ``master`` from ``kdf`` and ``salt`` (or holds a raw key)."""
+    header = fmt.header_for(kdf, salt)
+    return token_to_text(fmt.cipher(master).seal(header, data, associated_data))

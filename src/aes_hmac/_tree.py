@@ -19,9 +19,10 @@ from typing import Final
 from . import _manifest
 from . import _tree_manifest as listing
 from ._credential import BatchCredential, to_credential
-from ._engine import iter_plain, new_stream, resolve_workers, seal_chunks
+from ._engine import iter_plain, new_stream, seal_chunks
 from ._io import StrPath, write_all
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
+from ._parallel import resolve_workers
 from ._primitives import SALT_SIZE, random_bytes
 from ._stream import DEFAULT_CHUNK_SIZE, STREAM_ID_SIZE, chunk_log2_of, open_codec, read_header
 from ._walk import SUFFIX as SUFFIX

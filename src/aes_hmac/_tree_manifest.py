@@ -15,10 +15,19 @@ import io
 import os
 
 from . import _manifest
-from ._engine import iter_plain, new_stream, seal_chunks
+from ._engine import iter_plain, random_iv, seal_chunks, start_stream
 from ._errors import DecryptionError, ManifestError
 from ._kdf import DEFAULT_LIMITS, Credential, KdfLimits
-from ._stream import Header, open_codec, read_header
+from ._primitives import KEY_SIZE, random_bytes
+from ._stream import (
+    STREAM_ID_SIZE,
+    ChunkCodec,
+    Header,
+    check_slot_kind,
+    chunk_log2_of,
+    open_header,
+    read_header,
+)
 from ._walk import NotRegularFile, Place, Root, TreeResult, output, source
 
 
@@ -53,20 +62,24 @@ def _stream_id_at(place: Place) -> bytes | None:
 
 
 def _open(root: Root, credential: Credential, limits: KdfLimits) -> dict[bytes, bytes] | None:
-    """The entries of the manifest in ``root`` (None when there is none), every chunk verified
-    before it is parsed. A FIFO or device there is ``ManifestError`` without being read, a link
-    the walker's refusal; a stream that does not open raises its own error."""
+    """The entries of the manifest in ``root`` (None when there is none), every chunk and then
+    the manifest tag verified before it is parsed. A FIFO or device there is ``ManifestError``
+    without being read, a link the walker's refusal; a stream that does not open raises its own
+    error, and one that opens but is not a manifest (any data file under the same password)
+    fails the tag."""
     place = Place(root, (), _manifest.NAME)
     try:
         with source(place, None) as (fin, _size):
             header = read_header(fin.read)
-            codec = open_codec(header, credential, limits)
+            check_slot_kind(header, credential)
+            file_key, _ = open_header(header, credential, limits)
+            codec = ChunkCodec(file_key, header.prefix, header.chunk_size)
             plain = b"".join(bytes(part) for part, _ in iter_plain(fin, codec, header.size))
     except FileNotFoundError:
         return None
     except NotRegularFile:
         raise ManifestError(f"{place.shown}: not a regular file") from None
-    return _manifest.decode(plain)
+    return _manifest.unseal(plain, file_key, header.stream_id)
 
 
 def read_manifest(root: Root, credential: Credential, limits: KdfLimits) -> dict[bytes, bytes]:
@@ -105,7 +118,7 @@ def seal_manifest(
     the one the earlier manifest listed (kept), so failed, cancelled and changed files are not
     listed, and neither is anything but a regular file (a link or FIFO at a listed path reads
     as no file). A kept file that is no longer the listed one is a failure. Sealed under the
-    batch's credential and salt: no extra KDF run.
+    batch's credential and salt (no extra KDF run), its plaintext tagged under its own file key.
     """
     entries: dict[bytes, bytes] = {}
     for rel in sorted(made.keys() | earlier.keys()):
@@ -123,8 +136,17 @@ def seal_manifest(
             result.failures.append((place.shown, _manifest.mismatch(place.shown)))
     where = Place(root, (), _manifest.NAME)
     try:
-        header, codec = new_stream(credential, chunk_size, salt)
+        stream_id, file_key = random_bytes(STREAM_ID_SIZE), random_bytes(KEY_SIZE)
+        header, codec = start_stream(
+            [credential],
+            chunk_log2=chunk_log2_of(chunk_size),
+            stream_id=stream_id,
+            file_key=file_key,
+            salts=[salt],
+            slot_ivs=[random_iv()],
+        )
+        plain = _manifest.seal(entries, file_key, stream_id)
         with output(where, True, None) as out:
-            seal_chunks(io.BytesIO(_manifest.encode(entries)), out, header, codec, workers=1)
+            seal_chunks(io.BytesIO(plain), out, header, codec, workers=1)
     except (OSError, ValueError) as exc:  # the output policy refuses what sits at its name
         result.failures.append((where.shown, exc))

@@ -241,7 +241,9 @@ class _Prefixed(io.RawIOBase):
             view[:n] = self._prefix[:n]
             self._prefix = self._prefix[n:]
             return n
-        data = self._src.read(len(view))
+        # read1: what a buffered pipe has now; ``read(n)`` would wait for all n bytes, so the
+        # buffer above (64 KiB) would hold a slow producer's first chunks back.
+        data = getattr(self._src, "read1", self._src.read)(len(view))
         view[: len(data)] = data
         return len(data)
 

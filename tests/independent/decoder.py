@@ -10,11 +10,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 import string
 import struct
 import unicodedata
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -23,8 +25,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-# Section 1.1: parameter block sizes by KDF id, and the default decrypt-side limits.
-PARAM_SIZES = {0: 0, 1: 4, 2: 9, 3: 12}
 SALT_SIZE = 16
 IV_SIZE = 16
 TAG_SIZE = 32
@@ -54,6 +54,48 @@ class KdfSpec:
 
     kdf_id: int
     params: tuple[int, ...]
+
+
+# Section 1.1's table is read from FORMAT.md itself: which KDF each id names and its parameter
+# block's layout and size. What each KDF family checks and computes is this reader's own code.
+FORMAT_MD = Path(__file__).resolve().parents[2] / "docs" / "FORMAT.md"
+_FIELD_CODES = {"u8": "B", "u32": "I"}
+_TABLE_ROW = re.compile(r"\| 0x([0-9A-Fa-f]{2}) \| ([^|]+?) \| ([^|]+?) \| (\d+) \|")
+RAW, PBKDF2_FAMILY, SCRYPT, ARGON2ID = "none", "PBKDF2", "scrypt", "Argon2id"
+"""The KDF families this reader implements, as the table's KDF column starts."""
+
+
+@dataclass(frozen=True)
+class KdfRow:
+    """One row of the section 1.1 table."""
+
+    family: str
+    """One of RAW, PBKDF2_FAMILY, SCRYPT, ARGON2ID."""
+    hash_name: str
+    """PBKDF2's HMAC hash as the table names it (``SHA256`` in ``PBKDF2-HMAC-SHA256``), else ''."""
+    layout: struct.Struct
+
+
+def _kdf_table(text: str) -> dict[int, KdfRow]:
+    """Section 1.1's table: KDF id -> family, hash and parameter layout (sizes cross-checked)."""
+    section = text.split("### 1.1 ", 1)[1].split("\n### ", 1)[0]
+    table: dict[int, KdfRow] = {}
+    for match in _TABLE_ROW.finditer(section):
+        kdf_id, name, block, size = int(match[1], 16), match[2], match[3], int(match[4])
+        family = re.split(r"[-: ]", name, maxsplit=1)[0]
+        if family not in (RAW, PBKDF2_FAMILY, SCRYPT, ARGON2ID):
+            raise RuntimeError(f"FORMAT.md 1.1 id {kdf_id:#04x}: no code here for KDF {name!r}")
+        codes = "".join(_FIELD_CODES[kind] for kind in re.findall(r"\b(u8|u32)\b", block))
+        layout = struct.Struct(">" + codes)
+        if layout.size != size:
+            raise RuntimeError(f"FORMAT.md 1.1 id {kdf_id:#04x}: {block!r} is not {size} bytes")
+        hash_name = name.rsplit("-", 1)[1] if family == PBKDF2_FAMILY else ""
+        table[kdf_id] = KdfRow(family, hash_name, layout)
+    return table
+
+
+KDF_TABLE = _kdf_table(FORMAT_MD.read_text(encoding="utf-8"))
+PARAM_SIZES = {kdf_id: row.layout.size for kdf_id, row in KDF_TABLE.items()}
 
 
 def _hkdf(master: bytes, info: bytes) -> bytes:
@@ -95,14 +137,13 @@ def _in_range(name: str, value: int, low: int, high: int) -> None:
 
 def parse_kdf(kdf_id: int, block: bytes) -> KdfSpec:
     """Decode a parameter block (section 1.1) and check each parameter's valid range in order."""
-    if kdf_id == 0:
-        return KdfSpec(0, ())
-    if kdf_id == 1:
-        (iterations,) = struct.unpack(">I", block)
+    row = KDF_TABLE[kdf_id]
+    values = row.layout.unpack(block)
+    if row.family == PBKDF2_FAMILY:
+        (iterations,) = values
         _in_range("iterations", iterations, 1, PBKDF2_MAX_ITERATIONS)
-        return KdfSpec(1, (iterations,))
-    if kdf_id == 2:
-        log2_n, r, p = struct.unpack(">BII", block)
+    elif row.family == SCRYPT:
+        log2_n, r, p = values
         _in_range("log2_n", log2_n, 1, 63)
         _in_range("r", r, 1, U32_MAX)
         _in_range("p", p, 1, U32_MAX)
@@ -117,12 +158,12 @@ def parse_kdf(kdf_id: int, block: bytes) -> KdfSpec:
             raise FormatError(
                 f"invalid kdf parameters: log2_n must be below 16 * r = {16 * r}, got {log2_n}"
             )
-        return KdfSpec(2, (log2_n, r, p))
-    t, m, lanes = struct.unpack(">III", block)
-    _in_range("iterations", t, 1, U32_MAX)
-    _in_range("lanes", lanes, 1, ARGON2_MAX_LANES)
-    _in_range("memory_kib", m, 8 * lanes, U32_MAX)
-    return KdfSpec(3, (t, m, lanes))
+    elif row.family == ARGON2ID:
+        t, m, lanes = values
+        _in_range("iterations", t, 1, U32_MAX)
+        _in_range("lanes", lanes, 1, ARGON2_MAX_LANES)
+        _in_range("memory_kib", m, 8 * lanes, U32_MAX)
+    return KdfSpec(kdf_id, values)
 
 
 @dataclass(frozen=True)
@@ -146,9 +187,10 @@ def _limit(what: str, value: int, limit: int, verb: str = "exceed") -> None:
 
 def check_limits(kdf: KdfSpec, limits: Limits = DEFAULT_LIMITS) -> None:
     """Refuse a KDF over the limits (section 1.1), before any derivation."""
-    if kdf.kdf_id == 1:
+    family = KDF_TABLE[kdf.kdf_id].family
+    if family == PBKDF2_FAMILY:
         _limit("pbkdf2 iterations", kdf.params[0], limits.max_pbkdf2_iterations)
-    elif kdf.kdf_id == 2:
+    elif family == SCRYPT:
         log2_n, r, p = kdf.params
         memory = 128 * r * (1 << log2_n)
         if memory > limits.max_memory_bytes:
@@ -157,7 +199,7 @@ def check_limits(kdf: KdfSpec, limits: Limits = DEFAULT_LIMITS) -> None:
                 f"{limits.max_memory_bytes}"
             )
         _limit("scrypt p", p, limits.max_scrypt_p, "exceeds")
-    elif kdf.kdf_id == 3:
+    elif family == ARGON2ID:
         t, m, lanes = kdf.params
         if m * 1024 > limits.max_memory_bytes:
             raise FormatError(
@@ -170,9 +212,11 @@ def check_limits(kdf: KdfSpec, limits: Limits = DEFAULT_LIMITS) -> None:
 
 def derive(kdf: KdfSpec, password: bytes, salt: bytes) -> bytes:
     """The 32-byte master key of a password KDF (section 1.1)."""
-    if kdf.kdf_id == 1:
-        return PBKDF2HMAC(hashes.SHA256(), 32, salt, kdf.params[0]).derive(password)
-    if kdf.kdf_id == 2:
+    row = KDF_TABLE[kdf.kdf_id]
+    if row.family == PBKDF2_FAMILY:
+        algorithm = getattr(hashes, row.hash_name)()
+        return PBKDF2HMAC(algorithm, 32, salt, kdf.params[0]).derive(password)
+    if row.family == SCRYPT:
         log2_n, r, p = kdf.params
         return Scrypt(salt=salt, length=32, n=1 << log2_n, r=r, p=p).derive(password)
     t, m, lanes = kdf.params
@@ -422,6 +466,17 @@ def decode_stream(
     limits: Limits = DEFAULT_LIMITS,
 ) -> bytes:
     """Decrypt a whole stream held in memory (section 3.5), chunk by chunk."""
+    return _decode_stream(data, password=password, key=key, limits=limits)[1]
+
+
+def _decode_stream(
+    data: bytes,
+    *,
+    password: str | bytes | None = None,
+    key: bytes | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[bytes, bytes]:
+    """``decode_stream`` that also returns the file key it unwrapped: (file key, plaintext)."""
     if (password is None) == (key is None):
         raise ValueError("give exactly one of password and key")
     header = parse_header(data)
@@ -448,7 +503,7 @@ def decode_stream(
                     out.append(_unpad(_cbc_decrypt(enc_key, iv, body)))
                 except ValueError:
                     raise FormatError(f"data damaged at byte {pos}") from None
-                return b"".join(out)
+                return file_key, b"".join(out)
             if verifies(b"\x00"):
                 raise FormatError(f"data truncated after byte {pos + len(chunk)}")
             raise failed(f"data damaged at byte {pos}")
@@ -464,6 +519,7 @@ MANIFEST_NAME = ".aes-hmac-manifest"
 MANIFEST_MAGIC = b"AESHMAC-MANIFEST"
 MANIFEST_VERSION = 1
 MANIFEST_PATH_MAX = 65535
+MANIFEST_TAG_LABEL = b"aes-hmac manifest v1"
 STREAM_ID = slice(10, 42)
 
 
@@ -472,7 +528,7 @@ def _manifest_error(what: str) -> FormatError:
 
 
 def parse_manifest(plain: bytes) -> dict[bytes, bytes]:
-    """Section 4.2, its checks in its table's order."""
+    """Section 4.2: the body (tag already checked), its checks in its table's order."""
     if len(plain) < 21:
         raise _manifest_error("truncated")
     if plain[:16] != MANIFEST_MAGIC:
@@ -509,11 +565,23 @@ def parse_manifest(plain: bytes) -> dict[bytes, bytes]:
     return entries
 
 
+def unseal_manifest(plain: bytes, file_key: bytes, stream_id: bytes) -> dict[bytes, bytes]:
+    """Section 4.2: the tag (the last 32 bytes) checked before the body is parsed."""
+    if len(plain) < TAG_SIZE:
+        raise _manifest_error("truncated")
+    body, tag = plain[:-TAG_SIZE], plain[-TAG_SIZE:]
+    expected = _hmac(_hkdf(file_key, MANIFEST_TAG_LABEL), stream_id, body)
+    if not hmac.compare_digest(expected, tag):
+        raise _manifest_error("tag does not verify (not a manifest a batch wrote)")
+    return parse_manifest(body)
+
+
 def decode_manifest(
     data: bytes, *, password: str | bytes | None = None, key: bytes | None = None
 ) -> dict[bytes, bytes]:
     """Section 4.1: a manifest is a stream; its plaintext is section 4.2."""
-    return parse_manifest(decode_stream(data, password=password, key=key))
+    file_key, plain = _decode_stream(data, password=password, key=key)
+    return unseal_manifest(plain, file_key, data[STREAM_ID])
 
 
 def check_folder(files: dict[bytes, bytes], entries: dict[bytes, bytes]) -> list[str]:

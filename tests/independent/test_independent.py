@@ -16,22 +16,33 @@ import pytest
 from _vectors import cases, unhex
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from test_kdf import INSTANCES
 
 import aes_hmac
 from aes_hmac import PBKDF2, Argon2id, KdfLimits, ManifestError, Scrypt, _manifest
+from aes_hmac._kdf import KDFS, PARAMS_SIZE
 
 from .decoder import (
+    FORMAT_MD,
+    KDF_TABLE,
     MANIFEST_NAME,
+    PARAM_SIZES,
+    PBKDF2_FAMILY,
     FormatError,
     Limits,
+    _kdf_table,
     check_folder,
     decode_manifest,
     decode_stream,
     decode_token,
+    derive,
+    parse_kdf,
     parse_manifest,
+    unseal_manifest,
 )
 
-CHEAP_KDFS = [PBKDF2(iterations=1000), Scrypt(log2_n=4, r=1, p=1), Argon2id(1, 8, 1)]
+CHEAP_KDFS = [cheapest for _, cheapest in INSTANCES.values()]
+"""Every registered KDF at its cheapest valid parameters (``test_kdf`` keeps one per KDF)."""
 CHUNK = 4096
 KEY = bytes(range(32))
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -220,7 +231,14 @@ def test_chunk_cut_reordered_and_spliced_streams() -> None:
         assert verdict == _library_error(bad, key=KEY), name
 
 
+def _any_block(kdf_id: int) -> st.SearchStrategy[tuple[int, bytes]]:
+    size = PARAM_SIZES[kdf_id]
+    return st.tuples(st.just(kdf_id), st.binary(min_size=size, max_size=size))
+
+
 KDF_BLOCKS = st.one_of(
+    # Any bytes under every password KDF id of FORMAT.md's table (a new KDF is covered at once).
+    st.sampled_from(sorted(set(PARAM_SIZES) - {0})).flatmap(_any_block),
     st.tuples(st.just(1), st.integers(0, 2**32 - 1).map(lambda v: struct.pack(">I", v))),
     st.tuples(
         st.just(2),
@@ -241,6 +259,36 @@ KDF_BLOCKS = st.one_of(
         ),
     ),
 )
+
+
+def test_format_table_is_the_registry() -> None:
+    """FORMAT.md 1.1's table, as the decoder reads it, has every registered KDF's id and size,
+    and the decoder's own code derives what the library's class derives."""
+    assert PARAM_SIZES == PARAMS_SIZE
+    salt = bytes(range(16))
+    for kdf in CHEAP_KDFS:
+        spec = parse_kdf(kdf.kdf_id, kdf.encode())
+        assert derive(spec, b"pw", salt) == kdf.derive(b"pw", salt), kdf
+    assert {type(kdf) for kdf in CHEAP_KDFS} == set(KDFS)
+
+
+def test_decoder_reads_its_kdf_table_from_the_spec() -> None:
+    """A PBKDF2 row with another hash needs no decoder code; a KDF of an unknown family, or a
+    size column that disagrees with the fields, stops the decoder at import."""
+    text = FORMAT_MD.read_text(encoding="utf-8")
+    row = "| 0x03 | Argon2id v1.3 (RFC 9106) |"
+    extra = "| 0x7e | PBKDF2-HMAC-SHA512 | iterations u32 | 4 |\n"
+    table = _kdf_table(text.replace(row, extra + row))
+    assert table[0x7E].family == PBKDF2_FAMILY and table[0x7E].hash_name == "SHA512"
+
+    def rows(table: dict[int, Any]) -> dict[int, tuple[str, str, str]]:
+        return {k: (r.family, r.hash_name, r.layout.format) for k, r in table.items() if k != 0x7E}
+
+    assert rows(table) == rows(KDF_TABLE)
+    with pytest.raises(RuntimeError, match="no code here for KDF 'bcrypt'"):
+        _kdf_table(text.replace(row, "| 0x7e | bcrypt | cost u8 | 1 |\n" + row))
+    with pytest.raises(RuntimeError, match="is not 5 bytes"):
+        _kdf_table(text.replace(row, "| 0x7e | PBKDF2-HMAC-SHA512 | iterations u32 | 5 |\n" + row))
 
 
 @settings(max_examples=300, deadline=None)
@@ -306,10 +354,26 @@ def test_manifest_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
     assert decode_manifest(unhex(case["stream"]), **secret) == _entries(case)
 
 
+@pytest.mark.parametrize(("group", "case"), cases("manifest_v1.json", key="vectors"))
+def test_manifest_vector_tags(group: dict[str, Any], case: dict[str, Any]) -> None:
+    plain = unhex(case["plaintext"])
+    assert plain[-32:] == unhex(case["tag"])
+    assert unseal_manifest(plain, unhex(case["file_key"]), unhex(case["stream_id"])) == _entries(
+        case
+    )
+
+
+@pytest.mark.parametrize(("group", "case"), cases("manifest_v1.json", key="forged"))
+def test_manifest_forged_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
+    with pytest.raises(FormatError) as caught:
+        unseal_manifest(unhex(case["plaintext"]), unhex(case["file_key"]), unhex(case["stream_id"]))
+    assert str(caught.value) == case["error"]
+
+
 @pytest.mark.parametrize(("group", "case"), cases("manifest_v1.json", key="invalid"))
 def test_manifest_invalid_vectors(group: dict[str, Any], case: dict[str, Any]) -> None:
     with pytest.raises(FormatError) as caught:
-        parse_manifest(unhex(case["plaintext"]))
+        parse_manifest(unhex(case["body"]))
     assert str(caught.value) == case["error"]
 
 
@@ -333,6 +397,34 @@ def test_manifest_plaintexts_same_verdict(plain: bytes, flip: int, seed: bytes) 
             expected = str(exc)
         try:
             got: object = parse_manifest(data)
+        except FormatError as exc:
+            got = str(exc)
+        assert got == expected
+
+
+@FAST
+@given(body=st.binary(max_size=80), flip=st.integers(0, 200), cut=st.integers(0, 40))
+def test_manifest_tags_same_verdict(body: bytes, flip: int, cut: int) -> None:
+    """Library and decoder agree on any tagged plaintext: genuine, one byte flipped, cut short,
+    or a tag over another stream id."""
+    file_key, stream_id = bytes(range(32)), bytes(range(32, 64))
+    good = _manifest.seal({b"a.ahm": bytes(32)}, file_key, stream_id)
+    flipped = bytearray(good)
+    flipped[flip % len(good)] ^= 1 + flip % 255
+    tagged = body + _manifest.tag(file_key, stream_id, body)
+    for data in (
+        good,
+        bytes(flipped),
+        good[:cut],
+        tagged,
+        body + _manifest.tag(file_key, bytes(32), body),
+    ):
+        try:
+            expected: object = _manifest.unseal(data, file_key, stream_id)
+        except ManifestError as exc:
+            expected = str(exc)
+        try:
+            got: object = unseal_manifest(data, file_key, stream_id)
         except FormatError as exc:
             got = str(exc)
         assert got == expected

@@ -22,9 +22,9 @@ MAX_FD: Final = (1 << 31) - 1
 """The largest file descriptor number the system calls take (a C ``int``)."""
 MAX_WORKERS: Final = 64
 """``--workers`` ceiling, the library's own; checked here so a bad value fails before a prompt."""
-DEFAULT_KDF: Final = "pbkdf2"
-"""The KDF of new slots when ``--kdf`` is not given, at its class's default costs (the same as
-the library's default); its cost flags need no ``--kdf``."""
+DEFAULT_KDF_NAME: Final = aes_hmac.PBKDF2.name
+"""The registry name of the KDF of new slots when ``--kdf`` is not given, at its class's default
+costs (the same as the library's default KDF object); its cost flags need no ``--kdf``."""
 Kdf: TypeAlias = aes_hmac.Kdf
 """A KDF instance (the library's public alias: a new KDF needs no CLI edit)."""
 MORE_MEMORY: Final = "give the process more memory"
@@ -188,6 +188,26 @@ def kdf_class(name: str) -> type[Kdf]:
     return next(kdf for kdf in aes_hmac.KDFS if kdf.name == name)
 
 
+FORMER_KDF_FLAGS: Final[dict[tuple[str, str], str]] = {
+    ("pbkdf2", "iterations"): "--iterations",
+    ("scrypt", "log2_n"): "--scrypt-log2n",
+    ("argon2id", "memory_kib"): "--argon2-memory-kib",
+    ("argon2id", "iterations"): "--argon2-iterations",
+    ("argon2id", "lanes"): "--argon2-lanes",
+}
+"""The cost flags of the first KDFs, by (KDF name, field), from before flags were derived from
+the registry: they keep working and stay the names that help and messages show. No new entries:
+a new KDF's flags are only the derived ones."""
+
+
+def kdf_flags(kdf: type[Kdf], option: aes_hmac.KdfOption) -> tuple[str, ...]:
+    """The flags that set ``option`` of ``kdf``: ``--{kdf name}-{field}`` (unique across KDFS,
+    as registry names are), after a former spelling of it when there is one."""
+    derived = f"--{kdf.name}-{option.field.replace('_', '-')}"
+    former = FORMER_KDF_FLAGS.get((kdf.name, option.field), derived)
+    return tuple(dict.fromkeys((former, derived)))
+
+
 class KdfOptions:
     """``--kdf`` and every registered KDF's cost flags; ``read`` builds the KDF they ask for."""
 
@@ -197,7 +217,7 @@ class KdfOptions:
 
     def add(self, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(
-            f"key derivation (default {kdf_class(DEFAULT_KDF)().describe()})"
+            f"key derivation (default {kdf_class(DEFAULT_KDF_NAME)().describe()})"
         )
         group.add_argument(
             "--kdf",
@@ -207,16 +227,16 @@ class KdfOptions:
         for kdf in aes_hmac.KDFS:
             for option in kdf.options:
                 group.add_argument(
-                    option.flag,
+                    *kdf_flags(kdf, option),
                     dest=self._dest(kdf, option.field),
                     type=positive,
                     metavar=option.metavar,
-                    help=option.help,
+                    help=f"{kdf.name} {option.help}",
                 )
 
     def _given(self, args: argparse.Namespace) -> dict[str, int]:
         """The cost flags given, by KDF field; a flag of another KDF than ``--kdf`` is refused."""
-        name = args.kdf or DEFAULT_KDF
+        name = args.kdf or DEFAULT_KDF_NAME
         given: dict[str, int] = {}
         for kdf in aes_hmac.KDFS:
             for option in kdf.options:
@@ -224,7 +244,7 @@ class KdfOptions:
                 if value is None:
                     continue
                 if kdf.name != name:
-                    raise UsageError(f"{option.flag} needs --kdf {kdf.name}")
+                    raise UsageError(f"{kdf_flags(kdf, option)[0]} needs --kdf {kdf.name}")
                 given[option.field] = value
         return given
 
@@ -233,10 +253,11 @@ class KdfOptions:
         return args.kdf is not None or bool(self._given(args))
 
     def read(self, args: argparse.Namespace) -> Kdf:
-        """The KDF the options ask for: DEFAULT_KDF with its default costs when none is given."""
+        """The KDF the options ask for: DEFAULT_KDF_NAME's class at its default costs when none
+        is given."""
         given = self._given(args)
         try:
-            return kdf_class(args.kdf or DEFAULT_KDF)(**given)
+            return kdf_class(args.kdf or DEFAULT_KDF_NAME)(**given)
         except (TypeError, ValueError) as exc:
             raise UsageError(str(exc)) from None
 
@@ -261,7 +282,7 @@ def memory_flags(kdf_type: type[Kdf]) -> list[str]:
         except (TypeError, ValueError):  # that field cannot grow alone (e.g. argon2id lanes)
             continue
         if raised.memory_bytes() > base.memory_bytes():
-            flags.append(option.flag)
+            flags.append(kdf_flags(kdf_type, option)[0])
     return flags
 
 

@@ -199,11 +199,18 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
             entry["size"] = None  # not an aes-hmac stream (or not ours): size unknown
         return entry
 
+    # Paths may arrive with this filesystem's own protocol still on them (DuckDB hands over
+    # "aeshmac:///x" as written in SQL): every method below strips it before the target sees it.
+
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         """The target's entries under ``path``, without this tool's temp files; with
         ``detail``, plaintext sizes (one ranged read per file, one derivation per distinct
         salt), and files that vanish before they are opened (a concurrent writer) left out."""
-        entries = [e for e in self.fs.ls(path, detail=True, **kwargs) if not _is_temp(e["name"])]
+        entries = [
+            e
+            for e in self.fs.ls(self._strip_protocol(path), detail=True, **kwargs)
+            if not _is_temp(e["name"])
+        ]
         if not detail:
             return [e["name"] for e in entries]
         listed = []
@@ -215,40 +222,40 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         return listed
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        return self._plain(self.fs.info(path, **kwargs))
+        return self._plain(self.fs.info(self._strip_protocol(path), **kwargs))
 
     # --- everything else is the target's own operation ----------------------------------------
 
     def exists(self, path: str, **kwargs: Any) -> bool:
-        return bool(self.fs.exists(path, **kwargs))
+        return bool(self.fs.exists(self._strip_protocol(path), **kwargs))
 
     def isdir(self, path: str) -> bool:
-        return bool(self.fs.isdir(path))
+        return bool(self.fs.isdir(self._strip_protocol(path)))
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
-        self.fs.mkdir(path, create_parents=create_parents, **kwargs)
+        self.fs.mkdir(self._strip_protocol(path), create_parents=create_parents, **kwargs)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
-        self.fs.makedirs(path, exist_ok=exist_ok)
+        self.fs.makedirs(self._strip_protocol(path), exist_ok=exist_ok)
 
     def rmdir(self, path: str) -> None:
-        self.fs.rmdir(path)
+        self.fs.rmdir(self._strip_protocol(path))
 
     def rm_file(self, path: str) -> None:
-        self.fs.rm_file(path)
+        self.fs.rm_file(self._strip_protocol(path))
 
     def rm(self, path: str, recursive: bool = False, maxdepth: int | None = None) -> None:
-        self.fs.rm(path, recursive=recursive, maxdepth=maxdepth)
+        self.fs.rm(self._strip_protocol(path), recursive=recursive, maxdepth=maxdepth)
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         # A stream is not bound to its name: copying the ciphertext copies the file.
-        self.fs.cp_file(path1, path2, **kwargs)
+        self.fs.cp_file(self._strip_protocol(path1), self._strip_protocol(path2), **kwargs)
 
     def created(self, path: str) -> Any:
-        return self.fs.created(path)
+        return self.fs.created(self._strip_protocol(path))
 
     def modified(self, path: str) -> Any:
-        return self.fs.modified(path)
+        return self.fs.modified(self._strip_protocol(path))
 
 
 def _arrow_allocator() -> Allocate | None:
@@ -372,9 +379,11 @@ class _EncryptingFile(StreamWriter):
 
     The writer lifecycle of ``StreamWriter``: only a clean ``close`` seals the final chunk and
     makes the file appear; leaving a ``with`` block by an exception, ``close()`` with an
-    exception in flight (fsspec's ``OpenFile.__exit__``, pandas' cleanup), ``discard()`` and
-    garbage collection drop it. Inside a transaction (``autocommit=False``) a clean close seals
-    the stream and the transaction's ``commit()``/``discard()`` decide.
+    exception in flight (fsspec's ``OpenFile.__exit__``, pandas' cleanup; it warns
+    ``WriterDiscardedWarning``), ``discard()`` and garbage collection drop it, also of the
+    ``TextIOWrapper`` fsspec puts around it for "wt" (its finalizer calls ``_dealloc_warn``).
+    Inside a transaction (``autocommit=False``) a clean close seals the stream and the
+    transaction's ``commit()``/``discard()`` decide.
     """
 
     def __init__(self, afs: AesHmacFileSystem, path: str, autocommit: bool = True) -> None:
@@ -387,7 +396,7 @@ class _EncryptingFile(StreamWriter):
             else _TargetOutput(afs.fs, path)
         )
         try:
-            super().__init__(output.file, afs._credential, afs._chunk_size, False, output)
+            super().__init__(output.file, afs._credential, afs._chunk_size, False, output, path)
         except BaseException:
             output.discard()
             raise

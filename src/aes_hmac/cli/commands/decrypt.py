@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import stat
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 import aes_hmac
 
@@ -29,8 +28,6 @@ from ..sniffing import check_input, open_encrypted
 
 PASSWORD = options.PasswordOptions(key_file=True)
 LIMITS = options.LimitOptions()
-CHUNK_OVERHEAD: Final = 48
-"""Ciphertext bytes per chunk beyond its plaintext: IV and tag (docs/FORMAT.md)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def plaintext_counter(info: aes_hmac.StreamInfo) -> Callable[[int], int]:
     """Turns ciphertext bytes read into plaintext bytes (within a chunk), from the header."""
     size, chunk = info.header_size, info.chunk_size
-    return lambda n: max(0, n - size) * chunk // (chunk + CHUNK_OVERHEAD)
+    return lambda n: max(0, n - size) * chunk // (chunk + aes_hmac.CHUNK_OVERHEAD)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     counter: CountingWriter | None = None
     try:
         with open_input(src) as fin:
-            stream, armored, head = open_encrypted(fin)
-            info = check_input(head, key_file=source.key_file is not None)
+            # The header is read and parsed once, here; decrypt_stream goes on from it.
+            stream, armored, header = open_encrypted(fin)
+            info = check_input(header.info, key_file=source.key_file is not None)
             password = read_old_secret(source)
             to_plain = plaintext_counter(info)
             size = None if armored else size_of(src_stat)
@@ -86,25 +84,6 @@ def run(args: argparse.Namespace) -> int:
             progress = Progress(
                 quiet=args.quiet, total=total, label="decrypt", piped=paths.piped, to_plain=to_plain
             )
-            # decrypt_file reopens the path: only a regular file can be read twice (a <(...)
-            # pipe path has lost the bytes sniff consumed), and only one without leading text.
-            if (
-                src is not None
-                and dst is not None
-                and not paths.in_place
-                and not armored
-                and stat.S_ISREG(src_stat.st_mode)
-            ):
-                aes_hmac.decrypt_file(
-                    src,
-                    dst,
-                    password,
-                    limits=limits,
-                    overwrite=args.force,
-                    progress=progress.callback,
-                    workers=args.workers,
-                )
-                return EXIT_OK
             with open_output(dst, paths, force=args.force) as opened:
                 out: Any = opened
                 if paths.in_place:
@@ -117,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
                     workers=args.workers,
                     progress=progress.callback,
                     total=None,
+                    header=header,
                 )
                 out.flush()
     except (aes_hmac.AesHmacError, OSError, KeyboardInterrupt, Interrupted) as exc:

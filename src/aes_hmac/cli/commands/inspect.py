@@ -7,7 +7,7 @@ import argparse
 from .. import options
 from ..common import EXIT_OK, Command, write_stdout
 from ..io_policy import open_input, path_arg
-from ..sniffing import check_input, open_encrypted
+from ..sniffing import open_encrypted
 
 RAW_KEY_TEXT = "key file (raw 256-bit key, no KDF)"
 """A slot without a KDF opens with a key file (``--key-file``)."""
@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     with open_input(path_arg(args.input)) as fin:
-        _, armored, head = open_encrypted(fin)
-    info = check_input(head, key_file=None)
+        _, armored, header = open_encrypted(fin)
+    info = header.info
     lines = [
         f"format: aes-hmac stream, version {info.version}",
         f"armor: {'yes' if armored else 'no'}",

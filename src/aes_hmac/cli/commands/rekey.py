@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("rekey needs a file path, not stdin")
     old_source = PASSWORD.read(args)
     with open_input(path) as fin:
-        _, armored, head = open_encrypted(fin)
-    check_input(head, key_file=old_source.key_file is not None)
+        _, armored, header = open_encrypted(fin)
+    check_input(header.info, key_file=old_source.key_file is not None)
     if armored:
         with open_input(path) as fin:
             if not armor.looks_armored(fin.read(HEAD_BYTES)):
