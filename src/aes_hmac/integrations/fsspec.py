@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -54,6 +55,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
 from fsspec.utils import tokenize
 
+from .._atomic import _TMP_HEX as TEMP_HEX
 from .._atomic import _TMP_MARK as TEMP_MARK
 from .._atomic import PendingFile
 from .._credential import BatchCredential, DerivedKeys, to_credential
@@ -415,9 +417,14 @@ class _RangeReads:
         return len(data)
 
 
+_TEMP_NAME: Final = re.compile(r"\..+" + re.escape(TEMP_MARK) + f"[0-9a-f]{{{TEMP_HEX}}}")
+"""The exact name of a temp file of this tool's atomic writes: a user's file that merely
+contains the mark (``q3.aes-hmac-tmp-report.csv``) is listed like any other."""
+
+
 def _is_temp(name: str) -> bool:
     """Whether ``name`` is a temp file of this tool's atomic writes (never a finished file)."""
-    return TEMP_MARK in os.path.basename(name.rstrip("/"))
+    return _TEMP_NAME.fullmatch(os.path.basename(name.rstrip("/"))) is not None
 
 
 def _rebuild(
@@ -495,6 +502,8 @@ _SPOOL_IN_MEMORY = 8 << 20
 """Bytes of a spooled write (targets that cannot defer a commit) kept in memory before disk."""
 _COPY_PIECE = 1 << 20
 """Bytes per piece when a spool is copied to its target."""
+_MAX_WRAPPERS: Final = 8
+"""Wrapping filesystems (``dir::``) looked through to find the one a write meets."""
 
 _MAX_FROM_ENV: Final = 8
 """Secrets read from the environment whose derived keys stay cached with no filesystem alive."""
@@ -594,6 +603,28 @@ class _EncryptingFile(StreamWriter):
             sealed.discard()
 
 
+def _innermost(fs: AbstractFileSystem) -> AbstractFileSystem:
+    """The filesystem under wrappers that pass ``open`` through (``dir::``), whose own commit
+    behaviour is what a write meets (``dir::memory://`` commits at open like ``memory://``)."""
+    for _ in range(_MAX_WRAPPERS):
+        inner = getattr(fs, "fs", None)
+        if not isinstance(inner, AbstractFileSystem):
+            return fs
+        fs = inner
+    return fs
+
+
+def _defers_commit(target: Any) -> bool:
+    """Whether a file opened with ``autocommit=False`` says it honours it: fsspec's buffered
+    files (object stores) and local files record the flag and have ``commit``/``discard``; a
+    target that swallowed the argument does not, and gets the spool instead."""
+    return (
+        getattr(target, "autocommit", True) is False
+        and callable(getattr(target, "commit", None))
+        and callable(getattr(target, "discard", None))
+    )
+
+
 class _TargetOutput:
     """The ``Output`` of a writer on a filesystem other than the local one.
 
@@ -607,9 +638,16 @@ class _TargetOutput:
     def __init__(self, fs: AbstractFileSystem, path: str) -> None:
         self._fs, self._path = fs, path
         self._target: Any = None
-        if not isinstance(fs, MemoryFileSystem):
+        if not isinstance(_innermost(fs), MemoryFileSystem):
             with suppress(TypeError, NotImplementedError):
-                self._target = fs.open(path, "wb", block_size=_PART_BYTES, autocommit=False)
+                target = fs.open(path, "wb", block_size=_PART_BYTES, autocommit=False)
+                if _defers_commit(target):
+                    self._target = target
+                else:  # it took the argument and ignored it: nothing may be written through it
+                    with suppress(Exception):
+                        target.discard()
+                    with suppress(Exception):
+                        target.close()
         spool = (
             None if self._target is not None else tempfile.SpooledTemporaryFile(_SPOOL_IN_MEMORY)
         )
