@@ -258,7 +258,7 @@ def test_wrapped_target_that_ignores_autocommit_shows_nothing_of_a_failed_write(
     with afs.open("x.ahm", "wb") as f:
         f.write(b"precious version 1\n")
     for name in ("x.ahm", "y.ahm"):
-        with pytest.warns(WriterDiscardedWarning), pytest.raises(RuntimeError):  # noqa: PT012
+        with pytest.warns(WriterDiscardedWarning), pytest.raises(RuntimeError):
             with fsspec.core.OpenFile(afs, name, "wb") as f:
                 f.write(b"half of a new version")
                 raise RuntimeError("failed half way")
