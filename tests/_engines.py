@@ -94,7 +94,7 @@ def encrypted_parquet(kind: type[AesHmacFileSystem] = AesHmacFileSystem) -> Encr
     )
     buf = io.BytesIO()
     pq.write_table(table, buf, row_group_size=ROW_GROUP, compression="none")
-    path = f"/e{uuid.uuid4().hex}/t.parquet"
+    path = f"/e{uuid.uuid4().hex}/t.parquet.ahm"  # the stored name: raw reads below use it
     fs.pipe_file(path, buf.getvalue())
     header_size = aes_hmac.inspect_stream(io.BytesIO(fs.fs.cat_file(path))).header_size
     fetches = Fetches()

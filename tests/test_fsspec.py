@@ -219,7 +219,7 @@ def test_ls_with_concurrent_writers_skips_vanished_and_temp_files(tmp_path: Path
                 failures.append(exc)
                 continue
             seen.extend(e["name"] for e in entries)
-            kept = [e for e in entries if e["name"].endswith("kept.ahm")]
+            kept = [e for e in entries if e["name"].endswith("/kept")]  # listed without .ahm
             assert kept and kept[0]["size"] == 4
 
     for w in writers:
@@ -274,3 +274,18 @@ def test_a_copy_meeting_a_salt_nobody_derived_says_what_to_do(tmp_path: Path) ->
     with pytest.raises(HeaderError, match="password_env"):
         copy.cat_file(str(tmp_path / "other.ahm"))
     assert fs.cat_file(str(tmp_path / "other.ahm")) == b"written elsewhere"
+
+
+def test_a_users_file_with_the_temp_mark_in_its_name_is_listed(tmp_path: Path) -> None:
+    """Only this tool's exact temporary names are hidden (review finding 5): a user's
+    ``q3.aes-hmac-tmp-report.csv`` is listed, globbed and read like any other file, while a
+    leftover ``.x.ahm.aes-hmac-tmp-<12 hex>`` stays out of listings."""
+    fs = AesHmacFileSystem(password="pw", kdf=CHEAP)
+    folder = str(tmp_path)
+    for name in ("normal.csv", "q3.aes-hmac-tmp-report.csv"):
+        fs.pipe_file(f"{folder}/{name}", b"a\n1\n")
+    (tmp_path / ".normal.csv.ahm.aes-hmac-tmp-0123456789ab").write_bytes(b"partial")
+    names = sorted(n.rsplit("/", 1)[-1] for n in fs.ls(folder, detail=False))
+    assert names == ["normal.csv", "q3.aes-hmac-tmp-report.csv"]
+    assert len(fs.glob(f"{folder}/*.csv")) == 2
+    assert fs.cat_file(f"{folder}/q3.aes-hmac-tmp-report.csv") == b"a\n1\n"

@@ -243,3 +243,25 @@ def test_transaction_decides(tmp_path: Path, deferring: AesHmacFileSystem) -> No
         assert list(tmp_path.iterdir()) == []
     with deferring.open("x.ahm", "rb") as f:
         assert f.read() == b"committed by the transaction"
+
+
+@pytest.mark.parametrize("inner", ["memory", "file"])
+def test_wrapped_target_that_ignores_autocommit_shows_nothing_of_a_failed_write(
+    tmp_path: Path, inner: str
+) -> None:
+    """``dir::memory://`` takes ``autocommit=False`` and commits at open all the same (review
+    finding 4): the writer looks through the wrapper and spools, so a failed rewrite keeps the
+    old file and a failed new file never appears."""
+    root = f"/w{uuid.uuid4().hex}" if inner == "memory" else str(tmp_path)
+    plain = DirFileSystem(path=root, fs=fsspec.filesystem(inner))
+    afs = AesHmacFileSystem(fs=plain, **SECRET)
+    with afs.open("x.ahm", "wb") as f:
+        f.write(b"precious version 1\n")
+    for name in ("x.ahm", "y.ahm"):
+        with pytest.warns(WriterDiscardedWarning), pytest.raises(RuntimeError):
+            with fsspec.core.OpenFile(afs, name, "wb") as f:
+                f.write(b"half of a new version")
+                raise RuntimeError("failed half way")
+    with afs.open("x.ahm", "rb") as f:
+        assert f.read() == b"precious version 1\n"
+    assert [e.rsplit("/", 1)[-1] for e in plain.ls("", detail=False)] == ["x.ahm"]

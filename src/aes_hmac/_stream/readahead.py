@@ -24,7 +24,7 @@ PIECE_BYTES: Final = 1 << 20
 """Smallest share of work handed to one thread: below it a thread handoff costs more than the
 verify and decrypt it saves."""
 READ_AHEAD_BYTES: Final = 8 << 20
-"""How far reads that follow each other are opened ahead."""
+"""How far reads that follow each other are opened ahead (at least four pieces)."""
 
 OpenPiece = Callable[[int, int, memoryview, bool], tuple[int, StreamDamaged | None]]
 """open_piece(index, count, out, slack): open ``count`` chunks from ``index`` into ``out``; how
@@ -39,11 +39,18 @@ Piece = Future[tuple[bytearray, list[Result]]]
 class ReadAhead:
     """The chunks one reader has opened, or is opening, ahead of its position."""
 
-    def __init__(self, open_piece: OpenPiece, chunk_size: int, final_index: int) -> None:
+    def __init__(
+        self,
+        open_piece: OpenPiece,
+        chunk_size: int,
+        final_index: int,
+        piece_bytes: int = PIECE_BYTES,
+    ) -> None:
         # Weak: the reader owns this object, and a cycle would keep a closed reader (and its
         # buffers) alive until a garbage collection.
         self._open_piece = weakref.WeakMethod(open_piece)
         self._chunk_size = chunk_size
+        self._piece_bytes = piece_bytes  # larger where each read_at is a round trip
         self._final = final_index  # never opened ahead: the reader holds the final chunk
         self._lock = threading.Lock()
         self._chunks: dict[int, tuple[Piece, int]] = {}
@@ -67,8 +74,9 @@ class ReadAhead:
         if not self._streak or pool is None:
             return
         cs = self._chunk_size
-        per_piece = max(1, PIECE_BYTES // cs)
-        window = per_piece if self._streak == 1 else max(per_piece, READ_AHEAD_BYTES // cs)
+        per_piece = max(1, self._piece_bytes // cs)
+        ahead = max(READ_AHEAD_BYTES // cs, 4 * per_piece)
+        window = per_piece if self._streak == 1 else ahead
         start = max(self._end, (end - 1) // cs + 1)
         stop = min(self._final, (end - 1) // cs + 1 + window)
         with self._lock:

@@ -80,6 +80,7 @@ class SeekableReader(io.RawIOBase):
     reader stays usable for the other chunks. ``pread`` may be called from several threads;
     ``read``, ``readinto``, ``seek`` and ``tell`` share one position under a lock, so each call
     is atomic, but threads sharing a position see each other's moves: give each its ``pread``.
+    ``piece_bytes``: what one ``read_at`` of reads in order fetches (larger for remote sources).
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class SeekableReader(io.RawIOBase):
         limits: KdfLimits,
         close: Callable[[], None] | None = None,
         allocate: Allocate | None = None,
+        piece_bytes: int = PIECE_BYTES,
     ) -> None:
         super().__init__()
         self._read_at = read_at
@@ -108,7 +110,7 @@ class SeekableReader(io.RawIOBase):
         self._size = self._last * cs + len(final)
         self._cache: OrderedDict[int, memoryview] = OrderedDict()
         self._cache_chunks = max(2, _CACHE_BYTES // cs)
-        self._ahead = ReadAhead(self._open_piece, cs, self._last)
+        self._ahead = ReadAhead(self._open_piece, cs, self._last, piece_bytes)
         self._lock = threading.Lock()  # the cache and the chunks opened ahead
         self._pos_lock = threading.Lock()  # the position and the run of reads in order
         self._pos = 0

@@ -20,6 +20,7 @@ from typing import BinaryIO, Final
 
 import aes_hmac
 from aes_hmac import importers
+from aes_hmac.importers import spark
 
 from .common import CliError, note
 from .io_policy import Paths, PipeView, open_input, open_output
@@ -208,6 +209,28 @@ def _import_legacy(job: ImportJob) -> None:
     _convert_lines(job, "legacy", convert)
 
 
+def _spark_run(mode: spark.SparkMode) -> Callable[[ImportJob], None]:
+    """The run of ``--from spark`` (GCM) or ``--from spark-cbc``: one base64 value per line."""
+
+    def run(job: ImportJob) -> None:
+        bulk = aes_hmac.PasswordKey(job.new, kdf=job.kdf)  # one KDF for the whole batch
+
+        def convert(line: bytes) -> str:
+            return spark.import_spark_base64(line, job.secret, mode=mode, password=bulk)
+
+        _convert_lines(job, "spark", convert)
+
+    return run
+
+
+def _check_spark_key(secret: str | bytes) -> None:
+    """Once, so a wrong-sized key is not blamed on the first value's line."""
+    try:
+        spark.check_spark_key(secret)
+    except ValueError as exc:
+        raise CliError(f"the Spark key: {exc}") from None
+
+
 SOURCES: Final[dict[str, ImportSource]] = {
     source.name: source
     for source in (
@@ -240,6 +263,27 @@ SOURCES: Final[dict[str, ImportSource]] = {
             run=_import_legacy,
             verified=True,
             new_password=False,
+        ),
+        ImportSource(
+            name="spark",
+            title="Spark aes_encrypt values (GCM)",
+            help="Spark SQL base64(aes_encrypt(x, key)) values in GCM mode (the default), one\n"
+            "  per line -> tokens, one per line (new password); the Spark key (16/24/32 bytes)\n"
+            "  is the source password. GCM's tag is checked for every value.",
+            run=_spark_run("GCM"),
+            verified=True,
+            prompt="Spark key: ",
+            check_secret=_check_spark_key,
+        ),
+        ImportSource(
+            name="spark-cbc",
+            title="Spark aes_encrypt values (CBC)",
+            help="as --from spark, for aes_encrypt(x, key, 'CBC'[, 'PKCS']) values. CBC has no\n"
+            "  MAC: a damaged value or wrong key is caught only if its padding breaks.",
+            run=_spark_run("CBC"),
+            verified=False,
+            prompt="Spark key: ",
+            check_secret=_check_spark_key,
         ),
     )
 }

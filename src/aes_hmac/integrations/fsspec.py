@@ -10,10 +10,17 @@ Chained over another filesystem, every file is an aes-hmac stream::
 chunks it touches. "wb" streams through the stream writer and keeps its rule (``_files.lifecycle``):
 the file appears only on a clean close (local files: nameless until linked in; object stores
 and other targets that defer commits: committed then; ``memory://``: stored in one piece then),
-never after an exception in flight or garbage collection. Names are kept as given (``.ahm`` is
-the caller's choice); sizes reported by ``ls``/``info`` are plaintext sizes, read from each
-file's authenticated final chunk (``ls`` costs one ranged read per file and one derivation
-per distinct salt; entries that vanish while listing and this tool's temp files are left out).
+never after an exception in flight or garbage collection; on an object store a write larger
+than a part goes up as a multipart upload, completed at that close and aborted otherwise.
+
+Names: a file written as ``part.0.parquet`` is stored as ``part.0.parquet.ahm`` (``suffix``,
+``""`` keeps names as given; a name ending with it is not doubled), and listed, globbed, read
+and removed under the name it was written as; a name without the suffix is read as stored when
+no suffixed file has it (files written before). Sizes reported by ``ls``/``info`` are plaintext
+sizes, read from each file's authenticated final chunk (``ls`` costs two ranged reads per file,
+header and final chunk, or one for a file under 2 KiB, and one derivation per distinct salt;
+entries that vanish while listing and this tool's temp files are left out). ``info`` keeps the
+reader it verified for the next ``open`` of that name, so pyarrow's info-then-open verifies once.
 
 What crosses a process boundary when Dask (or anything else) pickles the filesystem to ship it
 to workers (docs/SECURITY.md, "What crosses a process boundary"): never the password. With
@@ -31,12 +38,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import sys
 import tempfile
 import threading
 import weakref
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from typing import Any, BinaryIO, ClassVar, Final, cast
 
@@ -47,6 +56,7 @@ from fsspec.spec import AbstractFileSystem
 from fsspec.utils import tokenize
 
 from .._errors import DecryptionError
+from .._files.atomic import _TMP_HEX as TEMP_HEX
 from .._files.atomic import _TMP_MARK as TEMP_MARK
 from .._files.atomic import PendingFile
 from .._files.fileobj import StreamWriter
@@ -57,6 +67,11 @@ from .._primitives import reset_after_fork
 from .._stream.format import DEFAULT_CHUNK_SIZE, chunk_log2_of
 from .._stream.seekable import Allocate, SeekableReader, seekable_path
 
+SUFFIX: Final = ".ahm"
+"""What the names of files written through the filesystem end with by default, so a stored
+encrypted file never looks like plaintext (Dask writes ``part.0.parquet``) and ``decrypt -r``
+finds it."""
+
 try:  # fsspec >= 2025.x marks filesystems meant to be chained; older ones chain all the same
     from fsspec.implementations.chained import ChainedFileSystem as _Base
 except ImportError:  # pragma: no cover
@@ -66,13 +81,15 @@ except ImportError:  # pragma: no cover
 class AesHmacFileSystem(_Base):  # type: ignore[misc]
     """Files of ``fs`` (or of ``target_protocol`` with ``target_options``) as aes-hmac streams.
 
-    Give ``password`` (str, bytes, ``Key`` or ``PasswordKey``), ``key`` (32 bytes or ``Key``),
-    or ``password_env``, the name of an environment variable holding the password where the
-    filesystem is built or unpickled (so the password never travels with it); ``kdf`` and
-    ``chunk_size`` apply to files written, ``limits`` to files read. Derived slot keys are
-    cached per (salt, KDF) and process while a filesystem with that secret lives, so a folder
-    written by ``encrypt_tree`` costs one derivation per process; the files one filesystem (and
-    its pickled copies) writes share one salt, derived once.
+        Give ``password`` (str, bytes, ``Key`` or ``PasswordKey``), ``key`` (32 bytes or ``Key``),
+        or ``password_env``, the name of an environment variable holding the password where the
+        filesystem is built or unpickled (so the password never travels with it); ``kdf`` and
+        ``chunk_size`` apply to files written (default: 1 MiB on local files, ``REMOTE_CHUNK_SIZE``
+    elsewhere), ``limits`` to files read; ``suffix`` is added to the names of files written
+    (module docstring). Derived slot keys are
+        cached per (salt, KDF) and process while a filesystem with that secret lives, so a folder
+        written by ``encrypt_tree`` costs one derivation per process; the files one filesystem (and
+        its pickled copies) writes share one salt, derived once.
     """
 
     protocol: ClassVar[str] = "aeshmac"
@@ -91,16 +108,18 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         password: object = None,
         key: object = None,
         kdf: Kdf = DEFAULT_KDF,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,
         limits: KdfLimits = DEFAULT_LIMITS,
         password_env: str | None = None,
+        suffix: str = SUFFIX,
         fo: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if fs is not None and target_protocol is not None:
             raise TypeError("give fs or target_protocol, not both")
-        chunk_log2_of(chunk_size)
+        _check_suffix(suffix)
+        self._suffix = suffix
         check_limits_arg(limits)
         self._password_env = password_env
         if password_env is not None:
@@ -119,13 +138,27 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
             credential if credential.write_salt is not None else credential.for_writing()
         )
         self._instance = os.urandom(16).hex()
-        self._chunk_size = chunk_size
         self._limits = limits
+        # The reader ``info`` verified, handed to the next ``_open`` of the same name (pyarrow
+        # asks for the info, then opens): one verified open instead of two.
+        self._verified: tuple[str, SeekableReader] | None = None
+        self.after_fork_in_child()
+        reset_after_fork(self)
         self.fs: AbstractFileSystem = (
             fs
             if fs is not None
             else fsspec.filesystem(target_protocol or "file", **(target_options or {}))
         )
+        if chunk_size is None:
+            local = isinstance(self.fs, LocalFileSystem)
+            chunk_size = DEFAULT_CHUNK_SIZE if local else REMOTE_CHUNK_SIZE
+        chunk_log2_of(chunk_size)
+        self._chunk_size = chunk_size
+
+    def after_fork_in_child(self) -> None:
+        """A new lock, and no reader handed over (its source belongs to the parent)."""
+        self._verified_lock = threading.Lock()
+        self._verified = None
 
     def __reduce__(self) -> tuple[object, ...]:
         # fsspec would rebuild from storage_options, which hold no secret (stripped above).
@@ -134,8 +167,9 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         c = self._credential
         if self._password_env is not None:
             env = (self._password_env, c.kdf, c.write_salt)
-            return (_rebuild_from_env, (self.fs, *env, self._chunk_size, self._limits))
-        return (_rebuild, (self.fs, c, self._chunk_size, self._limits))
+            options = (self._chunk_size, self._limits, self._suffix)
+            return (_rebuild_from_env, (self.fs, *env, *options))
+        return (_rebuild, (self.fs, c, self._chunk_size, self._limits, self._suffix))
 
     @property
     def _fs_token(self) -> str:
@@ -156,26 +190,34 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         **kwargs: Any,
     ) -> io.IOBase:
         if mode == "rb":
-            return self._reader(path)
+            self._check_secret()  # a missing secret is said first, whatever the file
+            path = self._strip_protocol(path)
+            with self._verified_lock:
+                verified, self._verified = self._verified, None
+            if verified is not None and verified[0] == path:
+                return verified[1]
+            return self._reader(self._target_entry(path))
         if mode == "wb":
-            return _EncryptingFile(self, path, autocommit)
+            return _EncryptingFile(self, self._stored(path), autocommit)
         raise ValueError(f"mode must be 'rb' or 'wb', got {mode!r}")
 
-    def _reader(self, path: str) -> SeekableReader:
+    def _reader(self, entry: dict[str, Any]) -> SeekableReader:
+        """The verified reader of the target's file ``entry`` (its name and ciphertext size,
+        from ``info`` or a listing, so no request asks for the size again)."""
         self._check_secret()
         allocate = _arrow_allocator()
+        path = entry["name"]
         if isinstance(self.fs, LocalFileSystem):
             return seekable_path(path, self._credential, self._limits, allocate)
-        size = self.fs.size(path)
-        fs = self.fs
-
-        def read_at(offset: int, buf: memoryview) -> int:
-            # One range request per chunk: fsspec filesystems are safe to call from threads.
-            data = fs.cat_file(path, start=offset, end=offset + len(buf)) if len(buf) else b""
-            buf[: len(data)] = data
-            return len(data)
-
-        return SeekableReader(read_at, size, self._credential, self._limits, allocate=allocate)
+        read_at = _RangeReads(self.fs, path).read_at
+        return SeekableReader(
+            read_at,
+            entry["size"],
+            self._credential,
+            self._limits,
+            allocate=allocate,
+            piece_bytes=REMOTE_PIECE_BYTES,
+        )
 
     def _check_secret(self) -> None:
         """A copy unpickled without its secret (say, a worker lacking ``password_env``) fails
@@ -183,51 +225,121 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         if self._credential.unavailable is not None:
             raise ValueError(self._credential.unavailable)
 
+    # --- names: logical names (as the caller gives them) and stored names ----------------------
+
+    def _stored(self, path: str) -> str:
+        """The name a file written as ``path`` is stored under: ``path`` plus the suffix,
+        unless it ends with it already (or the suffix is off)."""
+        path = self._strip_protocol(path)
+        if not self._suffix or path.endswith(self._suffix):
+            return path
+        return path + self._suffix
+
+    def _logical(self, name: str) -> str:
+        """The name the target's ``name`` is shown under: without the suffix."""
+        if self._suffix and name.endswith(self._suffix) and len(name) > len(self._suffix):
+            return name[: -len(self._suffix)]
+        return name
+
+    def _target_entry(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The target's own entry for ``path``: the stored name first, then the name as
+        given (files stored without the suffix, folders); ``FileNotFoundError`` if neither."""
+        path = self._strip_protocol(path)
+        stored = self._stored(path)
+        if stored != path:
+            with suppress(FileNotFoundError):
+                entry: dict[str, Any] = self.fs.info(stored, **kwargs)
+                return entry
+        return cast(dict[str, Any], self.fs.info(path, **kwargs))
+
+    def _existing(self, path: str) -> str:
+        """The target's name of the existing file or folder ``path`` (stored name first)."""
+        given: str = self._strip_protocol(path)
+        stored = self._stored(given)
+        return stored if stored != given and self.fs.isfile(stored) else given
+
     # --- listing: the target's entries with plaintext sizes ---------------------------------
 
     def _plain(self, entry: dict[str, Any]) -> dict[str, Any]:
-        """``entry`` with its plaintext size (None when not a stream this secret opens);
-        ``FileNotFoundError`` when the file went away since it was listed."""
+        """The target's ``entry`` under its logical name, with its authenticated plaintext
+        size (None when not a stream this secret opens); ``FileNotFoundError`` when the file
+        went away since it was listed."""
+        shown = dict(entry, name=self._logical(entry["name"]))
         if entry.get("type") != "file":
-            return entry
-        entry = dict(entry)
+            return shown
         try:
-            with self._reader(entry["name"]) as reader:
-                entry["size"] = reader.size
+            with self._reader(entry) as reader:
+                shown["size"] = reader.size
         except (DecryptionError, ValueError):
             self._check_secret()  # no secret at all is the caller's problem, not the file's
-            entry["size"] = None  # not an aes-hmac stream (or not ours): size unknown
-        return entry
+            shown["size"] = None  # not an aes-hmac stream (or not ours): size unknown
+        return shown
 
     # Paths may arrive with this filesystem's own protocol still on them (DuckDB hands over
     # "aeshmac:///x" as written in SQL): every method below strips it before the target sees it.
 
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
-        """The target's entries under ``path``, without this tool's temp files; with
-        ``detail``, plaintext sizes (one ranged read per file, one derivation per distinct
-        salt), and files that vanish before they are opened (a concurrent writer) left out."""
+        """The target's entries under ``path`` under their logical names, without this
+        tool's temp files; with ``detail``, authenticated plaintext sizes (a file costs two
+        ranged reads, its header and final chunk, or one when small, run on a few threads for
+        object stores; one derivation per distinct salt), and files that vanish before they are
+        opened (a concurrent writer) left out."""
+        listing = self.fs.ls(self._strip_protocol(path), detail=True, **kwargs)
+        entries = [e for e in listing if not _is_temp(e["name"])]
+        # A file stored both with and without the suffix reads as the suffixed one: show that.
+        names = {e["name"] for e in entries}
         entries = [
             e
-            for e in self.fs.ls(self._strip_protocol(path), detail=True, **kwargs)
-            if not _is_temp(e["name"])
+            for e in entries
+            if not (self._suffix and e["type"] == "file" and e["name"] + self._suffix in names)
         ]
         if not detail:
-            return [e["name"] for e in entries]
-        listed = []
-        for entry in entries:
-            try:
-                listed.append(self._plain(entry))
-            except FileNotFoundError:
-                continue  # renamed or removed since the listing: not there any more
-        return listed
+            return [self._logical(e["name"]) for e in entries]
+        if isinstance(self.fs, LocalFileSystem) or len(entries) < 2:
+            shown = [self._entry_or_none(e) for e in entries]
+        else:
+            with ThreadPoolExecutor(_LIST_THREADS) as pool:
+                shown = list(pool.map(self._entry_or_none, entries))
+        return [e for e in shown if e is not None]
+
+    def _entry_or_none(self, entry: dict[str, Any]) -> dict[str, Any] | None:
+        try:
+            return self._plain(entry)
+        except FileNotFoundError:
+            return None  # renamed or removed since the listing: not there any more
+
+    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+        """Names matching ``path``, as ``ls`` shows them; a pattern naming the stored suffix
+        (``*.csv.ahm``) matches the same files as without it (``*.csv``)."""
+        if self._suffix and path.endswith(self._suffix):
+            path = path[: -len(self._suffix)]
+        return super().glob(path, maxdepth=maxdepth, **kwargs)
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
-        return self._plain(self.fs.info(self._strip_protocol(path), **kwargs))
+        """The entry of ``path`` with its authenticated plaintext size; for an object store,
+        the reader verified to learn it is kept for the next ``open`` of ``path``."""
+        path = self._strip_protocol(path)
+        entry = self._target_entry(path, **kwargs)
+        if entry.get("type") != "file" or isinstance(self.fs, LocalFileSystem):
+            return self._plain(entry)
+        shown = dict(entry, name=self._logical(entry["name"]))
+        try:
+            reader = self._reader(entry)
+        except (DecryptionError, ValueError):
+            self._check_secret()
+            shown["size"] = None
+            return shown
+        shown["size"] = reader.size
+        with self._verified_lock:
+            self._verified = (path, reader)
+        return shown
 
-    # --- everything else is the target's own operation ----------------------------------------
+    # --- everything else is the target's own operation, on the stored names -------------------
 
     def exists(self, path: str, **kwargs: Any) -> bool:
-        return bool(self.fs.exists(self._strip_protocol(path), **kwargs))
+        given = self._strip_protocol(path)
+        stored = self._stored(given)
+        return bool(self.fs.exists(stored, **kwargs) or self.fs.exists(given, **kwargs))
 
     def isdir(self, path: str) -> bool:
         return bool(self.fs.isdir(self._strip_protocol(path)))
@@ -242,20 +354,21 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         self.fs.rmdir(self._strip_protocol(path))
 
     def rm_file(self, path: str) -> None:
-        self.fs.rm_file(self._strip_protocol(path))
+        self.fs.rm_file(self._existing(path))
 
-    def rm(self, path: str, recursive: bool = False, maxdepth: int | None = None) -> None:
-        self.fs.rm(self._strip_protocol(path), recursive=recursive, maxdepth=maxdepth)
+    def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
+        paths = [path] if isinstance(path, str) else list(path)
+        self.fs.rm([self._existing(p) for p in paths], recursive=recursive, maxdepth=maxdepth)
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         # A stream is not bound to its name: copying the ciphertext copies the file.
-        self.fs.cp_file(self._strip_protocol(path1), self._strip_protocol(path2), **kwargs)
+        self.fs.cp_file(self._existing(path1), self._stored(path2), **kwargs)
 
     def created(self, path: str) -> Any:
-        return self.fs.created(self._strip_protocol(path))
+        return self.fs.created(self._existing(path))
 
     def modified(self, path: str) -> Any:
-        return self.fs.modified(self._strip_protocol(path))
+        return self.fs.modified(self._existing(path))
 
 
 def _arrow_allocator() -> Allocate | None:
@@ -272,16 +385,59 @@ def _arrow_allocator() -> Allocate | None:
     return allocate
 
 
+def _check_suffix(suffix: object) -> None:
+    """``suffix`` is ``""`` (names kept as given) or a dot and a name without a slash."""
+    if not isinstance(suffix, str):
+        raise TypeError(f"suffix must be a str, not {type(suffix).__name__}")
+    if suffix and (not suffix.startswith(".") or len(suffix) < 2 or "/" in suffix):
+        raise ValueError(f"suffix must be '' or a dot and a name without '/', got {suffix!r}")
+
+
+class _RangeReads:
+    """``read_at`` of one file of a remote filesystem: one range request per call, except
+    that the first request's bytes (the header probe) are kept, so a small file's final chunk
+    (inside them) costs no second request."""
+
+    def __init__(self, fs: AbstractFileSystem, path: str) -> None:
+        self._fs, self._path = fs, path
+        self._head: bytes | None = None
+
+    def read_at(self, offset: int, buf: memoryview) -> int:
+        if not len(buf):
+            return 0
+        head = self._head
+        if head is not None and offset + len(buf) <= len(head):
+            buf[:] = head[offset : offset + len(buf)]
+            return len(buf)
+        # fsspec filesystems are safe to call from the reader's threads.
+        data = self._fs.cat_file(self._path, start=offset, end=offset + len(buf))
+        if head is None and offset == 0:
+            self._head = data
+        buf[: len(data)] = data
+        return len(data)
+
+
+_TEMP_NAME: Final = re.compile(r"\..+" + re.escape(TEMP_MARK) + f"[0-9a-f]{{{TEMP_HEX}}}")
+"""The exact name of a temp file of this tool's atomic writes: a user's file that merely
+contains the mark (``q3.aes-hmac-tmp-report.csv``) is listed like any other."""
+
+
 def _is_temp(name: str) -> bool:
     """Whether ``name`` is a temp file of this tool's atomic writes (never a finished file)."""
-    return TEMP_MARK in os.path.basename(name.rstrip("/"))
+    return _TEMP_NAME.fullmatch(os.path.basename(name.rstrip("/"))) is not None
 
 
 def _rebuild(
-    fs: AbstractFileSystem, credential: BatchCredential, chunk_size: int, limits: KdfLimits
+    fs: AbstractFileSystem,
+    credential: BatchCredential,
+    chunk_size: int,
+    limits: KdfLimits,
+    suffix: str = SUFFIX,
 ) -> AesHmacFileSystem:
     """Unpickle a filesystem given ``password=`` or ``key=``: it keeps the keys it was sent."""
-    return AesHmacFileSystem(fs=fs, password=credential, chunk_size=chunk_size, limits=limits)
+    return AesHmacFileSystem(
+        fs=fs, password=credential, chunk_size=chunk_size, limits=limits, suffix=suffix
+    )
 
 
 def _rebuild_from_env(
@@ -291,6 +447,7 @@ def _rebuild_from_env(
     write_salt: bytes | None,
     chunk_size: int,
     limits: KdfLimits,
+    suffix: str = SUFFIX,
 ) -> AesHmacFileSystem:
     """Unpickle a ``password_env`` filesystem: the password from this process's environment.
 
@@ -304,7 +461,11 @@ def _rebuild_from_env(
     else:
         credential = _shared_credential(to_credential(password, kdf=kdf or DEFAULT_KDF), True)
     afs = AesHmacFileSystem(
-        fs=fs, password=credential.for_writing(write_salt), chunk_size=chunk_size, limits=limits
+        fs=fs,
+        password=credential.for_writing(write_salt),
+        chunk_size=chunk_size,
+        limits=limits,
+        suffix=suffix,
     )
     afs._password_env = name
     return afs
@@ -322,10 +483,27 @@ def _password_from_env(name: object, password: object, key: object) -> str:
     return value
 
 
+REMOTE_CHUNK_SIZE: Final = 64 << 10
+"""Chunk size of files written to a target other than local files (object stores): a ranged
+read fetches the whole chunks it touches, so a Parquet column read through small chunks fetches
+at most two chunks more than it needs (1 MiB chunks: up to 25% more for an 8 MiB column chunk,
+measured in tests/test_s3.py), while pieces of many chunks keep one request per MiB or more."""
+REMOTE_PIECE_BYTES: Final = 8 << 20
+"""Bytes a remote reader reading in order fetches per request, four requests ahead: a request to
+an object store costs a round trip whatever its size (benchmarks/bench_s3.py; 1 MiB pieces, as
+for local files, made a full read 3.6 times as long as plain s3fs's)."""
+_LIST_THREADS: Final = 16
+"""Files of an object store opened at once by ``ls``: each opening waits on two round trips."""
+_PART_BYTES: Final = 8 << 20
+"""Part size of a multipart upload to an object store (S3's smallest is 5 MiB): a write larger
+than this goes up in parts while it is written, completed at commit, aborted on failure."""
+
 _SPOOL_IN_MEMORY = 8 << 20
 """Bytes of a spooled write (targets that cannot defer a commit) kept in memory before disk."""
 _COPY_PIECE = 1 << 20
 """Bytes per piece when a spool is copied to its target."""
+_MAX_WRAPPERS: Final = 8
+"""Wrapping filesystems (``dir::``) looked through to find the one a write meets."""
 
 _MAX_FROM_ENV: Final = 8
 """Secrets read from the environment whose derived keys stay cached with no filesystem alive."""
@@ -425,6 +603,28 @@ class _EncryptingFile(StreamWriter):
             sealed.discard()
 
 
+def _innermost(fs: AbstractFileSystem) -> AbstractFileSystem:
+    """The filesystem under wrappers that pass ``open`` through (``dir::``), whose own commit
+    behaviour is what a write meets (``dir::memory://`` commits at open like ``memory://``)."""
+    for _ in range(_MAX_WRAPPERS):
+        inner = getattr(fs, "fs", None)
+        if not isinstance(inner, AbstractFileSystem):
+            return fs
+        fs = inner
+    return fs
+
+
+def _defers_commit(target: Any) -> bool:
+    """Whether a file opened with ``autocommit=False`` says it honours it: fsspec's buffered
+    files (object stores) and local files record the flag and have ``commit``/``discard``; a
+    target that swallowed the argument does not, and gets the spool instead."""
+    return (
+        getattr(target, "autocommit", True) is False
+        and callable(getattr(target, "commit", None))
+        and callable(getattr(target, "discard", None))
+    )
+
+
 class _TargetOutput:
     """The ``Output`` of a writer on a filesystem other than the local one.
 
@@ -438,9 +638,16 @@ class _TargetOutput:
     def __init__(self, fs: AbstractFileSystem, path: str) -> None:
         self._fs, self._path = fs, path
         self._target: Any = None
-        if not isinstance(fs, MemoryFileSystem):
+        if not isinstance(_innermost(fs), MemoryFileSystem):
             with suppress(TypeError, NotImplementedError):
-                self._target = fs.open(path, "wb", autocommit=False)
+                target = fs.open(path, "wb", block_size=_PART_BYTES, autocommit=False)
+                if _defers_commit(target):
+                    self._target = target
+                else:  # it took the argument and ignored it: nothing may be written through it
+                    with suppress(Exception):
+                        target.discard()
+                    with suppress(Exception):
+                        target.close()
         spool = (
             None if self._target is not None else tempfile.SpooledTemporaryFile(_SPOOL_IN_MEMORY)
         )
