@@ -29,10 +29,10 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 import aes_hmac
-from aes_hmac._credential import to_credential
+from aes_hmac._files.tree import BatchCredential, encrypt_tree
 from aes_hmac._kdf import DEFAULT_LIMITS
-from aes_hmac._seekable import SeekableReader, file_read_at, seekable_path
-from aes_hmac._tree import BatchCredential, encrypt_tree
+from aes_hmac._keys.credentials import to_credential
+from aes_hmac._stream.seekable import SeekableReader, file_read_at, seekable_path
 
 PASSWORD = "benchmark password"
 CREDENTIAL = BatchCredential.of(to_credential(PASSWORD))

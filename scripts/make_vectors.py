@@ -39,8 +39,8 @@ from test_token import IV, KDFS, MASTER, SALT, _encrypt_from_parts, _kdf_spec  #
 from aes_hmac._kdf import KDFS as KDF_REGISTRY  # noqa: E402
 from aes_hmac._kdf import PARAMS_SIZE, PBKDF2, Scrypt  # noqa: E402
 from aes_hmac._primitives import ChainedCbcHmac, pkcs7_pad, split_key  # noqa: E402
-from aes_hmac._token_codec import FORMATS, token_to_bytes, token_to_text  # noqa: E402
-from aes_hmac._token_v1 import KEY_LABEL, RAW_HEADER, header_for  # noqa: E402
+from aes_hmac._token.codec import FORMATS, token_to_bytes, token_to_text  # noqa: E402
+from aes_hmac._token.v1 import KEY_LABEL, RAW_HEADER, header_for  # noqa: E402
 
 # --- tokens (tests/test_token.py) ----------------------------------------------------------------
 

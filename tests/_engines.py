@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 import aes_hmac
 from aes_hmac import PBKDF2
-from aes_hmac._stream import CHUNK_OVERHEAD
+from aes_hmac._stream.format import CHUNK_OVERHEAD
 from aes_hmac.integrations.fsspec import AesHmacFileSystem
 
 PASSWORD = "correct horse battery staple 7f3a"

@@ -3,7 +3,7 @@
 pyarrow's threads drop their wrapper of a Python file object a little after a read returns; one
 that does so after the interpreter began finalizing is ended inside a ``noexcept`` destructor:
 "terminate called without an active exception", exit 134. The reader waits at exit until no
-C++ object holds it (``_seekable._let_go_at_exit``).
+C++ object holds it (``_stream.seekable._let_go_at_exit``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 import aes_hmac
 from aes_hmac import open_seekable
-from aes_hmac._seekable import SeekableReader, _hidden_references
+from aes_hmac._stream.seekable import SeekableReader, _hidden_references
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 import aes_hmac
-from aes_hmac import PBKDF2, DecryptionError, WriterDiscardedWarning, _atomic, atomic_output
+from aes_hmac import PBKDF2, DecryptionError, WriterDiscardedWarning, atomic_output
+from aes_hmac._files import atomic as _atomic
 
 PASSWORD = "lifecycle"
 CHEAP = PBKDF2(iterations=1000)

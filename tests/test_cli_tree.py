@@ -15,7 +15,7 @@ from test_cli import AES_HMAC, CHEAP, PASSWORD, assert_one_error, data_of, run
 pytestmark = pytest.mark.slow
 ENV = {"P": PASSWORD}
 _TMP = ".aes-hmac-tmp-"
-"""What every temporary output's name holds (``_atomic._TMP_MARK``)."""
+"""What every temporary output's name holds (``_files.atomic._TMP_MARK``)."""
 
 
 def make_tree(root: Path) -> dict[str, bytes]:

@@ -15,8 +15,8 @@ import aes_hmac
 from aes_hmac import InvalidToken, decrypt
 from aes_hmac._kdf import PBKDF2, encode_password
 from aes_hmac._primitives import aes_cbc_encrypt_raw, hmac_sha256, pkcs7_pad
-from aes_hmac._token_codec import token_to_text
-from aes_hmac._token_v1 import seal_fixed
+from aes_hmac._token.codec import token_to_text
+from aes_hmac._token.v1 import seal_fixed
 from aes_hmac.compat import aes_decrypt, aes_encrypt, decrypt_legacy_insecure
 
 CHEAP = 1000  # test setting: cheap iteration count passed explicitly, the default is untouched

@@ -16,8 +16,8 @@ import pytest
 
 import aes_hmac
 from aes_hmac import PBKDF2, HeaderError
-from aes_hmac._credential import to_credential
-from aes_hmac._tree import BatchCredential
+from aes_hmac._files.tree import BatchCredential
+from aes_hmac._keys.credentials import to_credential
 
 CHEAP = PBKDF2(iterations=1000)
 SLOW = PBKDF2(iterations=3_000_000)  # about 2 s here: long enough to act during it

@@ -23,7 +23,7 @@ pytest.importorskip("pyarrow")
 pytest.importorskip("fsspec")
 
 from aes_hmac import PBKDF2, PasswordKey  # noqa: E402
-from aes_hmac._tree import decrypt_tree, encrypt_tree  # noqa: E402
+from aes_hmac._files.tree import decrypt_tree, encrypt_tree  # noqa: E402
 
 CHEAP = PBKDF2(iterations=1000)
 FILES = 100

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import aes_hmac
 from aes_hmac import PBKDF2, HeaderError, StreamDamaged, decrypt_stream, encrypt_stream
 from aes_hmac._kdf import KDF_CLASS_NAMES
-from aes_hmac._stream import CHUNK_OVERHEAD, read_header
+from aes_hmac._stream.format import CHUNK_OVERHEAD, read_header
 
 CHEAP = PBKDF2(iterations=1000)
 CHUNK = 4096

@@ -24,7 +24,8 @@ import pytest
 from _writing import wait_for_output
 
 import aes_hmac
-from aes_hmac import PBKDF2, _atomic
+from aes_hmac import PBKDF2
+from aes_hmac._files import atomic as _atomic
 
 CHUNK = 4096
 STEP = CHUNK + 48  # encrypted size of a full chunk (FORMAT.md 3.4)
@@ -82,7 +83,7 @@ class DiskFull:
 
 
 class FullDiskBuiltins:
-    """Stands in for ``builtins`` in ``_atomic``: temporary outputs (opened by fd) fill up."""
+    """Stands in for ``builtins`` in ``_files.atomic``: temporary outputs (opened by fd) fill up."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity

@@ -26,7 +26,7 @@ from aes_hmac import (
     decrypt_stream,
     inspect_stream,
 )
-from aes_hmac._stream import CHUNK_OVERHEAD
+from aes_hmac._stream.format import CHUNK_OVERHEAD
 
 CHEAP = PBKDF2(iterations=1000)
 CHUNK = 4096

@@ -17,10 +17,6 @@ from aes_hmac import (
     KdfLimits,
     SlotInfo,
     StreamDamaged,
-    _engine,
-    _files,
-    _io,
-    _parallel,
     add_password,
     armor,
     change_password,
@@ -30,8 +26,12 @@ from aes_hmac import (
     inspect_stream,
     remove_password,
 )
+from aes_hmac._files import files as _files
 from aes_hmac._kdf import KDF_CLASS_NAMES
-from aes_hmac._stream import CHUNK_OVERHEAD
+from aes_hmac._stream import engine as _engine
+from aes_hmac._stream import io as _io
+from aes_hmac._stream import parallel as _parallel
+from aes_hmac._stream.format import CHUNK_OVERHEAD
 
 CHEAP = PBKDF2(iterations=1000)
 CHUNK = 4096
@@ -670,12 +670,12 @@ def test_portable_lock_file_serialises_and_is_removed(tmp_path: Path) -> None:
 
 def _two_slots_for_one_password(path: Path) -> None:
     """A stream with two slots for "pw" (as add_password made before duplicates were refused)."""
-    cred = aes_hmac._credential.to_credential("pw", kdf=CHEAP)
+    cred = aes_hmac._keys.credentials.to_credential("pw", kdf=CHEAP)
     with path.open("wb") as out:
         _engine.seal_stream(
             io.BytesIO(b"secret"),
             out,
-            [cred, cred, aes_hmac._credential.to_credential("other", kdf=CHEAP)],
+            [cred, cred, aes_hmac._keys.credentials.to_credential("other", kdf=CHEAP)],
             chunk_log2=12,
             stream_id=os.urandom(32),
             file_key=os.urandom(32),

@@ -23,7 +23,7 @@ import aes_hmac
 import aes_hmac.importers
 from aes_hmac import PBKDF2, Argon2id, DecryptionError, HeaderError, InvalidToken, Scrypt
 from aes_hmac._kdf import Credential
-from aes_hmac._stream import encode_prefix, open_header, read_header, seal_header, seal_slot
+from aes_hmac._stream.format import encode_prefix, open_header, read_header, seal_header, seal_slot
 from aes_hmac.armor import ArmorReader
 
 MEMORY_CEILING = 8 * 1024 * 1024

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import aes_hmac
 from aes_hmac import PBKDF2, InvalidToken, Key, PasswordKey
-from aes_hmac._token_codec import parse
+from aes_hmac._token.codec import parse
 from aes_hmac.importers import import_fernet
 from aes_hmac.importers.fernet import fernet_decrypt
 

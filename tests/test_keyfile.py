@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from aes_hmac import Key
-from aes_hmac._keys import KEY_TEXT_PREFIX
+from aes_hmac._keys.keys import KEY_TEXT_PREFIX
 
 KEY = bytes(range(32))
 TEXT = "aes-hmac-key-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"

@@ -23,7 +23,7 @@ from aes_hmac import (
     PasswordKey,
     Scrypt,
 )
-from aes_hmac._token_codec import DEFAULT_VERSION, parse, token_to_bytes, token_to_text
+from aes_hmac._token.codec import DEFAULT_VERSION, parse, token_to_bytes, token_to_text
 
 CHEAP = PBKDF2(iterations=1000)
 CHEAPER = PBKDF2(iterations=500)
@@ -335,7 +335,7 @@ def test_outcome_does_not_tell_how_many_entries_a_keyring_has(iterations: int) -
 def test_password_entries_open_the_token_the_keyring_parsed_once() -> None:
     import sys
 
-    from aes_hmac import _token_v1
+    from aes_hmac._token import v1 as _token_v1
 
     ring = Keyring("one", "two", "three", kdf=CHEAP)
     token = aes_hmac.encrypt(b"data", "three", kdf=CHEAP)

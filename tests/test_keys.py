@@ -13,13 +13,13 @@ from aes_hmac import (
     KdfLimits,
     Key,
     PasswordKey,
-    _keys,
     decrypt,
     encrypt,
     generate_key,
 )
+from aes_hmac._encrypt import parse
 from aes_hmac._kdf import KDF_CLASS_NAMES, PBKDF2, Scrypt
-from aes_hmac._token import parse
+from aes_hmac._keys import keys as _keys
 
 CHEAP = PBKDF2(1000)  # test setting: cheap KDF parameters passed explicitly
 

@@ -24,12 +24,12 @@ from test_stream import seal_vector
 
 import aes_hmac
 from aes_hmac import PBKDF2, HeaderError, KdfLimits, ManifestError, StreamDamaged
-from aes_hmac import _manifest as manifest
-from aes_hmac._credential import to_credential
+from aes_hmac._files import manifest as manifest
+from aes_hmac._files.tree import BatchCredential, decrypt_one, decrypt_tree, encrypt_tree
+from aes_hmac._files.walk import Place, prepare_dirs
+from aes_hmac._keys.credentials import to_credential
 from aes_hmac._primitives import TAG_SIZE
-from aes_hmac._stream import read_header
-from aes_hmac._tree import BatchCredential, decrypt_one, decrypt_tree, encrypt_tree
-from aes_hmac._walk import Place, prepare_dirs
+from aes_hmac._stream.format import read_header
 
 CHEAP = PBKDF2(iterations=1000)
 PW = PASSWORD

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 import aes_hmac
 from aes_hmac import PBKDF2, HeaderError, StreamDamaged
-from aes_hmac._seekable import SeekableReader, chunk_layout, open_seekable
-from aes_hmac._stream import CHUNK_OVERHEAD, read_header
+from aes_hmac._stream.format import CHUNK_OVERHEAD, read_header
+from aes_hmac._stream.seekable import SeekableReader, chunk_layout, open_seekable
 
 CHEAP = PBKDF2(iterations=1000)
 CHUNK = 4096

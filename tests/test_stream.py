@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from aes_hmac import PBKDF2, Argon2id, HeaderError, KdfLimits, Scrypt, StreamDamaged
-from aes_hmac._engine import seal_stream
 from aes_hmac._kdf import Kdf
 from aes_hmac._primitives import CbcHmacInto, hmac_sha256
-from aes_hmac._stream import (
+from aes_hmac._stream.engine import seal_stream
+from aes_hmac._stream.format import (
     CHUNK_OVERHEAD,
     MAGIC,
     MAX_SLOTS,
@@ -199,7 +199,7 @@ def test_hostile_header_refused_before_allocation(name: str) -> None:
 
 def test_version_dispatch_is_one_registry() -> None:
     """A new version is one parser in FORMATS; an unknown version never reaches a parser."""
-    from aes_hmac import _stream
+    from aes_hmac._stream import format as _stream
 
     seen: list[bytes] = []
 
@@ -220,7 +220,7 @@ def test_version_dispatch_is_one_registry() -> None:
 
 def test_a_header_reports_the_version_it_was_read_as() -> None:
     """``info().version`` is the header's own version byte, not the one this library writes."""
-    from aes_hmac import _stream
+    from aes_hmac._stream import format as _stream
 
     prefix = encode_prefix(12, STREAM_ID)
     slot = seal_slot(prefix, Credential(bytes(32), None), FILE_KEY, b"", bytes(16))

@@ -37,8 +37,8 @@ from aes_hmac._kdf import (
 )
 from aes_hmac._kdf import KDFS as KDF_REGISTRY
 from aes_hmac._primitives import split_key
-from aes_hmac._token_codec import open_parts, parse, seal, token_to_text
-from aes_hmac._token_v1 import KEY_LABEL, RAW_HEADER, header_for, seal_fixed
+from aes_hmac._token.codec import open_parts, parse, seal, token_to_text
+from aes_hmac._token.v1 import KEY_LABEL, RAW_HEADER, header_for, seal_fixed
 
 CHEAP = PBKDF2(1000)  # test setting: cheap KDF parameters passed explicitly, defaults untouched
 # Random headers must never start a slow KDF in the tests: tight limits on every parameter.
@@ -383,7 +383,8 @@ def _calls_of(fn: Any, target: Any) -> int:
 
 
 def test_decrypt_with_a_password_key_parses_and_checks_limits_once() -> None:
-    from aes_hmac import _token_codec, _token_v1
+    from aes_hmac._token import codec as _token_codec
+    from aes_hmac._token import v1 as _token_v1
 
     pk = PasswordKey("pw", kdf=CHEAP)
     token = encrypt(b"data", "pw", kdf=CHEAP)  # another salt: the slow path of the key
@@ -443,7 +444,7 @@ def test_a_version_no_format_has_is_refused_by_every_writer(
 
 
 def test_the_format_says_its_sizes_and_raw_header() -> None:
-    from aes_hmac._token_codec import DEFAULT_FORMAT, FORMATS
+    from aes_hmac._token.codec import DEFAULT_FORMAT, FORMATS
 
     assert FORMATS == {1: DEFAULT_FORMAT}
     assert DEFAULT_FORMAT.raw_header == RAW_HEADER == b"\xa5\x01\x00"

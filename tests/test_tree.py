@@ -18,8 +18,8 @@ import pytest
 
 import aes_hmac
 from aes_hmac import PBKDF2, HeaderError
-from aes_hmac._stream import read_header
-from aes_hmac._tree import BatchCredential, decrypt_tree, encrypt_tree
+from aes_hmac._files.tree import BatchCredential, decrypt_tree, encrypt_tree
+from aes_hmac._stream.format import read_header
 
 CHEAP = PBKDF2(iterations=1000)
 
@@ -345,7 +345,7 @@ def test_process_executor_gets_no_password(tmp_path: Path) -> None:
 
 
 def test_batch_credential_pickles_without_the_password() -> None:
-    cred = BatchCredential.of(aes_hmac._credential.to_credential("hunter2", kdf=CHEAP))
+    cred = BatchCredential.of(aes_hmac._keys.credentials.to_credential("hunter2", kdf=CHEAP))
     salt = b"s" * 16
     master = cred.master(salt)
     wire = pickle.dumps(cred)

@@ -20,17 +20,16 @@ from ._kdf import KDFS, PBKDF2, Argon2id, Kdf, KdfLimits, KdfOption, Scrypt
 
 # isort: split
 # --- token format and design-note API (issue 2) ---
-from ._keys import Key, PasswordKey, generate_key
-from ._token import decrypt, encrypt
-from ._token_codec import token_to_bytes
+from ._encrypt import decrypt, encrypt
+from ._keys.keys import Key, PasswordKey, generate_key
+from ._token.codec import token_to_bytes
 from .compat import aes_decrypt, aes_encrypt
 
 # isort: split
 # --- streams, files, random access, folders (issues 3, 11) ---
-from ._atomic import atomic_output, check_output_link
-from ._engine import StreamHeader, decrypt_stream, encrypt_stream, read_stream_header
-from ._fileobj import StreamReader, StreamWriter, open
-from ._files import (
+from ._files.atomic import atomic_output, check_output_link
+from ._files.fileobj import StreamReader, StreamWriter, open
+from ._files.files import (
     add_password,
     change_password,
     decrypt_file,
@@ -38,14 +37,21 @@ from ._files import (
     inspect_stream,
     remove_password,
 )
-from ._lifecycle import WriterDiscardedWarning
-from ._seekable import SeekableReader, open_seekable
-from ._stream import CHUNK_OVERHEAD, DEFAULT_CHUNK_SIZE, SlotInfo, StreamInfo, check_chunk_size
-from ._tree import TreeResult, decrypt_tree, encrypt_tree
+from ._files.lifecycle import WriterDiscardedWarning
+from ._files.tree import TreeResult, decrypt_tree, encrypt_tree
+from ._stream.engine import StreamHeader, decrypt_stream, encrypt_stream, read_stream_header
+from ._stream.format import (
+    CHUNK_OVERHEAD,
+    DEFAULT_CHUNK_SIZE,
+    SlotInfo,
+    StreamInfo,
+    check_chunk_size,
+)
+from ._stream.seekable import SeekableReader, open_seekable
 
 # isort: split
 # --- keyring (issue 6) ---
-from ._keyring import Keyring
+from ._keys.keyring import Keyring
 
 __version__ = "0.1.0"
 

@@ -15,7 +15,7 @@ from typing import Final
 
 from ._kdf import PBKDF2, derive_master, encode_password
 from ._primitives import IV_SIZE, SALT_SIZE, TAG_SIZE, BytesLike, random_bytes
-from ._token_v1 import TokenKeys, header_for, seal_fixed
+from ._token.v1 import TokenKeys, header_for, seal_fixed
 from .importers.legacy import (
     check_tuple,
     convert_legacy,

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from test_kdf import INSTANCES
 
 import aes_hmac
-from aes_hmac import PBKDF2, Argon2id, KdfLimits, ManifestError, Scrypt, _manifest
+from aes_hmac import PBKDF2, Argon2id, KdfLimits, ManifestError, Scrypt
+from aes_hmac._files import manifest as _manifest
 from aes_hmac._kdf import KDFS, PARAMS_SIZE
 
 from .decoder import (

@@ -1,12 +1,12 @@
-"""The new credential of an import: the one secret rule (``_credential``), checked up front."""
+"""The new credential of an import: the one secret rule (``_keys.credentials``), checked first."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .._credential import Secret, to_credential
 from .._kdf import Kdf
-from .._keys import Key
+from .._keys.credentials import Secret, to_credential
+from .._keys.keys import Key
 
 
 def token_target(password: object, key: object, kdf: Kdf) -> Secret:

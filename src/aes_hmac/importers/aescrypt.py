@@ -17,12 +17,10 @@ from typing import TYPE_CHECKING, BinaryIO, Final
 
 from cryptography.hazmat.primitives import hashes
 
-from .._credential import RawKey, Secret
-from .._engine import encrypt_stream
 from .._errors import DecryptionError, HeaderError, StreamDamaged
-from .._files import file_to_file
-from .._io import read_full, read_full_bytes
+from .._files.files import file_to_file
 from .._kdf import DEFAULT_KDF, Kdf, check_kdf
+from .._keys.credentials import RawKey, Secret
 from .._primitives import (
     BLOCK_SIZE,
     KEY_SIZE,
@@ -32,6 +30,8 @@ from .._primitives import (
     hmac_sha256,
     hmac_sha256_stream,
 )
+from .._stream.engine import encrypt_stream
+from .._stream.io import read_full, read_full_bytes
 from ._target import stream_target
 
 if TYPE_CHECKING:

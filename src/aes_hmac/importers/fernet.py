@@ -14,11 +14,11 @@ from typing import Final
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from .._credential import RawKey, Secret
+from .._encrypt import encrypt
 from .._errors import InvalidToken
 from .._kdf import DEFAULT_KDF, Kdf, check_kdf
+from .._keys.credentials import RawKey, Secret
 from .._primitives import BLOCK_SIZE, TAG_SIZE, constant_time_equal, hmac_sha256, pkcs7_unpad
-from .._token import encrypt
 from ._target import token_target
 
 __all__ = ["check_fernet_key", "fernet_decrypt", "import_fernet"]

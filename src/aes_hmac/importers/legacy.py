@@ -14,6 +14,7 @@ from __future__ import annotations
 import binascii
 from typing import Final
 
+from .._encrypt import encrypt
 from .._errors import InvalidToken
 from .._kdf import DEFAULT_KDF, PBKDF2, Kdf, derive_master, encode_utf8
 from .._primitives import (
@@ -27,7 +28,6 @@ from .._primitives import (
     hmac_sha256,
     pkcs7_unpad,
 )
-from .._token import encrypt
 
 __all__ = ["convert_legacy", "decrypt_legacy_insecure"]
 

@@ -22,11 +22,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .._credential import RawKey, Secret
+from .._encrypt import encrypt
 from .._errors import InvalidToken
 from .._kdf import DEFAULT_KDF, Kdf, check_kdf
+from .._keys.credentials import RawKey, Secret
 from .._primitives import BLOCK_SIZE, pkcs7_unpad
-from .._token import encrypt
 from ._target import token_target
 
 __all__ = [

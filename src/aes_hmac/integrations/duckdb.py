@@ -21,7 +21,7 @@ import os
 import threading
 from typing import Any
 
-from .._seekable import SeekableReader
+from .._stream.seekable import SeekableReader
 from .fsspec import AesHmacFileSystem
 
 __all__ = ["DuckDBFileSystem"]

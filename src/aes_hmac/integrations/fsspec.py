@@ -7,7 +7,7 @@ Chained over another filesystem, every file is an aes-hmac stream::
                         storage_options={"aeshmac": {"password": "..."}})
 
 "rb" returns the seekable reader: each read fetches (one range request) and verifies only the
-chunks it touches. "wb" streams through the stream writer and keeps its rule (``_lifecycle``):
+chunks it touches. "wb" streams through the stream writer and keeps its rule (``_files.lifecycle``):
 the file appears only on a clean close (local files: nameless until linked in; object stores
 and other targets that defer commits: committed then; ``memory://``: stored in one piece then),
 never after an exception in flight or garbage collection; on an object store a write larger
@@ -55,17 +55,17 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
 from fsspec.utils import tokenize
 
-from .._atomic import _TMP_HEX as TEMP_HEX
-from .._atomic import _TMP_MARK as TEMP_MARK
-from .._atomic import PendingFile
-from .._credential import BatchCredential, DerivedKeys, to_credential
 from .._errors import DecryptionError
-from .._fileobj import StreamWriter
+from .._files.atomic import _TMP_HEX as TEMP_HEX
+from .._files.atomic import _TMP_MARK as TEMP_MARK
+from .._files.atomic import PendingFile
+from .._files.fileobj import StreamWriter
+from .._files.lifecycle import Output
 from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
-from .._lifecycle import Output
+from .._keys.credentials import BatchCredential, DerivedKeys, to_credential
 from .._primitives import reset_after_fork
-from .._seekable import Allocate, SeekableReader, seekable_path
-from .._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of
+from .._stream.format import DEFAULT_CHUNK_SIZE, chunk_log2_of
+from .._stream.seekable import Allocate, SeekableReader, seekable_path
 
 SUFFIX: Final = ".ahm"
 """What the names of files written through the filesystem end with by default, so a stored

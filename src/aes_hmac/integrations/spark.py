@@ -45,7 +45,7 @@ from pyspark.sql.datasource import (
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import StructType
 
-from .._walk import SUFFIX
+from .._files.walk import SUFFIX
 from .fsspec import AesHmacFileSystem
 
 if TYPE_CHECKING:

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from ._errors import HeaderError
-from ._kdf import DEFAULT_KDF, Credential, Kdf, check_kdf, encode_password
-from ._keys import AbsentPassword, Key, PasswordKey
-from ._primitives import KEY_SIZE, SALT_SIZE, random_bytes, reset_after_fork
+from .._errors import HeaderError
+from .._kdf import DEFAULT_KDF, Credential, Kdf, check_kdf, encode_password
+from .._primitives import KEY_SIZE, SALT_SIZE, random_bytes, reset_after_fork
+from .keys import AbsentPassword, Key, PasswordKey
 
 Secret = str | bytes | bytearray | memoryview | Key | PasswordKey
 """What a ``password`` argument accepts."""

@@ -6,7 +6,7 @@ A ``with`` block left by an exception, ``close()`` called while an exception is 
 being handled (fsspec's ``OpenFile.__exit__`` and pandas' handle cleanup call plain ``close()``
 then), garbage collection of an unclosed writer (also of a wrapper around it, such as
 ``io.TextIOWrapper`` or ``io.BufferedWriter``): each discards. A signal or a kill leaves no
-file either: the output is a ``PendingFile`` (``_atomic``) that only ``commit`` names.
+file either: the output is a ``PendingFile`` (``atomic``) that only ``commit`` names.
 
 "An exception is in flight" is inferred from ``sys.exc_info()``, which cannot tell an
 exception propagating through a ``with`` block or a ``finally`` from one handled in an

@@ -1,4 +1,4 @@
-"""encrypt_stream / decrypt_stream: the serial loop, and the parallel engine (``_parallel``).
+"""encrypt_stream / decrypt_stream: the serial loop, and the parallel engine (``parallel``).
 
 Chunks are independent (own IV, own tag), so several can be sealed or opened at once; the
 ``cryptography`` calls release the GIL, so threads use every core. In the parallel engine every
@@ -22,26 +22,11 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from typing import BinaryIO
 
-from ._credential import RawKey, Secret, to_credential
-from ._errors import StreamDamaged
-from ._io import (
-    check_file,
-    read_full,
-    read_full_bytes,
-    write_all,
-)
-from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
-from ._parallel import (
-    Counter,
-    Progress,
-    Source,
-    choose_sink,
-    resolve_workers,
-    run_parallel,
-    workers_for,
-)
-from ._primitives import BLOCK_SIZE, IV_SIZE, KEY_SIZE, BytesLike, random_bytes
-from ._stream import (
+from .._errors import StreamDamaged
+from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
+from .._keys.credentials import RawKey, Secret, to_credential
+from .._primitives import BLOCK_SIZE, IV_SIZE, KEY_SIZE, BytesLike, random_bytes
+from .format import (
     CHUNK_OVERHEAD,
     DEFAULT_CHUNK_SIZE,
     STREAM_ID_SIZE,
@@ -54,6 +39,21 @@ from ._stream import (
     read_header,
     seal_header,
     seal_slot,
+)
+from .io import (
+    check_file,
+    read_full,
+    read_full_bytes,
+    write_all,
+)
+from .parallel import (
+    Counter,
+    Progress,
+    Source,
+    choose_sink,
+    resolve_workers,
+    run_parallel,
+    workers_for,
 )
 
 

@@ -1,9 +1,9 @@
 """What every token format version shares: the magic byte, the parsed parts, the version hooks,
 and the rules no version may change: the type byte, the associated-data trailer, the unwrap.
 
-A version module (``_token_v1`` today) describes itself with one ``TokenFormat``: its layout,
+A version module (``v1`` today) describes itself with one ``TokenFormat``: its layout,
 sizes, parser, header and ciphers (with the fast open path ``Key``/``PasswordKey`` use);
-``_token_codec`` lists them in ``FORMATS`` and dispatches on the version byte, so a version 2 is
+``codec`` lists them in ``FORMATS`` and dispatches on the version byte, so a version 2 is
 one new module plus its entry there.
 """
 
@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Protocol
 
-from ._errors import InvalidToken
-from ._kdf import Kdf, encode_utf8
-from ._primitives import BytesLike, pkcs7_unpad
+from .._errors import InvalidToken
+from .._kdf import Kdf, encode_utf8
+from .._primitives import BytesLike, pkcs7_unpad
 
 MAGIC: Final = 0xA5
 """First byte of every token; the second is its format version."""

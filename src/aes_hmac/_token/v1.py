@@ -2,17 +2,17 @@
 
 Binary form: ``A5 01 kdf_id params salt iv ciphertext tag``. The plaintext carries one type byte
 in front of the data (bytes or UTF-8 text), so the type the caller gave comes back, authenticated
-and hidden (that rule, and the associated-data trailer, are ``_token_format``'s). ``FORMAT`` is
-this module's entry in ``_token_codec.FORMATS``.
+and hidden (that rule, and the associated-data trailer, are ``format``'s). ``FORMAT`` is
+this module's entry in ``codec.FORMATS``.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ._errors import InvalidToken
-from ._kdf import KDF_RAW, PARAMS_SIZE, Kdf, decode_kdf
-from ._primitives import (
+from .._errors import InvalidToken
+from .._kdf import KDF_RAW, PARAMS_SIZE, Kdf, decode_kdf
+from .._primitives import (
     BLOCK_SIZE,
     IV_SIZE,
     KEY_SIZE,
@@ -23,7 +23,7 @@ from ._primitives import (
     pkcs7_pad,
     split_key,
 )
-from ._token_format import MAGIC, TokenFormat, TokenParts, plaintext, trailer, unwrap
+from .format import MAGIC, TokenFormat, TokenParts, plaintext, trailer, unwrap
 
 VERSION: Final = 0x01
 KEY_LABEL: Final = b"aes-hmac token v1"

@@ -1,18 +1,18 @@
 """``encrypt`` / ``decrypt``: one token per message under a password, ``Key`` or ``PasswordKey``.
 
-The secret rule is ``_credential``'s; the wire format, its versions and the text form are
-``_token_codec``'s (the rules every version shares, ``_token_format``'s).
+The secret rule is ``_keys.credentials``'s; the wire format, its versions and the text form are
+``_token.codec``'s (the rules every version shares, ``_token.format``'s).
 """
 
 from __future__ import annotations
 
-from ._credential import Secret, secret_credential
 from ._errors import InvalidToken
 from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Kdf, KdfLimits, check_limits_arg
-from ._keys import Key, PasswordKey, decrypt_parts
+from ._keys.credentials import Secret, secret_credential
+from ._keys.keys import Key, PasswordKey, decrypt_parts
 from ._primitives import SALT_SIZE, BytesLike, random_bytes
-from ._token_codec import DEFAULT_VERSION, check_limits, open_parts, parse, seal, token_format
-from ._token_format import check_input
+from ._token.codec import DEFAULT_VERSION, check_limits, open_parts, parse, seal, token_format
+from ._token.format import check_input
 
 
 def encrypt(

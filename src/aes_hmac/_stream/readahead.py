@@ -16,9 +16,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Final
 
-from ._errors import StreamDamaged
-from ._parallel import resolve_workers
-from ._primitives import BLOCK_SIZE
+from .._errors import StreamDamaged
+from .._primitives import BLOCK_SIZE
+from .parallel import resolve_workers
 
 PIECE_BYTES: Final = 1 << 20
 """Smallest share of work handed to one thread: below it a thread handoff costs more than the

@@ -14,11 +14,11 @@ import base64
 import binascii
 from typing import Final
 
-from . import _token_v1
-from ._errors import InvalidToken, KdfLimitError
-from ._kdf import Kdf, KdfLimits, WorkBudget
-from ._primitives import BytesLike
-from ._token_format import MAGIC, TokenFormat, TokenParts
+from .._errors import InvalidToken, KdfLimitError
+from .._kdf import Kdf, KdfLimits, WorkBudget
+from .._primitives import BytesLike
+from . import v1 as _token_v1
+from .format import MAGIC, TokenFormat, TokenParts
 
 FORMATS: Final[dict[int, TokenFormat]] = {fmt.version: fmt for fmt in (_token_v1.FORMAT,)}
 """Every token format version this library reads and writes, by version byte."""

@@ -1,6 +1,6 @@
 """The stream format: header, key slots and chunk seal/open (docs/FORMAT.md, "stream format").
 
-Only bytes in, bytes out: no file policy and no threads here (``_engine`` runs streams). The
+Only bytes in, bytes out: no file policy and no threads here (``engine`` runs streams). The
 header parser reads through a callable; ``FORMATS`` maps each version byte to its parser, so a
 format version 2 is one new module plus one line there.
 A random 32-byte file key protects the payload; each key slot wraps it under a key derived from
@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from ._errors import HeaderError, KdfLimitError, StreamDamaged
-from ._kdf import KDF_RAW, PARAMS_SIZE, Credential, Kdf, KdfLimits, WorkBudget, decode_kdf
-from ._primitives import (
+from .._errors import HeaderError, KdfLimitError, StreamDamaged
+from .._kdf import KDF_RAW, PARAMS_SIZE, Credential, Kdf, KdfLimits, WorkBudget, decode_kdf
+from .._primitives import (
     BLOCK_SIZE,
     IV_SIZE,
     KEY_SIZE,
@@ -30,7 +30,7 @@ from ._primitives import (
     hmac_sha256,
     split_key,
 )
-from ._token_format import MAGIC as TOKEN_MAGIC
+from .._token.format import MAGIC as TOKEN_MAGIC
 
 MAGIC: Final = b"AESHMAC\x00"
 """First 8 bytes of every stream; distinct from the token's first byte 0xA5."""
@@ -213,7 +213,7 @@ def _header_tag(file_key: bytes, body: bytes) -> bytes:
 
 
 Read = Callable[[int], bytes]
-"""read(n): up to ``n`` bytes of the stream, fewer only at its end (``_io.read_full_bytes``)."""
+"""read(n): up to ``n`` bytes of the stream, fewer only at its end (``io.read_full_bytes``)."""
 
 
 def _read_exact(read: Read, n: int) -> bytes:

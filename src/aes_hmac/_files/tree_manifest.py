@@ -1,7 +1,7 @@
 """A folder batch's manifest on disk: read it, check files against it, seal it.
 
-``_manifest`` is the format (bytes only); this is where ``encrypt_tree`` and ``decrypt_tree``
-meet files. Every file here is opened through the walker (``_walk``): the manifest, the headers
+``manifest`` is the format (bytes only); this is where ``encrypt_tree`` and ``decrypt_tree``
+meet files. Every file here is opened through the walker (``walk``): the manifest, the headers
 checked against it and the manifest written are entries of the opened input or output root,
 every folder on the way opened relative to its parent with ``O_NOFOLLOW``, every file
 ``O_NOFOLLOW | O_NONBLOCK`` and read only if ``fstat`` says regular file; the manifest is
@@ -14,12 +14,11 @@ from __future__ import annotations
 import io
 import os
 
-from . import _manifest
-from ._engine import iter_plain, random_iv, seal_chunks, start_stream
-from ._errors import DecryptionError, ManifestError
-from ._kdf import DEFAULT_LIMITS, Credential, KdfLimits
-from ._primitives import KEY_SIZE, random_bytes
-from ._stream import (
+from .._errors import DecryptionError, ManifestError
+from .._kdf import DEFAULT_LIMITS, Credential, KdfLimits
+from .._primitives import KEY_SIZE, random_bytes
+from .._stream.engine import iter_plain, random_iv, seal_chunks, start_stream
+from .._stream.format import (
     STREAM_ID_SIZE,
     ChunkCodec,
     Header,
@@ -28,7 +27,8 @@ from ._stream import (
     open_header,
     read_header,
 )
-from ._walk import NotRegularFile, Place, Root, TreeResult, output, source
+from . import manifest as _manifest
+from .walk import NotRegularFile, Place, Root, TreeResult, output, source
 
 
 def rel_of(place: Place) -> bytes:

@@ -7,7 +7,7 @@ chunk tag, so it names exactly one stream. The plaintext ends with a tag under a
 from the manifest stream's own file key with a label no data stream uses, so no data file's
 plaintext (whatever bytes an attacker got encrypted) passes as a manifest. This module encodes,
 tags, verifies and decodes the plaintext and words the per-file verdicts; opening files and
-streams is ``_tree_manifest``'s job.
+streams is ``tree_manifest``'s job.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import struct
 from collections.abc import Mapping
 from typing import Final
 
-from ._errors import ManifestError
-from ._primitives import TAG_SIZE, constant_time_equal, hkdf_sha256, hmac_sha256
-from ._stream import STREAM_ID_SIZE
+from .._errors import ManifestError
+from .._primitives import TAG_SIZE, constant_time_equal, hkdf_sha256, hmac_sha256
+from .._stream.format import STREAM_ID_SIZE
 
 NAME: Final = ".aes-hmac-manifest"
 """The manifest's file name in a batch's output root; not ``*.ahm``, so never taken for data."""

@@ -1,5 +1,5 @@
 """``open()``: an encrypted stream as a file object (``StreamWriter`` for "wb", ``StreamReader``
-for "rb"), built on the serial chunk loop of ``_engine``."""
+for "rb"), built on the serial chunk loop of ``engine``."""
 
 from __future__ import annotations
 
@@ -11,21 +11,21 @@ from functools import partial
 from types import TracebackType
 from typing import BinaryIO, Literal, overload
 
-from ._atomic import PendingFile
-from ._credential import RawKey, Secret, to_credential
-from ._engine import ChunkSealer, iter_plain, new_stream
-from ._errors import AesHmacError, StreamDamaged
-from ._io import TextPath, path_or_file, read_full_bytes, write_all
-from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
-from ._lifecycle import Lifecycle, Output, warn_discarded
-from ._seekable import SeekableReader, file_read_at, is_seekable
-from ._stream import DEFAULT_CHUNK_SIZE, chunk_log2_of, open_codec, read_header
+from .._errors import AesHmacError, StreamDamaged
+from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
+from .._keys.credentials import RawKey, Secret, to_credential
+from .._stream.engine import ChunkSealer, iter_plain, new_stream
+from .._stream.format import DEFAULT_CHUNK_SIZE, chunk_log2_of, open_codec, read_header
+from .._stream.io import TextPath, path_or_file, read_full_bytes, write_all
+from .._stream.seekable import SeekableReader, file_read_at, is_seekable
+from .atomic import PendingFile
+from .lifecycle import Lifecycle, Output, warn_discarded
 
 
 class StreamWriter(io.BufferedIOBase):
     """Write side of ``open(..., "wb")``: buffers one chunk, seals each full chunk as it fills.
 
-    The writer lifecycle (``_lifecycle``): only a clean ``close()`` (or a ``with`` block left
+    The writer lifecycle (``lifecycle``): only a clean ``close()`` (or a ``with`` block left
     normally) seals the final chunk (last-chunk flag) and, given ``output``, makes the file
     appear under its name. Leaving a ``with`` block by an exception, ``close()`` while an
     exception raised since the writer opened is propagating or being handled (also through a

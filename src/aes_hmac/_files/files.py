@@ -1,6 +1,6 @@
 """Whole files: ``encrypt_file`` / ``decrypt_file``, key-slot edits, inspection.
 
-Every named file is written through ``atomic_output`` (``_atomic``): whole or not at all, so no
+Every named file is written through ``atomic_output`` (``atomic``): whole or not at all, so no
 partial output (and no unauthenticated plaintext) ever appears under the destination name.
 """
 
@@ -15,22 +15,9 @@ from functools import partial
 from typing import BinaryIO, Final
 
 # ``as``: re-exported for integrations/fsspec.py, which imports it from here.
-from . import armor
-from ._atomic import atomic_output as atomic_output
-from ._atomic import check_output_link
-from ._credential import RawKey, Secret, secret_credential, to_credential
-from ._engine import decrypt_stream, encrypt_stream
-from ._errors import KdfLimitError
-from ._io import (
-    StrPath,
-    TextPath,
-    fs_path,
-    locked_for_edit,
-    path_or_file,
-    read_full_bytes,
-    write_all,
-)
-from ._kdf import (
+from .. import armor
+from .._errors import KdfLimitError
+from .._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
     Credential,
@@ -40,9 +27,10 @@ from ._kdf import (
     check_kdf,
     check_limits_arg,
 )
-from ._parallel import Progress
-from ._primitives import IV_SIZE, SALT_SIZE, constant_time_equal, random_bytes
-from ._stream import (
+from .._keys.credentials import RawKey, Secret, secret_credential, to_credential
+from .._primitives import IV_SIZE, SALT_SIZE, constant_time_equal, random_bytes
+from .._stream.engine import decrypt_stream, encrypt_stream
+from .._stream.format import (
     DEFAULT_CHUNK_SIZE,
     MAX_SLOTS,
     Header,
@@ -55,6 +43,18 @@ from ._stream import (
     seal_slot,
     unwrap_slot,
 )
+from .._stream.io import (
+    StrPath,
+    TextPath,
+    fs_path,
+    locked_for_edit,
+    path_or_file,
+    read_full_bytes,
+    write_all,
+)
+from .._stream.parallel import Progress
+from .atomic import atomic_output as atomic_output
+from .atomic import check_output_link
 
 _COPY_SIZE: Final = 1 << 20
 _ARMOR_PEEK: Final = 64

@@ -12,8 +12,8 @@ import threading
 from collections import OrderedDict
 from typing import Final
 
-from ._errors import InvalidToken
-from ._kdf import (
+from .._errors import InvalidToken
+from .._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
     Credential,
@@ -25,7 +25,7 @@ from ._kdf import (
     derive_master,
     encode_password,
 )
-from ._primitives import (
+from .._primitives import (
     KEY_SIZE,
     SALT_SIZE,
     BytesLike,
@@ -34,7 +34,7 @@ from ._primitives import (
     random_bytes,
     reset_after_fork,
 )
-from ._token_codec import (
+from .._token.codec import (
     DEFAULT_FORMAT,
     DEFAULT_VERSION,
     charge,
@@ -44,7 +44,7 @@ from ._token_codec import (
     token_to_bytes,
     token_to_text,
 )
-from ._token_format import TokenCipher, TokenFormat, TokenParts
+from .._token.format import TokenCipher, TokenFormat, TokenParts
 
 _KEY_ID_LABEL: Final = b"aes-hmac key id"
 DEFAULT_CACHE_SIZE: Final = 16

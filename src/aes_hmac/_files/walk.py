@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final, cast
 
-from ._atomic import atomic_output_at, check_output_link
-from ._io import StrPath, fs_path
+from .._stream.io import StrPath, fs_path
+from .atomic import atomic_output_at, check_output_link
 
 SUFFIX: Final = ".ahm"
 """What ``encrypt_tree`` appends to every file name and ``decrypt_tree`` takes off."""

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import BinaryIO, Final
 
-from ._primitives import BytesLike
+from .._primitives import BytesLike
 
 WOULD_BLOCK: Final = "src has no data yet: non-blocking inputs are not supported"
 

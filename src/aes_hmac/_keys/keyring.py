@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._errors import InvalidToken, KdfLimitError
-from ._kdf import (
+from .._errors import InvalidToken, KdfLimitError
+from .._kdf import (
     DEFAULT_KDF,
     DEFAULT_LIMITS,
     NO_LIMITS,
@@ -21,9 +21,8 @@ from ._kdf import (
     check_kdf,
     check_limits_arg,
 )
-from ._keys import DEFAULT_CACHE_SIZE, Key, PasswordKey, decrypt_within
-from ._primitives import BytesLike
-from ._token_codec import (
+from .._primitives import BytesLike
+from .._token.codec import (
     DEFAULT_FORMAT,
     DEFAULT_VERSION,
     check_limits,
@@ -31,7 +30,8 @@ from ._token_codec import (
     token_format,
     token_to_bytes,
 )
-from ._token_format import TokenParts
+from .._token.format import TokenParts
+from .keys import DEFAULT_CACHE_SIZE, Key, PasswordKey, decrypt_within
 
 __all__ = ["Keyring"]
 

@@ -30,13 +30,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO, Final, cast
 
-from ._credential import to_credential
-from ._errors import StreamDamaged
-from ._io import TextPath, check_file, read_full
-from ._kdf import DEFAULT_LIMITS, Credential, KdfLimits, check_limits_arg
-from ._primitives import BLOCK_SIZE
-from ._readahead import PIECE_BYTES, Piece, ReadAhead, give_scratch, shared_pool, take_scratch
-from ._stream import CHUNK_OVERHEAD, open_codec, read_header
+from .._errors import StreamDamaged
+from .._kdf import DEFAULT_LIMITS, Credential, KdfLimits, check_limits_arg
+from .._keys.credentials import to_credential
+from .._primitives import BLOCK_SIZE
+from .format import CHUNK_OVERHEAD, open_codec, read_header
+from .io import TextPath, check_file, read_full
+from .readahead import PIECE_BYTES, Piece, ReadAhead, give_scratch, shared_pool, take_scratch
 
 Allocate = Callable[[int], memoryview]
 """allocate(n): a writable byte view of ``n`` bytes for ``read_buffer`` to fill and hand over

@@ -5,8 +5,8 @@ same derived slot key: the password is stretched once for the whole tree (files 
 linkable as belonging to one batch, as ``PasswordKey`` tokens are; nothing else is shared).
 Files run in parallel on any ``concurrent.futures.Executor``; what is sent to it is a
 ``BatchCredential``, which pickles as the derived slot keys only, never the password.
-Every file is found and opened by the walker (``_walk``: open folder descriptors, no link
-followed on either side). Each batch ends with a manifest (``_tree_manifest``) binding every
+Every file is found and opened by the walker (``walk``: open folder descriptors, no link
+followed on either side). Each batch ends with a manifest (``tree_manifest``) binding every
 file's stream id to its path.
 """
 
@@ -16,17 +16,23 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed, wait
 from typing import Final
 
-from . import _manifest
-from . import _tree_manifest as listing
-from ._credential import BatchCredential, to_credential
-from ._engine import iter_plain, new_stream, seal_chunks
-from ._io import StrPath, write_all
-from ._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
-from ._parallel import resolve_workers
-from ._primitives import SALT_SIZE, random_bytes
-from ._stream import DEFAULT_CHUNK_SIZE, STREAM_ID_SIZE, chunk_log2_of, open_codec, read_header
-from ._walk import SUFFIX as SUFFIX
-from ._walk import (
+from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, check_limits_arg
+from .._keys.credentials import BatchCredential, to_credential
+from .._primitives import SALT_SIZE, random_bytes
+from .._stream.engine import iter_plain, new_stream, seal_chunks
+from .._stream.format import (
+    DEFAULT_CHUNK_SIZE,
+    STREAM_ID_SIZE,
+    chunk_log2_of,
+    open_codec,
+    read_header,
+)
+from .._stream.io import StrPath, write_all
+from .._stream.parallel import resolve_workers
+from . import manifest as _manifest
+from . import tree_manifest as listing
+from .walk import SUFFIX as SUFFIX
+from .walk import (
     Job,
     Place,
     StopFlag,
@@ -37,8 +43,8 @@ from ._walk import (
     walk,
     wanted,
 )
-from ._walk import RunStopped as RunStopped
-from ._walk import TreeResult as TreeResult
+from .walk import RunStopped as RunStopped
+from .walk import TreeResult as TreeResult
 
 TreeProgress = Callable[[int, int], None]
 """progress(bytes of all files done so far, bytes of all files)."""

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO, Final
 
-from ._io import (
+from .io import (
     positional_target,
     pwrite_all,
     read_full,

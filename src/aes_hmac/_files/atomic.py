@@ -2,7 +2,7 @@
 
 The one code path of every helper that writes a named file (``encrypt_file``, ``decrypt_file``,
 key-slot edits, ``encrypt_tree``, importers, ``open(path, "wb")``, the fsspec integration, the
-CLI). ``PendingFile`` is the output of the writer lifecycle (``_lifecycle``): on Linux a file
+CLI). ``PendingFile`` is the output of the writer lifecycle (``lifecycle``): on Linux a file
 without a name (``O_TMPFILE``) in the destination folder, linked in only by ``commit``, so
 nothing (no partial output, no plaintext) is left under any name by an exception, a signal or
 even SIGKILL; elsewhere a named temporary file beside the destination, removed on failure, and
@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import BinaryIO, Final
 
-from ._io import StrPath, fs_path
+from .._stream.io import StrPath, fs_path
 
 _TMP_MARK: Final = ".aes-hmac-tmp-"
 """In the name of every temporary output, so a leftover is recognisable."""
