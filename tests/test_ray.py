@@ -148,3 +148,24 @@ def test_urls_outside_aeshmac_are_refused(tmp_path: Path) -> None:
             ahm_ray.resolve(url, {})
     with pytest.raises(TypeError, match="url must be a str"):
         ahm_ray.resolve(tmp_path, {})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("damage", ["cut", "flip"])
+def test_a_file_that_does_not_authenticate_fails_the_read(
+    ray_dir: Path, tmp_path: Path, damage: str
+) -> None:
+    """Review finding (issue 19): the listing marks a file that fails authentication with size
+    None and Ray dropped it, returning the other files' rows with no error."""
+    _dataset(tmp_path / "in")
+    victim = tmp_path / "in" / "part-07.parquet.ahm"
+    data = bytearray(victim.read_bytes())
+    if damage == "cut":
+        del data[-100:]
+    else:
+        data[-40] ^= 1  # inside the final chunk's tag: the listing cannot authenticate it
+    victim.write_bytes(bytes(data))
+    url = f"aeshmac::file://{tmp_path / 'in'}"
+    with pytest.raises(aes_hmac.DecryptionError):
+        ahm_ray.read_parquet(url, storage_options=_options()).materialize()
+    with pytest.raises(aes_hmac.DecryptionError):
+        ahm_ray.read_parquet(f"{url}/part-07.parquet.ahm", storage_options=_options())

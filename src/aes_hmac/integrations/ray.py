@@ -23,6 +23,7 @@ import fsspec
 import ray.data
 from ray.data.datasource import FilenameProvider
 
+from .._errors import StreamDamaged
 from .fsspec import AesHmacFileSystem
 
 ENCRYPTED_SUFFIX: Final = ".ahm"
@@ -72,7 +73,22 @@ def read_parquet(
     """
     fs, path = resolve(url, storage_options)
     kwargs.setdefault("file_extensions", list(PARQUET_EXTENSIONS))
+    _refuse_unauthenticated(fs, path, kwargs["file_extensions"])
     return ray.data.read_parquet(path, filesystem=fs, **kwargs)
+
+
+def _refuse_unauthenticated(fs: Any, path: str, extensions: list[str] | None) -> None:
+    """Raise the library's own error for the first file that does not authenticate.
+
+    The listing marks such a file with size ``None``, and Ray drops entries without a size: it
+    would read the other files and silently leave this one out (or find "no files")."""
+    listing = fs.find(path, detail=True) if fs.isdir(path) else {path: fs.info(path)}
+    for name, entry in sorted(listing.items()):
+        wanted = extensions is None or any(name.endswith(f".{ext}") for ext in extensions)
+        if wanted and entry.get("type") == "file" and entry.get("size") is None:
+            with fs.open(name, "rb"):  # raises HeaderError or StreamDamaged, naming the damage
+                pass
+            raise StreamDamaged(f"{name} does not authenticate", 0)
 
 
 def write_parquet(
