@@ -265,3 +265,25 @@ def test_wrapped_target_that_ignores_autocommit_shows_nothing_of_a_failed_write(
     with afs.open("x.ahm", "rb") as f:
         assert f.read() == b"precious version 1\n"
     assert [e.rsplit("/", 1)[-1] for e in plain.ls("", detail=False)] == ["x.ahm"]
+
+
+def test_dir_over_local_files_writes_nameless_in_the_target_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review finding (issue 19): ``dir::file://`` went through fsspec's local commit, a move
+    from the temp folder; across file systems that move is a copy, visible under the final
+    name while it runs. Local targets behind ``dir::`` now get ``PendingFile`` as plain local
+    ones do: nothing in the temp folder, nothing named in the target until the clean close."""
+    spool = tmp_path / "elsewhere"
+    spool.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(spool))
+    target = tmp_path / "target"
+    target.mkdir()
+    afs = AesHmacFileSystem(fs=DirFileSystem(path=str(target), fs=LocalFileSystem()), **SECRET)
+    with afs.open("big.bin.ahm", "wb") as f:
+        f.write(b"x" * (1 << 20))
+        assert list(spool.iterdir()) == []
+        assert list(target.iterdir()) == []
+    assert [p.name for p in target.iterdir()] == ["big.bin.ahm"]
+    with afs.open("big.bin.ahm", "rb") as f:
+        assert f.read() == b"x" * (1 << 20)

@@ -207,3 +207,19 @@ def test_staging_folders_and_hidden_files_are_not_data() -> None:
     assert _visible("part-1.parquet.ahm") and _visible("year=2024/part-1.csv.ahm")
     assert not _visible(".aeshmac-staging-0a1b/part-1.parquet.ahm")
     assert not _visible("/.aes-hmac-manifest") and not _visible("_SUCCESS")
+
+
+def test_staging_removal_treats_a_vanished_folder_as_done() -> None:
+    """Review finding (issue 19): on S3 the staging "folder" is gone with its last object once
+    the commit moved them out; removing it raised, and Spark reported a write that had landed
+    as failed (a retried append would then write twice)."""
+    pytest.importorskip("pyspark")
+    import fsspec
+
+    from aes_hmac.integrations.spark import _remove_staging
+
+    fs = fsspec.filesystem("memory")
+    _remove_staging(fs, "/spark-review/.aeshmac-staging-gone")  # nothing there: no error
+    fs.pipe_file("/spark-review/.aeshmac-staging-left/part-1.parquet.ahm", b"x")
+    _remove_staging(fs, "/spark-review/.aeshmac-staging-left")
+    assert not fs.exists("/spark-review/.aeshmac-staging-left/part-1.parquet.ahm")

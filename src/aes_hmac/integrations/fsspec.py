@@ -50,6 +50,7 @@ from contextlib import suppress
 from typing import Any, BinaryIO, ClassVar, Final, cast
 
 import fsspec
+from fsspec.implementations.dirfs import DirFileSystem
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
@@ -568,9 +569,10 @@ class _EncryptingFile(StreamWriter):
         self.path = path
         self._autocommit = autocommit
         self._sealed: Output | None = None  # sealed, waiting for the transaction's commit()
+        local = _local_path(afs.fs, path)
         output: PendingFile | _TargetOutput = (
-            PendingFile(path, overwrite=True, name="path")
-            if isinstance(afs.fs, LocalFileSystem)
+            PendingFile(local, overwrite=True, name="path")
+            if local is not None
             else _TargetOutput(afs.fs, path)
         )
         try:
@@ -601,6 +603,20 @@ class _EncryptingFile(StreamWriter):
         if self._sealed is not None:
             sealed, self._sealed = self._sealed, None
             sealed.discard()
+
+
+def _local_path(fs: AbstractFileSystem, path: str) -> str | None:
+    """The local path a write to ``path`` lands on, through ``dir::`` wrappers, or None for any
+    other target. Local files are written through ``PendingFile`` (nameless until commit),
+    never through fsspec's own local commit, a move from the temp folder that turns into a
+    visible copy when that folder is on another file system."""
+    for _ in range(_MAX_WRAPPERS):
+        if isinstance(fs, LocalFileSystem):
+            return str(fs._strip_protocol(path))
+        if not isinstance(fs, DirFileSystem):
+            return None
+        path, fs = fs._join(path), fs.fs
+    return None
 
 
 def _innermost(fs: AbstractFileSystem) -> AbstractFileSystem:

@@ -27,6 +27,7 @@ import io
 import json
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -240,12 +241,20 @@ class _Writer(DataSourceArrowWriter):
         for message in messages:
             if isinstance(message, _Staged) and message.staged and message.final:
                 afs.fs.mv(message.staged, message.final)
-        afs.fs.rm(self.staging, recursive=True)
+        _remove_staging(afs.fs, self.staging)
 
     def abort(self, messages: list[WriterCommitMessage | None]) -> None:
         afs, _ = self.options.filesystem()
-        if afs.fs.exists(self.staging):
-            afs.fs.rm(self.staging, recursive=True)
+        _remove_staging(afs.fs, self.staging)
+
+
+def _remove_staging(fs: Any, staging: str) -> None:
+    """Remove a job's staging folder and what is left in it. On an object store the "folder"
+    is gone with its last object (the commit moved them all out), so its absence is success,
+    never a failure reported after the files are in place."""
+    fs.invalidate_cache()
+    with suppress(FileNotFoundError):
+        fs.rm(staging, recursive=True)
 
 
 def _json_line(row: dict[str, Any]) -> bytes:
