@@ -19,7 +19,7 @@ import pytest
 
 import aes_hmac
 from aes_hmac import open_seekable
-from aes_hmac._stream.seekable import SeekableReader, _hidden_references
+from aes_hmac._stream.seekable import SeekableReader, hidden_references
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -57,16 +57,16 @@ def test_references_only_a_cpp_object_holds_are_seen() -> None:
     (The reader stays in a dict: a running function's own variables are not objects the
     collector sees, so they count as hidden.)"""
     held = {"reader": _parquet_reader()}
-    counts = [_hidden_references(held["reader"])]
+    counts = [hidden_references(held["reader"])]
     held["python_file"] = pa.PythonFile(held["reader"], mode="r")
-    counts.append(_hidden_references(held["reader"]))
+    counts.append(hidden_references(held["reader"]))
     del held["python_file"]
     # ParquetFile wraps the reader itself and keeps only the C++ side of the wrapper.
     held["parquet_file"] = pq.ParquetFile(held["reader"])
-    counts.append(_hidden_references(held["reader"]))
+    counts.append(hidden_references(held["reader"]))
     rows = held["parquet_file"].read().num_rows
     del held["parquet_file"]
-    counts.append(_hidden_references(held["reader"]))
+    counts.append(hidden_references(held["reader"]))
     # Computed outside ``assert``: pytest's rewriting keeps operands in hidden variables.
     assert (counts, rows) == ([0, 0, 1, 0], 1000)
 

@@ -51,10 +51,10 @@ _CACHE_BYTES: Final = 16 << 20
 """Plaintext kept in the verified-chunk cache, at least two chunks whatever the chunk size."""
 _PIECE_MAX: Final = 8 << 20
 """Largest piece fetched at once (an input scratch buffer), so memory stays bounded."""
-_EXIT_GRACE: Final = 1.0
+EXIT_GRACE: Final = 1.0
 """Longest wait at exit for other libraries' threads to let go of readers (``_let_go_at_exit``):
 they need milliseconds; a reader some C object keeps for good only delays the exit this long."""
-_EXIT_POLL: Final = 0.001
+EXIT_POLL: Final = 0.001
 """How often the exit wait looks again (seconds), the GIL released in between."""
 
 
@@ -434,7 +434,7 @@ _READERS: weakref.WeakSet[SeekableReader] = weakref.WeakSet()
 """Every reader alive, for ``_let_go_at_exit``."""
 
 
-def _hidden_references(obj: object) -> int:
+def hidden_references(obj: object) -> int:
     """References to ``obj`` that no object the garbage collector tracks accounts for: those of
     C++ objects, such as pyarrow's wrapper of a Python file (``PyReadableFile``). A pyarrow
     ``PythonFile`` accounts for its wrapper's reference too (both go together)."""
@@ -462,19 +462,19 @@ def _let_go_at_exit() -> None:
     ``noexcept`` destructor: ``std::terminate``, "terminate called without an active
     exception", exit status 134 (apache/arrow#39162). ``atexit`` functions run after every
     non-daemon thread is joined and before finalization, so the wrapper goes while it still
-    can. Only a process that loaded pyarrow waits, at most ``_EXIT_GRACE``.
+    can. Only a process that loaded pyarrow waits, at most ``EXIT_GRACE``.
     """
     if "pyarrow" not in sys.modules:
         return
-    deadline = time.monotonic() + _EXIT_GRACE
+    deadline = time.monotonic() + EXIT_GRACE
     readers = list(_READERS)
     # Each check scans the collector's objects: many readers alive at exit cost time too.
     while readers and time.monotonic() < deadline:
         # Passed straight from the list: a name of ours for a reader would count as hidden.
-        if _hidden_references(readers[-1]) <= 0:
+        if hidden_references(readers[-1]) <= 0:
             readers.pop()
         else:
-            time.sleep(_EXIT_POLL)
+            time.sleep(EXIT_POLL)
 
 
 atexit.register(_let_go_at_exit)

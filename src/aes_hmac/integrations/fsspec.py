@@ -36,6 +36,8 @@ nothing that could test a password guess.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import io
 import os
 import re
@@ -43,6 +45,7 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +69,14 @@ from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, chec
 from .._keys.credentials import BatchCredential, DerivedKeys, to_credential
 from .._primitives import reset_after_fork
 from .._stream.format import DEFAULT_CHUNK_SIZE, chunk_log2_of
-from .._stream.seekable import Allocate, SeekableReader, seekable_path
+from .._stream.seekable import (
+    EXIT_GRACE,
+    EXIT_POLL,
+    Allocate,
+    SeekableReader,
+    hidden_references,
+    seekable_path,
+)
 
 SUFFIX: Final = ".ahm"
 """What the names of files written through the filesystem end with by default, so a stored
@@ -145,6 +155,7 @@ class AesHmacFileSystem(_Base):  # type: ignore[misc]
         self._verified: tuple[str, SeekableReader] | None = None
         self.after_fork_in_child()
         reset_after_fork(self)
+        _FILESYSTEMS.add(self)
         self.fs: AbstractFileSystem = (
             fs
             if fs is not None
@@ -617,6 +628,41 @@ def _local_path(fs: AbstractFileSystem, path: str) -> str | None:
             return None
         path, fs = fs._join(path), fs.fs
     return None
+
+
+_FILESYSTEMS: weakref.WeakSet[AesHmacFileSystem] = weakref.WeakSet()
+"""Every filesystem alive, for ``_let_go_at_exit``."""
+
+
+def _let_go_at_exit() -> None:
+    """Before the interpreter finalizes, wait until no C++ object holds pyarrow's handler of
+    one of our filesystems (at most ``EXIT_GRACE``): the reader's exit wait, for filesystems.
+
+    ``pandas.read_parquet`` and pyarrow datasets wrap the filesystem as
+    ``PyFileSystem(FSSpecHandler(fs))``; a dataset fragment released by one of pyarrow's threads
+    after finalization began drops that C++ wrapper, whose destructor takes the GIL and aborts
+    the process ("terminate called without an active exception"), as for a reader."""
+    if "pyarrow" not in sys.modules:
+        return
+    deadline = time.monotonic() + EXIT_GRACE
+    handlers = [
+        holder
+        for afs in list(_FILESYSTEMS)
+        for holder in gc.get_referrers(afs)
+        if type(holder).__name__ == "FSSpecHandler"
+        and type(holder).__module__.startswith("pyarrow")
+    ]
+    while handlers and time.monotonic() < deadline:
+        # Passed straight from the list: a name of ours for a handler would count as hidden.
+        if hidden_references(handlers[-1]) <= 0:
+            handlers.pop()
+        else:
+            time.sleep(EXIT_POLL)
+
+
+# Registered after the reader's wait, so it runs first (atexit is last in, first out): a
+# dataset lets go of its files and of its filesystem together.
+atexit.register(_let_go_at_exit)
 
 
 def _innermost(fs: AbstractFileSystem) -> AbstractFileSystem:
