@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from functools import partial
 from typing import BinaryIO, Final
 
-# ``as``: re-exported for integrations/fsspec.py, which imports it from here.
 from .. import armor
 from .._errors import KdfLimitError
 from .._kdf import (
@@ -53,8 +52,7 @@ from .._stream.io import (
     write_all,
 )
 from .._stream.parallel import Progress
-from .atomic import atomic_output as atomic_output
-from .atomic import check_output_link
+from .atomic import atomic_output, check_output_link
 
 _COPY_SIZE: Final = 1 << 20
 _ARMOR_PEEK: Final = 64

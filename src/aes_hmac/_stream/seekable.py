@@ -464,15 +464,20 @@ def _let_go_at_exit() -> None:
     non-daemon thread is joined and before finalization, so the wrapper goes while it still
     can. Only a process that loaded pyarrow waits, at most ``EXIT_GRACE``.
     """
-    if "pyarrow" not in sys.modules:
-        return
+    if "pyarrow" in sys.modules:
+        wait_until_released(list(_READERS))
+
+
+def wait_until_released(held: list[object]) -> None:
+    """Wait, GIL released, until no C++ object holds any of ``held`` (at most ``EXIT_GRACE``).
+
+    The one exit wait, for readers here and for pyarrow's handlers of fsspec filesystems."""
     deadline = time.monotonic() + EXIT_GRACE
-    readers = list(_READERS)
-    # Each check scans the collector's objects: many readers alive at exit cost time too.
-    while readers and time.monotonic() < deadline:
-        # Passed straight from the list: a name of ours for a reader would count as hidden.
-        if hidden_references(readers[-1]) <= 0:
-            readers.pop()
+    # Each check scans the collector's objects: many objects alive at exit cost time too.
+    while held and time.monotonic() < deadline:
+        # Passed straight from the list: a name of ours for one would count as hidden.
+        if hidden_references(held[-1]) <= 0:
+            held.pop()
         else:
             time.sleep(EXIT_POLL)
 

@@ -45,7 +45,6 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -69,14 +68,7 @@ from .._kdf import DEFAULT_KDF, DEFAULT_LIMITS, Credential, Kdf, KdfLimits, chec
 from .._keys.credentials import BatchCredential, DerivedKeys, to_credential
 from .._primitives import reset_after_fork
 from .._stream.format import DEFAULT_CHUNK_SIZE, chunk_log2_of
-from .._stream.seekable import (
-    EXIT_GRACE,
-    EXIT_POLL,
-    Allocate,
-    SeekableReader,
-    hidden_references,
-    seekable_path,
-)
+from .._stream.seekable import Allocate, SeekableReader, seekable_path, wait_until_released
 
 SUFFIX: Final = ".ahm"
 """What the names of files written through the filesystem end with by default, so a stored
@@ -644,20 +636,15 @@ def _let_go_at_exit() -> None:
     the process ("terminate called without an active exception"), as for a reader."""
     if "pyarrow" not in sys.modules:
         return
-    deadline = time.monotonic() + EXIT_GRACE
-    handlers = [
-        holder
-        for afs in list(_FILESYSTEMS)
-        for holder in gc.get_referrers(afs)
-        if type(holder).__name__ == "FSSpecHandler"
-        and type(holder).__module__.startswith("pyarrow")
-    ]
-    while handlers and time.monotonic() < deadline:
-        # Passed straight from the list: a name of ours for a handler would count as hidden.
-        if hidden_references(handlers[-1]) <= 0:
-            handlers.pop()
-        else:
-            time.sleep(EXIT_POLL)
+    wait_until_released(
+        [
+            holder
+            for afs in list(_FILESYSTEMS)
+            for holder in gc.get_referrers(afs)
+            if type(holder).__name__ == "FSSpecHandler"
+            and type(holder).__module__.startswith("pyarrow")
+        ]
+    )
 
 
 # Registered after the reader's wait, so it runs first (atexit is last in, first out): a
